@@ -1,0 +1,472 @@
+"""The compliance ledger: an append-only JSONL file of signed, hash-chained ``AuditEvent``s.
+
+Each event carries the digest of the one before it (``prev``), its own digest over its canonical body, and
+an ed25519 signature by the identity that emitted it. Appends take an exclusive ``flock`` on a lock file
+beside the ledger, write the whole line with one ``write`` on an ``O_APPEND`` descriptor and ``fsync`` it,
+so concurrent writers (threads or processes) never interleave and a crash leaves at most a torn last
+line; the next writer moves such a torn tail aside (``<ledger>.torn``) and records that it did.
+
+A SQLite index beside the file (``<ledger>.index.sqlite``) answers look-ups by correlation id, PR, commit
+and time. The JSONL file is the record; the index is derived, rebuilt on demand, and also remembers how
+many events it has seen, which lets ``verify`` notice a ledger truncated behind its back.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pydantic import ValidationError
+
+from bot.audit.keys import Signer, sign_bytes, verify_bytes
+from bot.errors import UserError
+from bot.records import (
+    GENESIS,
+    Actor,
+    AuditEvent,
+    EventSignature,
+    Outcome,
+    Subject,
+    canonical_json,
+    digest,
+)
+
+EVENT_PAYLOAD_TYPE = "application/vnd.glassbox.audit-event.v1+json"
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    line: int
+    seq: int | None
+    kind: str  # malformed | edited | chain | sequence | signature | unknown-key | torn | truncated
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "seq": self.seq, "kind": self.kind, "message": self.message}
+
+
+@dataclass
+class LedgerReport:
+    path: str
+    events: int = 0
+    head: str = GENESIS
+    problems: list[LedgerProblem] = field(default_factory=list)
+    signers: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_problem(self) -> LedgerProblem | None:
+        return self.problems[0] if self.problems else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "events": self.events,
+            "head": self.head,
+            "signers": self.signers,
+            "first_problem": self.first_problem.as_dict() if self.first_problem else None,
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+def event_signature(signer: Signer, body: Mapping[str, Any]) -> EventSignature:
+    return EventSignature(keyid=signer.keyid, sig=sign_bytes(signer, EVENT_PAYLOAD_TYPE, canonical_json(body)))
+
+
+_INDEX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY, offset INTEGER NOT NULL, length INTEGER NOT NULL, digest TEXT NOT NULL,
+  time TEXT NOT NULL, correlation_id TEXT, pr INTEGER, commit_sha TEXT, action TEXT NOT NULL,
+  outcome TEXT NOT NULL, actor TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_correlation ON events(correlation_id);
+CREATE INDEX IF NOT EXISTS events_pr ON events(pr);
+CREATE INDEX IF NOT EXISTS events_commit ON events(commit_sha);
+CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.index_path = path.with_name(path.name + ".index.sqlite")
+        self.lock_path = path.with_name(path.name + ".lock")
+        self.torn_path = path.with_name(path.name + ".torn")
+
+    # ---------------------------------------------------------------------------------------------- writing
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def append(
+        self,
+        signer: Signer,
+        *,
+        actor: Actor,
+        action: str,
+        outcome: Outcome,
+        reason: str = "",
+        correlation_id: str | None = None,
+        subject: Subject | None = None,
+        details: Mapping[str, Any] | None = None,
+        time: datetime | None = None,
+    ) -> AuditEvent:
+        """Append one signed event and return it. Safe under concurrent writers."""
+        with self._locked():
+            torn = self._quarantine_torn_tail()
+            seq, prev = self._tail()
+            if torn:
+                recovered = self._write_event(
+                    signer,
+                    seq + 1,
+                    prev,
+                    actor=actor,
+                    action="ledger.recover",
+                    outcome=Outcome.ERROR,
+                    reason=f"a torn last line of {torn} bytes (an interrupted append) was moved to {self.torn_path}",
+                    correlation_id=None,
+                    subject=Subject(),
+                    details={"torn_bytes": torn, "quarantine": str(self.torn_path)},
+                    time=None,
+                )
+                seq, prev = recovered.seq, recovered.digest
+            return self._write_event(
+                signer,
+                seq + 1,
+                prev,
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                reason=reason,
+                correlation_id=correlation_id,
+                subject=subject or Subject(),
+                details=dict(details or {}),
+                time=time,
+            )
+
+    def _write_event(
+        self,
+        signer: Signer,
+        seq: int,
+        prev: str,
+        *,
+        actor: Actor,
+        action: str,
+        outcome: Outcome,
+        reason: str,
+        correlation_id: str | None,
+        subject: Subject,
+        details: dict[str, Any],
+        time: datetime | None,
+    ) -> AuditEvent:
+        when = (time or datetime.now(UTC)).astimezone(UTC)
+        draft = AuditEvent(
+            seq=seq,
+            time=when,
+            correlation_id=correlation_id,
+            actor=actor,
+            action=action,
+            outcome=outcome,
+            reason=reason,
+            subject=subject,
+            details=json.loads(canonical_json(details)),  # JSON-only values, normalised once
+            prev=prev,
+            digest=GENESIS,  # placeholders: neither is part of the signed body
+            signature=EventSignature(keyid="-", sig="-"),
+        )
+        body = draft.body()
+        event = draft.model_copy(update={"digest": digest(body), "signature": event_signature(signer, body)})
+        line = canonical_json(event) + b"\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            offset = os.lseek(fd, 0, os.SEEK_END)
+            written = os.write(fd, line)
+            if written != len(line):  # pragma: no cover - a full disk; the torn tail is recovered next time
+                raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._index_event(event, offset, len(line))
+        return event
+
+    def _quarantine_torn_tail(self) -> int:
+        """Move an unterminated last line aside; return its size (0 when the file ends cleanly)."""
+        if not self.path.exists():
+            return 0
+        with self.path.open("rb+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return 0
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return 0
+            start = self._last_line_start(fh, size)
+            fh.seek(start)
+            fragment = fh.read()
+            with self.torn_path.open("ab") as torn:
+                torn.write(fragment + b"\n")
+                torn.flush()
+                os.fsync(torn.fileno())
+            fh.truncate(start)
+            fh.flush()
+            os.fsync(fh.fileno())
+            return len(fragment)
+
+    @staticmethod
+    def _last_line_start(fh: BinaryIO, end: int) -> int:
+        """Offset where the line ending at ``end`` (exclusive, without its newline) starts."""
+        pos = end
+        chunk = 8192
+        while pos > 0:
+            step = min(chunk, pos)
+            fh.seek(pos - step)
+            data = fh.read(step)
+            nl = data.rfind(b"\n", 0, len(data) - (1 if pos == end and data.endswith(b"\n") else 0))
+            if nl != -1:
+                return pos - step + nl + 1
+            pos -= step
+        return 0
+
+    def _tail(self) -> tuple[int, str]:
+        """(seq, digest) of the last event, or (0, GENESIS)."""
+        if not self.path.exists():
+            return 0, GENESIS
+        with self.path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return 0, GENESIS
+            start = self._last_line_start(fh, size)
+            fh.seek(start)
+            line = fh.read().rstrip(b"\n")
+        try:
+            data = json.loads(line)
+            return int(data["seq"]), str(data["digest"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(
+                f"{self.path}: the last line is not a ledger event ({exc}); run `glassbox ledger verify` "
+                "and restore the ledger before appending"
+            ) from None
+
+    # ---------------------------------------------------------------------------------------------- index
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.index_path, timeout=30)
+        conn.executescript(_INDEX_SCHEMA)
+        return conn
+
+    @staticmethod
+    def _set_meta(conn: sqlite3.Connection, key: str, value: int) -> None:
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, str(value)))
+
+    def _index_event(self, event: AuditEvent, offset: int, length: int) -> None:
+        with self._connect() as conn:
+            self._insert(conn, event, offset, length)
+            self._set_meta(conn, "max_seq", event.seq)
+            self._set_meta(conn, "size", offset + length)
+        conn.close()
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, event: AuditEvent, offset: int, length: int) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                event.seq,
+                offset,
+                length,
+                event.digest,
+                event.time.isoformat(),
+                event.correlation_id,
+                event.subject.pr,
+                event.subject.commit,
+                event.action,
+                event.outcome.value,
+                event.actor.id,
+            ),
+        )
+
+    def reindex(self) -> int:
+        """Rebuild the index from the file; return the number of events indexed.
+
+        The high-water mark (``max_seq``) never goes down, so a ledger truncated behind the index's back
+        is still reported by ``verify`` after a rebuild.
+        """
+        high_water = self._meta("max_seq") or 0
+        self.index_path.unlink(missing_ok=True)
+        count, size = 0, 0
+        with self._connect() as conn:
+            for offset, length, event in self._scan():
+                size = offset + length
+                if event is not None:
+                    self._insert(conn, event, offset, length)
+                    count += 1
+            self._set_meta(conn, "max_seq", max(high_water, count))
+            self._set_meta(conn, "size", size)
+        conn.close()
+        return count
+
+    def _meta(self, key: str) -> int | None:
+        if not self.index_path.exists():
+            return None
+        conn = sqlite3.connect(self.index_path, timeout=30)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        except sqlite3.DatabaseError:
+            return None
+        finally:
+            conn.close()
+        return int(row[0]) if row else None
+
+    def _indexed_max_seq(self) -> int | None:
+        return self._meta("max_seq")
+
+    def find(
+        self,
+        *,
+        correlation_id: str | None = None,
+        pr: int | None = None,
+        commit: str | None = None,
+        since: datetime | None = None,
+    ) -> list[AuditEvent]:
+        """Events matching every given key, in ledger order, read through the index."""
+        if not self.path.exists():
+            return []
+        if self._meta("size") != self.path.stat().st_size:
+            self.reindex()  # the file changed behind the index (edited, restored, or index missing)
+        clauses, args = [], []
+        for column, value in (("correlation_id", correlation_id), ("pr", pr), ("commit_sha", commit)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            clauses.append("time >= ?")
+            args.append(since.astimezone(UTC).isoformat())
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        conn = sqlite3.connect(self.index_path, timeout=30)
+        try:
+            rows = conn.execute(f"SELECT offset, length FROM events{where} ORDER BY seq", args).fetchall()  # noqa: S608
+        finally:
+            conn.close()
+        out = []
+        with self.path.open("rb") as fh:
+            for offset, length in rows:
+                fh.seek(offset)
+                out.append(AuditEvent.model_validate_json(fh.read(length)))
+        return out
+
+    # ---------------------------------------------------------------------------------------------- reading
+
+    def _scan(self) -> Iterator[tuple[int, int, AuditEvent | None]]:
+        if not self.path.exists():
+            return
+        offset = 0
+        with self.path.open("rb") as fh:
+            for raw in fh:
+                try:
+                    event: AuditEvent | None = AuditEvent.model_validate_json(raw)
+                except ValidationError:
+                    event = None
+                yield offset, len(raw), event
+                offset += len(raw)
+
+    def events(self) -> Iterator[AuditEvent]:
+        for _, _, event in self._scan():
+            if event is not None:
+                yield event
+
+    # ---------------------------------------------------------------------------------------------- verifying
+
+    def verify(self, trusted: Mapping[str, bytes]) -> LedgerReport:
+        """Check every line: parses, sequence, chain, digest, signature by a trusted key; then the tail."""
+        report = LedgerReport(path=str(self.path))
+        if not self.path.exists():
+            return report
+        expected_seq, prev = 1, GENESIS
+        line_no = 0
+        with self.path.open("rb") as fh:
+            for raw in fh:
+                line_no += 1
+                if not raw.endswith(b"\n"):
+                    report.problems.append(
+                        LedgerProblem(line_no, None, "torn", "the last line is unterminated (an interrupted append)")
+                    )
+                try:
+                    event = AuditEvent.model_validate_json(raw)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    report.problems.append(
+                        LedgerProblem(line_no, None, "malformed", f"not a valid event: {where}: {first['msg']}")
+                    )
+                    expected_seq += 1
+                    continue
+                self._check_event(report, line_no, event, expected_seq, prev, trusted)
+                report.events += 1
+                expected_seq, prev = event.seq + 1, event.digest
+        report.head = prev
+        indexed = self._indexed_max_seq()
+        if indexed is not None and indexed > expected_seq - 1:
+            report.problems.append(
+                LedgerProblem(
+                    line_no,
+                    None,
+                    "truncated",
+                    f"the index saw {indexed} events but the file ends at seq {expected_seq - 1}: "
+                    "events were removed from the end",
+                )
+            )
+        return report
+
+    @staticmethod
+    def _check_event(
+        report: LedgerReport,
+        line_no: int,
+        event: AuditEvent,
+        expected_seq: int,
+        prev: str,
+        trusted: Mapping[str, bytes],
+    ) -> None:
+        problems = report.problems
+        if event.seq != expected_seq:
+            kind = "events missing (deleted)" if event.seq > expected_seq else "event out of order or repeated"
+            problems.append(
+                LedgerProblem(line_no, event.seq, "sequence", f"seq {event.seq} where {expected_seq} was due: {kind}")
+            )
+        if event.prev != prev:
+            problems.append(
+                LedgerProblem(
+                    line_no, event.seq, "chain", "prev does not match the previous event's digest (removed or inserted)"
+                )
+            )
+        body = event.body()
+        if digest(body) != event.digest:
+            problems.append(LedgerProblem(line_no, event.seq, "edited", "content does not match its digest (edited)"))
+        raw = trusted.get(event.signature.keyid)
+        if raw is None:
+            problems.append(
+                LedgerProblem(line_no, event.seq, "unknown-key", f"signed by an untrusted key {event.signature.keyid}")
+            )
+        elif not verify_bytes(raw, EVENT_PAYLOAD_TYPE, canonical_json(body), event.signature.sig):
+            problems.append(LedgerProblem(line_no, event.seq, "signature", "signature does not verify"))
+        else:
+            report.signers[event.actor.id] = report.signers.get(event.actor.id, 0) + 1

@@ -1,0 +1,85 @@
+"""Options and rendering shared by every command: ``--output text|json``, ``--ledger``, ``--keys``.
+
+Commands print machine output as one JSON document on stdout (``--output json``) and people output with
+rich (``--output text``). Both come from the same record; renderers never recompute a decision.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+from bot.errors import UserError
+
+
+class OutputFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+OutputOption = Annotated[
+    OutputFormat, typer.Option("--output", "-o", help="text for people, json for machines.", case_sensitive=False)
+]
+LedgerOption = Annotated[
+    Path | None,
+    typer.Option("--ledger", help="Ledger JSONL file. Default: $GLASSBOX_LEDGER.", show_default=False),
+]
+KeysOption = Annotated[
+    Path | None,
+    typer.Option("--keys", help="Key directory. Default: $GLASSBOX_KEYS, else the user data dir.", show_default=False),
+]
+RegistryOption = Annotated[
+    Path,
+    typer.Option("--registry", help="Registry directory (agents, tools, teams, approval matrix, trust)."),
+]
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def to_jsonable(data: Any) -> Any:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, list | tuple):
+        return [to_jsonable(d) for d in data]
+    if isinstance(data, dict):
+        return {k: to_jsonable(v) for k, v in data.items()}
+    return data
+
+
+def emit(data: Any, output: OutputFormat, render: Callable[[Console], None]) -> None:
+    """Print ``data`` as JSON, or call ``render`` for people."""
+    if output is OutputFormat.JSON:
+        typer.echo(json.dumps(to_jsonable(data), indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        render(console)
+
+
+def ledger_path(option: Path | None, *, required: bool = True) -> Path | None:
+    if option is not None:
+        return option
+    env = os.environ.get("GLASSBOX_LEDGER")
+    if env:
+        return Path(env)
+    if required:
+        raise UserError("no ledger given: pass --ledger PATH or set GLASSBOX_LEDGER")
+    return None
+
+
+def keys_dir(option: Path | None) -> Path:
+    if option is not None:
+        return option
+    env = os.environ.get("GLASSBOX_KEYS")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("glassbox")) / "keys"

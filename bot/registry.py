@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from bot.documents import load_document
 from bot.errors import UserError, ValidationFailed
-from bot.records import SCHEMA_VERSION, Autonomy, Identifier, Record, RiskTier, digest, validation_lines
+from bot.records import Autonomy, Identifier, Record, RiskTier, digest, validation_lines
 
 GOVERNANCE_PATHS: tuple[str, ...] = ("policy-pack/", "registry/", ".github/", "CODEOWNERS", ".glassbox/")
 

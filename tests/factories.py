@@ -22,28 +22,50 @@ def change_request_data(**overrides: Any) -> dict[str, Any]:
         "intent": "Right-size the dev bastion to t3.micro",
         "changes": [{"path": "infra/network/Pulumi.dev.yaml", "content": "config:\n  network:bastionSize: t3.micro\n"}],
         "expected_changes": [
-            {"project": "network", "stack": "dev", "type": "aws:ec2/instance:Instance", "name": "bastion",
-             "action": "update"}
+            {
+                "project": "network",
+                "stack": "dev",
+                "type": "aws:ec2/instance:Instance",
+                "name": "bastion",
+                "action": "update",
+            }
         ],
         "rationale": {
             "objective": "Cut idle spend on the dev bastion",
             "evidence_sources": [
-                {"kind": "metrics", "uri": "metrics://cpu/bastion-dev", "version": "2026-11-20", "sha256": HEX,
-                 "retrieval_id": "ret-001"}
+                {
+                    "kind": "metrics",
+                    "uri": "metrics://cpu/bastion-dev",
+                    "version": "2026-11-20",
+                    "sha256": HEX,
+                    "retrieval_id": "ret-001",
+                }
             ],
             "alternatives_rejected": [{"option": "stop the bastion nightly", "reason": "breaks on-call access"}],
-            "confidence": {"score": 0.92,
-                           "rubric": {"retrieval_quality": 0.9, "policy_fit": 0.95, "task_complexity": 0.2}},
+            "confidence": {
+                "score": 0.92,
+                "rubric": {"retrieval_quality": 0.9, "policy_fit": 0.95, "task_complexity": 0.2},
+            },
             "expected_impact": "Saves about 30 USD a month; no user-facing change",
             "rollback_plan": "Revert the PR; the instance type change is reversible",
         },
         "model": {"provider": "example-ai", "model_id": "planner-large", "version": "2026-10-01"},
-        "prompt": {"template_id": "rightsize", "template_version": "3", "template_sha256": HEX,
-                   "rendered_sha256": "cd" * 32},
+        "prompt": {
+            "template_id": "rightsize",
+            "template_version": "3",
+            "template_sha256": HEX,
+            "rendered_sha256": "cd" * 32,
+        },
         "tool_calls": [
-            {"tool_id": "read_metrics", "args_sha256": HEX, "result_sha256": HEX,
-             "started_at": "2026-11-25T09:00:00+00:00", "ended_at": "2026-11-25T09:00:02+00:00", "status": "ok",
-             "retries": 0}
+            {
+                "tool_id": "read_metrics",
+                "args_sha256": HEX,
+                "result_sha256": HEX,
+                "started_at": "2026-11-25T09:00:00+00:00",
+                "ended_at": "2026-11-25T09:00:02+00:00",
+                "status": "ok",
+                "retries": 0,
+            }
         ],
         "requested_at": "2026-11-25T09:01:00+00:00",
     }

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import threading
@@ -54,7 +55,7 @@ def test_appended_events_chain_and_verify(tmp_path: Path, keys: tuple[Signer, Si
     assert report.events == 5
     events = list(ledger.events())
     assert [e.seq for e in events] == [1, 2, 3, 4, 5]
-    assert all(b.prev == a.digest for a, b in zip(events, events[1:], strict=False))
+    assert all(b.prev == a.digest for a, b in itertools.pairwise(events))
     assert report.head == events[-1].digest
 
 

@@ -431,6 +431,81 @@ GENESIS = DIGEST_PREFIX + "0" * 64
 
 
 # --------------------------------------------------------------------------------------------------
+# Verdict: what `glassbox check` decides about one head commit
+
+
+class VerdictResult(StrEnum):
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+
+
+class FindingStatus(StrEnum):
+    DENY = "deny"  # fails the check
+    WARN = "warn"  # annotates only
+    WAIVED = "waived"  # a deny covered by an unexpired waiver
+
+
+class Waiver(Record):
+    rule_id: str
+    resource: str = Field(description="URN, Terraform address or path the waiver covers; '*' for all.")
+    justification: str = Field(min_length=1)
+    approver: str
+    expires: UtcDateTime
+
+
+class Finding(Record):
+    engine: Literal["rego", "checkov", "glassbox"]
+    rule_id: str
+    severity: RiskTier
+    status: FindingStatus
+    message: str
+    resource: str | None = None
+    controls: list[str] = Field(default_factory=list)
+    remediation: str = ""
+    waiver: Waiver | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class RequiredApproval(Record):
+    team: str
+    count: int = Field(ge=1)
+    reason: str = Field(description="Why: the risk tier, or the CODEOWNERS rule that owns a path.")
+
+
+class ChangeBundle(Record):
+    """What is approved and deployed, as one unit: every digest the verdict vouches for."""
+
+    repo: str
+    pr: int | None = None
+    correlation_id: str | None = None
+    base_commit: str
+    head_commit: str
+    head_tree: str
+    plan_digest: Digest
+    policy_pack_digest: Digest
+    registry_digest: Digest
+    evidence_digest: Digest | None = None
+
+
+class Verdict(Record):
+    schema_version: Literal[1] = 1
+    result: VerdictResult
+    risk: RiskTier
+    risk_reasons: list[str]
+    required_approvals: list[RequiredApproval] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list, description="Why the check could not complete (I5: a deny).")
+    change: ChangeBundle
+    verifier: dict[str, str] = Field(default_factory=dict, description="Verifier id and engine versions.")
+    time_verified: UtcDateTime
+
+
+VERDICT_PREDICATE_TYPE = "https://glassbox.dev/attestation/verdict/v1"
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+IN_TOTO_STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+
+
+# --------------------------------------------------------------------------------------------------
 # loading records from files
 
 
@@ -438,6 +513,7 @@ RECORDS: dict[str, type[Record]] = {
     "change-request": ChangeRequest,
     "evidence": EvidenceRecord,
     "audit-event": AuditEvent,
+    "verdict": Verdict,
 }
 
 

@@ -83,3 +83,54 @@ def edit_yaml(path: Path, mutate: Any) -> None:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     mutate(data)
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def verdict_data(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "result": "PASSED",
+        "risk": "low",
+        "risk_reasons": ["only dev stack configuration changed"],
+        "required_approvals": [],
+        "findings": [
+            {
+                "engine": "rego",
+                "rule_id": "GB-CHG-002",
+                "severity": "low",
+                "status": "warn",
+                "message": "update of network/dev bastion not declared in the intent manifest",
+                "resource": "urn:pulumi:dev::network::aws:ec2/instance:Instance::bastion",
+                "controls": ["SOC2-CC8.1"],
+            }
+        ],
+        "change": {
+            "repo": "acme/infra",
+            "pr": 7,
+            "correlation_id": None,
+            "base_commit": "a" * 40,
+            "head_commit": "b" * 40,
+            "head_tree": "c" * 40,
+            "plan_digest": "sha256:" + "d" * 64,
+            "policy_pack_digest": "sha256:" + "e" * 64,
+            "registry_digest": "sha256:" + "f" * 64,
+            "evidence_digest": None,
+        },
+        "verifier": {"id": "glassbox-ci", "glassbox": "0.1.0"},
+        "time_verified": "2026-11-25T10:00:00+00:00",
+    }
+    data.update(overrides)
+    return data
+
+
+def registry_with_keys(tmp_path: Path, *identities: tuple[str, list[str]]) -> tuple[Path, dict[str, Any]]:
+    """A copy of the sample registry whose trust.yaml holds fresh keys for ``identities`` (id, roles)."""
+    from bot.audit.keys import generate_key
+
+    root = copy_registry(tmp_path)
+    signers = {}
+    entries = []
+    for identity, roles in identities:
+        signer = generate_key(tmp_path / "keys", identity)
+        signers[identity] = signer
+        entries.append({"identity": identity, "keyid": signer.keyid, "public_key": signer.public_line, "roles": roles})
+    edit_yaml(root / "trust.yaml", lambda d: d["keys"].extend(entries))
+    return root, signers

@@ -1,0 +1,72 @@
+"""The verdict attestation: an in-toto Statement v1 about one head commit, DSSE-signed by the CI identity.
+
+Subjects are the head commit, its tree and the plan digest; the predicate (modelled on SLSA's verification
+summary) names the verifier, the policy pack digest, the result and the whole verdict. Deploy and audit
+verify it with the ``verdict-signer`` keys of ``registry/trust.yaml`` and compare every digest it names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.audit.keys import Signer, sign_json, trusted_keys, verify_json_envelope
+from bot.errors import IntegrityError
+from bot.records import (
+    DIGEST_PREFIX,
+    IN_TOTO_PAYLOAD_TYPE,
+    IN_TOTO_STATEMENT_TYPE,
+    VERDICT_PREDICATE_TYPE,
+    Verdict,
+)
+from bot.registry import KeyRole, Registry
+
+
+def _hex(d: str) -> str:
+    return d.removeprefix(DIGEST_PREFIX)
+
+
+def statement(verdict: Verdict) -> dict[str, Any]:
+    change = verdict.change
+    return {
+        "_type": IN_TOTO_STATEMENT_TYPE,
+        "subject": [
+            {"name": f"git+commit:{change.repo}", "digest": {"gitCommit": change.head_commit}},
+            {"name": f"git+tree:{change.repo}", "digest": {"gitTree": change.head_tree}},
+            {"name": "plan", "digest": {"sha256": _hex(change.plan_digest)}},
+        ],
+        "predicateType": VERDICT_PREDICATE_TYPE,
+        "predicate": {
+            "verifier": {"id": verdict.verifier.get("id", "glassbox"), "version": dict(verdict.verifier)},
+            "timeVerified": verdict.model_dump(mode="json")["time_verified"],
+            "policies": [{"uri": "policy-pack/", "digest": {"sha256": _hex(change.policy_pack_digest)}}],
+            "verificationResult": verdict.result.value,
+            "verdict": verdict.model_dump(mode="json"),
+        },
+    }
+
+
+def sign_verdict(verdict: Verdict, signer: Signer) -> dict[str, Any]:
+    return sign_json(statement(verdict), IN_TOTO_PAYLOAD_TYPE, signer)
+
+
+def verdict_signers(registry: Registry) -> dict[str, bytes]:
+    return trusted_keys((k.keyid, k.public_key) for k in registry.keys_for(role=KeyRole.VERDICT_SIGNER))
+
+
+def verify_attestation(envelope: Mapping[str, Any], registry: Registry) -> tuple[Verdict, str]:
+    """Verify the signature with the registry's verdict-signer keys; return the verdict and the signing key id.
+
+    The statement's subjects must agree with the verdict it carries; callers still compare the verdict's
+    change bundle with what they are about to trust (tree, plan, policy pack).
+    """
+    payload, keyid = verify_json_envelope(envelope, verdict_signers(registry), payload_type=IN_TOTO_PAYLOAD_TYPE)
+    if not isinstance(payload, dict) or payload.get("predicateType") != VERDICT_PREDICATE_TYPE:
+        raise IntegrityError("attestation is not a glassbox verdict statement")
+    try:
+        verdict = Verdict.model_validate(payload["predicate"]["verdict"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError(f"attestation carries no valid verdict: {exc}") from None
+    if payload != statement(verdict):
+        raise IntegrityError("attestation subjects or predicate disagree with the verdict they carry")
+    return verdict, keyid

@@ -1,0 +1,137 @@
+"""Renderers of a verdict: SARIF 2.1.0 for code scanning and the markdown summary a reviewer reads first.
+
+Both read the ``Verdict`` record (and the plan's changes for the table); neither recomputes a decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot.records import Finding, FindingStatus, RiskTier, Verdict
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+_LEVEL = {FindingStatus.DENY: "error", FindingStatus.WARN: "warning", FindingStatus.WAIVED: "note"}
+_SECURITY_SEVERITY = {RiskTier.LOW: "3.0", RiskTier.MEDIUM: "5.5", RiskTier.HIGH: "8.0", RiskTier.CRITICAL: "9.5"}
+
+
+def artifact_for(resource: str | None) -> str:
+    """The repository file a finding points at: the project program for a Pulumi URN, else the path itself."""
+    if resource and resource.startswith("urn:pulumi:"):
+        parts = resource.split("::")
+        if len(parts) >= 2:
+            return f"infra/{parts[1]}/__main__.py"
+    if resource and "/" in resource and not resource.startswith("urn:") and " " not in resource:
+        return resource
+    return "infra"
+
+
+def sarif(verdict: Verdict) -> dict[str, Any]:
+    rules: dict[str, dict[str, Any]] = {}
+    results = []
+    for f in verdict.findings:
+        rule_key = f"{f.engine}:{f.rule_id}"
+        rules.setdefault(
+            rule_key,
+            {
+                "id": rule_key,
+                "name": f.rule_id,
+                "shortDescription": {"text": f.message.split("\n", 1)[0][:200] or f.rule_id},
+                "help": {"text": f.remediation or "See the policy pack for the rule's rationale."},
+                "properties": {
+                    "security-severity": _SECURITY_SEVERITY[f.severity],
+                    "tags": ["security", "glassbox", f.engine, *f.controls],
+                },
+            },
+        )
+        result: dict[str, Any] = {
+            "ruleId": rule_key,
+            "level": _LEVEL[f.status],
+            "message": {"text": f.message},
+            "locations": [
+                {
+                    "physicalLocation": {"artifactLocation": {"uri": artifact_for(f.resource)}},
+                    "logicalLocations": [{"fullyQualifiedName": f.resource or "(change)"}],
+                }
+            ],
+            "properties": {"severity": f.severity.value, "status": f.status.value, "controls": f.controls},
+        }
+        if f.waiver is not None:
+            result["suppressions"] = [{"kind": "external", "justification": f.waiver.justification}]
+        results.append(result)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "glassbox",
+                        "informationUri": "https://glassbox.dev",
+                        "version": verdict.verifier.get("glassbox", "0"),
+                        "rules": list(rules.values()),
+                    }
+                },
+                "results": results,
+                "properties": {
+                    "result": verdict.result.value,
+                    "risk": verdict.risk.value,
+                    "headCommit": verdict.change.head_commit,
+                },
+            }
+        ],
+    }
+
+
+def _esc(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _finding_row(f: Finding) -> str:
+    waived = f" (waived until {f.waiver.expires:%Y-%m-%d} by {f.waiver.approver})" if f.waiver else ""
+    return f"| {f.status.value}{waived} | {f.engine} | `{f.rule_id}` | {_esc(f.resource or '-')} | {_esc(f.message)} |"
+
+
+def summary_markdown(verdict: Verdict, changes: Sequence[Mapping[str, Any]] = ()) -> str:
+    icon = "✅" if verdict.result.value == "PASSED" else "❌"
+    lines = [
+        f"## {icon} glassbox check: {verdict.result.value} — risk **{verdict.risk.value}**",
+        "",
+        f"Head `{verdict.change.head_commit[:12]}` (tree `{verdict.change.head_tree[:12]}`) against base "
+        f"`{verdict.change.base_commit[:12]}`; plan `{verdict.change.plan_digest}`.",
+        "",
+        "### Why this risk",
+        *[f"- {r}" for r in verdict.risk_reasons or ["no change raised the risk above low"]],
+        "",
+        "### Required approvals",
+        *(
+            [f"- {a.count} × `{a.team}` — {a.reason}" for a in verdict.required_approvals]
+            or ["- none from the risk tier (CODEOWNERS still apply)"]
+        ),
+    ]
+    if verdict.errors:
+        lines += ["", "### Errors (the check fails closed)", *[f"- {e}" for e in verdict.errors]]
+    lines += ["", "### Findings"]
+    if not verdict.findings:
+        lines.append("No findings.")
+    for severity in reversed(list(RiskTier)):
+        group = [f for f in verdict.findings if f.severity is severity]
+        if not group:
+            continue
+        lines += [
+            "",
+            f"#### {severity.value} ({len(group)})",
+            "| status | engine | rule | resource | message |",
+            "|---|---|---|---|---|",
+            *[_finding_row(f) for f in group],
+        ]
+    lines += ["", "### Planned changes"]
+    if not changes:
+        lines.append("No infrastructure change.")
+    else:
+        lines += ["| action | project/stack | type | name | changed |", "|---|---|---|---|---|"]
+        for c in changes:
+            action = c["action"] + (" (predicted)" if c.get("replace_predicted") else "")
+            changed = ", ".join(p["path"] for p in c.get("changed", [])[:6]) or "-"
+            lines.append(f"| {action} | {c['project']}/{c['stack']} | `{c['type']}` | {c['name']} | {_esc(changed)} |")
+    return "\n".join(lines) + "\n"

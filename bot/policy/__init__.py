@@ -1,0 +1,1 @@
+"""Policy evaluation: the Rego engine, checkov, risk, verdict assembly, attestation and renderers."""

@@ -1,0 +1,127 @@
+"""`glassbox breakglass open|list`: open a signed, single-use, expiring grant; list open and past grants.
+
+Opening is for people in a ``break_glass: true`` team only; the grant is signed with the person's own key
+and recorded in the ledger. Deploy consumes a grant (once) and raises a high-severity alert for it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.audit.keys import load_signer
+from bot.audit.ledger import Ledger
+from bot.commands._common import (
+    KeysOption,
+    LedgerOption,
+    OutputFormat,
+    OutputOption,
+    RegistryOption,
+    emit,
+    keys_dir,
+    ledger_path,
+)
+from bot.deploy.breakglass import DEFAULT_MAX_GRANT_TTL, GrantStore, format_ttl, list_grants, open_grant, parse_ttl
+from bot.deploy.model import GrantStatus
+from bot.deploy.state import STATE_ENV, default_state_dir
+from bot.registry import load_registry
+
+MAX_TTL_ENV = "GLASSBOX_BREAKGLASS_MAX_TTL"
+
+group = typer.Typer(
+    help="Break-glass grants: deploy without approvals, once, with an alert and a review.", no_args_is_help=True
+)
+
+StateOption = Annotated[
+    Path | None,
+    typer.Option("--state", help=f"Deploy state directory. Default: ${STATE_ENV}, else the user data dir."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(group, name="breakglass")
+
+
+def _state(option: Path | None) -> Path:
+    return option if option is not None else default_state_dir()
+
+
+@group.command("open")
+def open_(
+    ticket: Annotated[str, typer.Option("--ticket", help="Incident or ticket reference.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the governed path cannot wait.")],
+    stack: Annotated[str, typer.Option("--stack", help="The one stack the grant covers: project/stack.")],
+    identity: Annotated[str, typer.Option("--as", help="Who opens it (a person in a break_glass team).")],
+    ttl: Annotated[str, typer.Option("--ttl", help="How long it stays usable: 30m, 1h, 2h30m.")] = "1h",
+    keys: KeysOption = None,
+    registry: RegistryOption = Path("registry"),
+    ledger: LedgerOption = None,
+    state: StateOption = None,
+    output: OutputOption = OutputFormat.TEXT,
+) -> None:
+    """Open a break-glass grant for one stack, signed with your key (refused unless you may break glass)."""
+    path = ledger_path(ledger)
+    assert path is not None
+    reg = load_registry(registry)
+    signer = load_signer(keys_dir(keys), identity)
+    # the ceiling is the deploy host's setting; deploy enforces it again when the grant is used
+    max_ttl = parse_ttl(os.environ[MAX_TTL_ENV]) if os.environ.get(MAX_TTL_ENV) else DEFAULT_MAX_GRANT_TTL
+    opened = open_grant(
+        reg,
+        signer,
+        ticket=ticket,
+        reason=reason,
+        stack=stack,
+        ttl=parse_ttl(ttl),
+        max_ttl=max_ttl,
+        ledger=Ledger(path),
+        store=GrantStore.under(_state(state)),
+    )
+    grant = opened.grant
+
+    def render(console: Console) -> None:
+        console.print(f"[bold yellow]break-glass grant opened[/] {grant.grant_id}")
+        console.print(f"  stack {grant.stack}  ticket {grant.ticket}  by {grant.opened_by}")
+        console.print(f"  expires {grant.expires_at.isoformat()} ({format_ttl(parse_ttl(ttl))}); usable once")
+        console.print("  each use raises a high-severity alert and opens a post-incident review")
+
+    emit(opened, output, render)
+
+
+_STATUS_STYLE = {GrantStatus.OPEN: "yellow", GrantStatus.USED: "red", GrantStatus.EXPIRED: "dim"}
+
+
+@group.command("list")
+def list_(state: StateOption = None, output: OutputOption = OutputFormat.TEXT) -> None:
+    """Show open and past grants: who, which stack, which ticket, until when, and whether it was used."""
+    rows = list_grants(GrantStore.under(_state(state)))
+
+    def render(console: Console) -> None:
+        if not rows:
+            console.print("no break-glass grants")
+            return
+        table = Table("grant", "status", "stack", "ticket", "opened by", "opened", "expires", "used")
+        for row in rows:
+            g = row.grant
+            used = (
+                f"{row.used_at.isoformat()} by {row.used_by} at {(row.used_commit or '')[:12]}" if row.used_at else ""
+            )
+            style = _STATUS_STYLE[row.status]
+            table.add_row(
+                g.grant_id,
+                f"[{style}]{row.status.value}[/]",
+                g.stack,
+                g.ticket,
+                g.opened_by,
+                g.opened_at.isoformat(),
+                g.expires_at.isoformat(),
+                used,
+            )
+        console.print(table)
+
+    emit(rows, output, render)

@@ -1,0 +1,165 @@
+"""Records the forge port speaks: pull requests, reviews, statuses, changed files, comments, merges.
+
+These are glassbox's own types; the GitHub adapter translates PyGithub objects into them so nothing outside
+``bot/forge/`` ever sees a PyGithub type. Git identities and the exact bytes of a commit object live here
+too, because the client (to sign a commit) and the embedded server (to store it) must agree on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from bot.records import Record, UtcDateTime
+
+
+class PullState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class ReviewState(StrEnum):
+    APPROVED = "APPROVED"
+    CHANGES_REQUESTED = "CHANGES_REQUESTED"
+    COMMENTED = "COMMENTED"
+    DISMISSED = "DISMISSED"
+    PENDING = "PENDING"
+
+
+class StatusState(StrEnum):
+    ERROR = "error"
+    FAILURE = "failure"
+    PENDING = "pending"
+    SUCCESS = "success"
+
+
+class MergeMethod(StrEnum):
+    MERGE = "merge"
+    SQUASH = "squash"
+
+
+class FileStatus(StrEnum):
+    ADDED = "added"
+    REMOVED = "removed"
+    MODIFIED = "modified"
+    RENAMED = "renamed"
+    COPIED = "copied"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+
+class GitIdentity(Record):
+    """Who wrote or committed a commit, and when (second precision, as git stores it)."""
+
+    name: str = Field(min_length=1)
+    email: str = Field(min_length=1)
+    date: UtcDateTime | None = None
+
+    def at(self, when: datetime) -> GitIdentity:
+        return self.model_copy(update={"date": when.astimezone(UTC).replace(microsecond=0)})
+
+
+class PullRequest(Record):
+    number: int = Field(ge=1)
+    title: str
+    body: str = ""
+    state: PullState
+    draft: bool = False
+    merged: bool = False
+    merge_commit_sha: str | None = None
+    head_ref: str
+    head_sha: str
+    base_ref: str
+    base_sha: str
+    author: str
+    labels: list[str] = Field(default_factory=list)
+    url: str = Field(default="", description="The PR's web page (html_url).")
+
+
+class ChangedFile(Record):
+    path: str
+    status: FileStatus
+    sha: str | None = Field(default=None, description="Blob SHA at head; null when removed.")
+    additions: int = 0
+    deletions: int = 0
+    previous_path: str | None = None
+
+
+class Review(Record):
+    id: int
+    user: str
+    state: ReviewState
+    commit_id: str | None
+    submitted_at: UtcDateTime | None = None
+    body: str = ""
+
+
+class CommitStatus(Record):
+    context: str
+    state: StatusState
+    description: str = ""
+    target_url: str | None = None
+    creator: str | None = None
+    created_at: UtcDateTime | None = None
+
+
+class Comment(Record):
+    id: int
+    user: str
+    body: str
+    created_at: UtcDateTime | None = None
+
+
+class MergeResult(Record):
+    merged: bool
+    sha: str | None
+    message: str = ""
+
+
+# --------------------------------------------------------------------------------------------------
+# git commit objects
+
+
+CommitSigner = Callable[[bytes], str]
+"""Signs the exact bytes of an unsigned commit object; returns an armored signature (e.g. SSH)."""
+
+
+def _git_person(person: GitIdentity) -> bytes:
+    if person.date is None:
+        raise ValueError("a commit identity needs a date to be encoded")
+    seconds = int(person.date.timestamp())
+    return f"{person.name} <{person.email}> {seconds} +0000".encode()
+
+
+def commit_payload(
+    tree: str,
+    parents: Sequence[str],
+    author: GitIdentity,
+    committer: GitIdentity,
+    message: str,
+    signature: str | None = None,
+) -> bytes:
+    """The raw bytes of a git commit object (without the ``commit <len>\\0`` header).
+
+    Unsigned, these are the bytes a signer signs; with ``signature`` they carry a ``gpgsig`` header, exactly
+    as ``git commit -S`` writes it, so ``git verify-commit`` accepts the result.
+    """
+    lines = [b"tree " + tree.encode("ascii")]
+    lines += [b"parent " + p.encode("ascii") for p in parents]
+    lines.append(b"author " + _git_person(author))
+    lines.append(b"committer " + _git_person(committer))
+    if signature:
+        sig_lines = signature.strip("\n").split("\n")
+        lines.append(b"gpgsig " + sig_lines[0].encode("ascii"))
+        lines += [b" " + line.encode("ascii") for line in sig_lines[1:]]
+    body = message if message.endswith("\n") else message + "\n"
+    return b"\n".join(lines) + b"\n\n" + body.encode("utf-8")
+
+
+def commit_sha(payload: bytes) -> str:
+    """The object id git gives a commit with these bytes."""
+    return hashlib.sha1(b"commit %d\x00" % len(payload) + payload, usedforsecurity=False).hexdigest()

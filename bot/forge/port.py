@@ -1,0 +1,110 @@
+"""The forge port: everything glassbox asks of a code host, in glassbox's own records.
+
+Services (propose, check, approvals, deploy, audit) depend on this Protocol only. It is implemented once
+for GitHub with PyGithub (:mod:`bot.forge.github`); the embedded forge server speaks the same GitHub REST
+subset, so tests and the offline demo run that very adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from bot.forge.model import (
+    ChangedFile,
+    Comment,
+    CommitSigner,
+    CommitStatus,
+    GitIdentity,
+    MergeMethod,
+    MergeResult,
+    PullRequest,
+    Review,
+    StatusState,
+)
+from bot.records import FileChange
+
+
+class Forge(Protocol):
+    """One repository on one code host, seen through one identity (the token's)."""
+
+    @property
+    def repo(self) -> str:
+        """``owner/name``."""
+        ...
+
+    def open_pull_request(
+        self,
+        *,
+        base: str,
+        branch: str,
+        title: str,
+        body: str,
+        changes: Sequence[FileChange],
+        labels: Sequence[str] = (),
+        draft: bool = False,
+        commit_message: str | None = None,
+        author: GitIdentity | None = None,
+        signature: str | None = None,
+        signer: CommitSigner | None = None,
+    ) -> PullRequest:
+        """Branch ``branch`` off ``base`` with ONE commit applying ``changes``, and open a PR for it.
+
+        Idempotent on ``branch``: if an open PR for it exists, that PR is returned unchanged. ``signer``
+        receives the exact bytes of the commit object and returns its signature (e.g. ``ssh-keygen -Y sign``);
+        ``signature`` is the same, pre-computed by a caller that pinned the tree and the dates in ``author``.
+        """
+        ...
+
+    def get_pull_request(self, number: int) -> PullRequest: ...
+
+    def find_open_pull_request(self, branch: str) -> PullRequest | None:
+        """The open PR whose head is ``branch`` in this repository, if any."""
+        ...
+
+    def list_changed_files(self, number: int) -> list[ChangedFile]: ...
+
+    def list_reviews(self, number: int) -> list[Review]: ...
+
+    def set_status(
+        self,
+        sha: str,
+        *,
+        context: str,
+        state: StatusState,
+        description: str = "",
+        target_url: str | None = None,
+    ) -> CommitStatus: ...
+
+    def list_statuses(self, ref: str) -> list[CommitStatus]:
+        """The latest status per context for a commit SHA or branch."""
+        ...
+
+    def comment(self, number: int, body: str) -> Comment: ...
+
+    def list_team_members(self, team: str) -> list[str]:
+        """Logins of the members of team ``team`` (slug) in the repository's organisation."""
+        ...
+
+    def merge(
+        self,
+        number: int,
+        *,
+        expected_head_sha: str,
+        method: MergeMethod = MergeMethod.SQUASH,
+        commit_message: str | None = None,
+    ) -> MergeResult:
+        """Merge only if the PR's head is still ``expected_head_sha``."""
+        ...
+
+    def read_file(self, path: str, ref: str) -> bytes | None:
+        """A file's bytes at ``ref`` (branch, tag or SHA); None when the path does not exist there."""
+        ...
+
+    def compare(self, base: str, head: str) -> list[ChangedFile]:
+        """Files changed between the merge base of ``base`` and ``head``, and ``head``."""
+        ...
+
+    def branch_head(self, branch: str) -> str | None:
+        """The commit SHA a branch points at; None when the branch does not exist."""
+        ...

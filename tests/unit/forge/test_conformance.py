@@ -1,0 +1,224 @@
+"""Every response shape the bot reads, checked against GitHub's OpenAPI description."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.forge.model import StatusState
+from bot.records import FileChange
+from tests.forge_helpers import REPO, ForgeEnv, forge_env
+from tests.unit.forge import openapi
+
+R = "/repos/{owner}/{repo}"
+
+
+@pytest.fixture(scope="module")
+def spec() -> None:
+    try:
+        openapi.document()
+    except openapi.Unavailable as exc:
+        pytest.skip(f"GitHub's OpenAPI description is unavailable: {exc}")
+
+
+@dataclass
+class State:
+    forge: ForgeEnv
+    pr: int
+    head: str
+    base: str
+    tree: str
+    blob: str
+    branch: str
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
+    for forge in forge_env(tmp_path_factory.mktemp("conformance")):
+        agent = forge.client("patch-agent")
+        branch = "glassbox/patch-agent/conformance"
+        pr = agent.open_pull_request(
+            base="main",
+            branch=branch,
+            title="t",
+            body="b",
+            changes=[
+                FileChange(path="infra/network/x.yaml", content="x: 1\n"),
+                FileChange(path="README.md", delete=True),
+            ],
+            labels=["glassbox"],
+        )
+        forge.client("glassbox-ci").set_status(pr.head_sha, context="glassbox/check", state=StatusState.SUCCESS)
+        agent.comment(pr.number, "hello")
+        commit = forge.admin("GET", f"/api/v3/repos/{REPO}/git/commits/{pr.head_sha}")
+        tree = forge.admin("GET", f"/api/v3/repos/{REPO}/git/trees/{commit['tree']['sha']}?recursive=1")
+        blob = next(e["sha"] for e in tree["tree"] if e["type"] == "blob")
+        yield State(forge, pr.number, pr.head_sha, pr.base_sha, commit["tree"]["sha"], blob, branch)
+
+
+def call(forge: ForgeEnv, identity: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{forge.url}{path}", data=data, method=method)  # noqa: S310 - 127.0.0.1 only
+    req.add_header("Authorization", f"token {forge.tokens[identity]}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
+            raw, status = resp.read(), resp.status
+    except urllib.error.HTTPError as err:
+        raw, status = err.read(), err.code
+    return status, json.loads(raw) if raw else None
+
+
+# (identity, method, concrete path template, OpenAPI path, expected status, body)
+CASES: list[tuple[str, str, str, str, int, Any]] = [
+    ("carol", "GET", "/user", "/user", 200, None),
+    ("carol", "GET", "/users/dan", "/users/{username}", 200, None),
+    ("carol", "GET", "/repos/{R}", R, 200, None),
+    ("carol", "GET", "/repos/{R}/branches/main", R + "/branches/{branch}", 200, None),
+    ("forge-admin", "GET", "/repos/{R}/branches/main/protection", R + "/branches/{branch}/protection", 200, None),
+    ("carol", "GET", "/repos/{R}/git/ref/heads/main", R + "/git/ref/{ref}", 200, None),
+    ("carol", "GET", "/repos/{R}/git/matching-refs/heads/glassbox", R + "/git/matching-refs/{ref}", 200, None),
+    ("carol", "GET", "/repos/{R}/git/commits/{head}", R + "/git/commits/{commit_sha}", 200, None),
+    ("carol", "GET", "/repos/{R}/git/trees/{tree}", R + "/git/trees/{tree_sha}", 200, None),
+    ("carol", "GET", "/repos/{R}/git/blobs/{blob}", R + "/git/blobs/{file_sha}", 200, None),
+    (
+        "carol",
+        "POST",
+        "/repos/{R}/git/trees",
+        R + "/git/trees",
+        201,
+        {"base_tree": "{tree}", "tree": [{"path": "n.txt", "mode": "100644", "type": "blob", "content": "n"}]},
+    ),
+    (
+        "carol",
+        "POST",
+        "/repos/{R}/git/commits",
+        R + "/git/commits",
+        201,
+        {"message": "m", "tree": "{tree}", "parents": ["{head}"]},
+    ),
+    ("carol", "POST", "/repos/{R}/git/refs", R + "/git/refs", 201, {"ref": "refs/heads/carol/x", "sha": "{head}"}),
+    ("carol", "PATCH", "/repos/{R}/git/refs/heads/carol/x", R + "/git/refs/{ref}", 200, {"sha": "{head}"}),
+    ("carol", "POST", "/repos/{R}/pulls", R + "/pulls", 201, {"title": "c", "head": "carol/x", "base": "main"}),
+    ("carol", "POST", "/repos/{R}/pulls", R + "/pulls", 422, {"title": "c", "head": "carol/x", "base": "main"}),
+    ("carol", "GET", "/repos/{R}/pulls?state=all&head=acme:{branch}", R + "/pulls", 200, None),
+    ("carol", "GET", "/repos/{R}/pulls/{pr}", R + "/pulls/{pull_number}", 200, None),
+    ("carol", "GET", "/repos/{R}/pulls/{pr}/files", R + "/pulls/{pull_number}/files", 200, None),
+    ("carol", "GET", "/repos/{R}/pulls/{pr}/commits", R + "/pulls/{pull_number}/commits", 200, None),
+    ("carol", "POST", "/repos/{R}/pulls/{pr}/reviews", R + "/pulls/{pull_number}/reviews", 200, {"event": "COMMENT"}),
+    ("carol", "GET", "/repos/{R}/pulls/{pr}/reviews", R + "/pulls/{pull_number}/reviews", 200, None),
+    (
+        "patch-agent",
+        "POST",
+        "/repos/{R}/pulls/{pr}/reviews",
+        R + "/pulls/{pull_number}/reviews",
+        403,
+        {"event": "APPROVE"},
+    ),
+    ("carol", "PUT", "/repos/{R}/pulls/{pr}/merge", R + "/pulls/{pull_number}/merge", 405, {"sha": "{head}"}),
+    ("carol", "PUT", "/repos/{R}/pulls/{pr}/merge", R + "/pulls/{pull_number}/merge", 409, {"sha": "{base}"}),
+    ("carol", "POST", "/repos/{R}/issues/{pr}/labels", R + "/issues/{issue_number}/labels", 200, {"labels": ["x"]}),
+    ("carol", "GET", "/repos/{R}/issues/{pr}/labels", R + "/issues/{issue_number}/labels", 200, None),
+    ("carol", "GET", "/repos/{R}/issues/{pr}/comments", R + "/issues/{issue_number}/comments", 200, None),
+    ("carol", "POST", "/repos/{R}/issues/{pr}/comments", R + "/issues/{issue_number}/comments", 201, {"body": "hi"}),
+    (
+        "glassbox-ci",
+        "POST",
+        "/repos/{R}/statuses/{head}",
+        R + "/statuses/{sha}",
+        201,
+        {"state": "pending", "context": "c"},
+    ),
+    ("carol", "GET", "/repos/{R}/commits/{head}/status", R + "/commits/{ref}/status", 200, None),
+    ("carol", "GET", "/repos/{R}/commits/{head}/statuses", R + "/commits/{ref}/statuses", 200, None),
+    ("carol", "GET", "/repos/{R}/commits/{head}", R + "/commits/{ref}", 200, None),
+    ("carol", "GET", "/repos/{R}/contents/infra/network/x.yaml?ref={branch}", R + "/contents/{path}", 200, None),
+    ("carol", "GET", "/repos/{R}/contents/infra?ref=main", R + "/contents/{path}", 200, None),
+    ("carol", "GET", "/repos/{R}/compare/main...{branch}", R + "/compare/{basehead}", 200, None),
+    ("carol", "GET", "/orgs/acme/teams/platform/members", "/orgs/{org}/teams/{team_slug}/members", 200, None),
+    ("carol", "GET", "/repos/{R}/pulls/99", R + "/pulls/{pull_number}", 404, None),
+    ("carol", "PATCH", "/repos/{R}/pulls/{pr}", R + "/pulls/{pull_number}", 200, {"body": "edited"}),
+    (
+        "forge-admin",
+        "PUT",
+        "/repos/{R}/branches/main/protection",
+        R + "/branches/{branch}/protection",
+        200,
+        {
+            "required_status_checks": {"strict": False, "contexts": ["glassbox/check", "glassbox/approvals"]},
+            "enforce_admins": False,
+            "required_pull_request_reviews": {"required_approving_review_count": 1},
+            "restrictions": None,
+        },
+    ),
+]
+
+
+def _fill(value: Any, st: State) -> Any:
+    if isinstance(value, str):
+        return value.format(R=REPO, pr=st.pr, head=st.head, base=st.base, tree=st.tree, blob=st.blob, branch=st.branch)
+    if isinstance(value, list):
+        return [_fill(v, st) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, st) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("identity", "method", "path", "api", "status", "body"), CASES, ids=[f"{c[1]} {c[3]} {c[4]}" for c in CASES]
+)
+def test_response_matches_github_openapi(
+    spec: None, state: State, identity: str, method: str, path: str, api: str, status: int, body: Any
+) -> None:
+    got, data = call(state.forge, identity, method, _fill(path, state), _fill(body, state))
+    assert got == status, data
+    openapi.validate(method, api, status, data)
+
+
+def test_every_route_the_server_serves_is_covered(state: State) -> None:
+    from bot.forge.server.app import ForgeApp
+
+    app = ForgeApp(state.forge.data)
+    try:
+        routes = [(verb, pattern, handler.__name__) for verb, pattern, handler in app.routes]
+    finally:
+        app.close()
+    hit = set()
+    for _identity, method, path, _api, _status, _body in CASES:
+        concrete = "/" + _fill(path, state).split("?", 1)[0].lstrip("/")
+        name = next((h for verb, pattern, h in routes if verb == method and pattern.match(concrete)), None)
+        hit.add(name)
+    # conveniences GitHub documents differently or has deprecated; not read by the bot
+    extras = {"list_refs", "get_ref", "delete_ref", "get_merged", "delete_protection", "remove_label"}
+    assert {h for _v, _p, h in routes} - hit - extras == set()
+
+
+@pytest.mark.parametrize(
+    "path", ["/nope", "/repos/acme/infra/wiki", "/repos/acme/other", "/repos/acme/infra/pulls/1/x"]
+)
+def test_unknown_endpoints_answer_github_404(spec: None, state: State, path: str) -> None:
+    status, data = call(state.forge, "carol", "GET", path)
+    assert status == 404
+    assert data["message"] == "Not Found" and data["documentation_url"].startswith("https://docs.github.com")
+    openapi.validate("GET", R + "/pulls/{pull_number}", 404, data)
+
+
+def test_bad_or_missing_token_is_401(state: State) -> None:
+    req = urllib.request.Request(f"{state.forge.url}/user")  # noqa: S310 - 127.0.0.1 only
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)  # noqa: S310
+    assert err.value.code == 401
+    req.add_header("Authorization", "Bearer wrong")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)  # noqa: S310
+    assert err.value.code == 401 and json.loads(err.value.read())["message"] == "Bad credentials"
+
+
+def test_cache_lives_outside_the_repository() -> None:
+    assert Path(__file__).resolve().parents[3] not in openapi.cache_dir().resolve().parents

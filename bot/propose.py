@@ -1,0 +1,546 @@
+"""Propose: an agent's ChangeRequest becomes a signed PR carrying its evidence record, or a clear refusal.
+
+This is an agent's only write path. In order: build the (redacted) evidence record, check the agent's scope
+(collecting every reason, not only the first), optionally run the pre-flight check, then open the PR — one
+branch ``glassbox/<agent>/<correlation-id>``, one SSH-signed commit holding the change and the evidence at
+``.glassbox/decisions/<yyyy>/<mm>/<correlation-id>.json``. Every outcome, allow or deny, appends a ledger
+event with the same fields (I6). Re-running a request returns the PR it already opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import git
+
+from bot import __version__
+from bot.audit.gitsign import ssh_sign
+from bot.audit.keys import Signer
+from bot.audit.ledger import Ledger
+from bot.errors import Denied, GlassboxError
+from bot.forge.model import GitIdentity, PullRequest, PullState
+from bot.forge.port import Forge
+from bot.records import (
+    Actor,
+    ActorKind,
+    Autonomy,
+    ChangeRequest,
+    EvidenceRecord,
+    Outcome,
+    Record,
+    Subject,
+    canonical_json,
+    summarize_request,
+)
+from bot.redaction import find_secrets, redact_tree
+from bot.registry import GOVERNANCE_PATHS, AgentStatus, Registry, path_in_scope
+
+PROPOSE_TOOL = "propose_change"
+MAX_FILE_BYTES = 256 * 1024
+EVIDENCE_MARKER = re.compile(r"<!-- glassbox:evidence (sha256:[0-9a-f]{64}) request (sha256:[0-9a-f]{64}) -->")
+
+
+class ProposalOutcome(StrEnum):
+    OPENED = "opened"
+    EXISTING = "existing"
+
+
+class Proposal(Record):
+    correlation_id: str
+    agent_id: str
+    outcome: ProposalOutcome
+    pr_number: int
+    pr_url: str
+    branch: str
+    head_sha: str
+    draft: bool
+    evidence_path: str
+    evidence_digest: str
+
+
+PreflightFn = Callable[[ChangeRequest, EvidenceRecord], Sequence[str]]
+"""Runs the check on the would-be change; returns the deny reasons (empty when it would pass)."""
+
+
+@dataclass
+class ProposeContext:
+    registry: Registry
+    forge: Forge
+    ledger: Ledger
+    signer: Signer
+    base_repo: Path
+    policy_pack_digest: str
+    preflight: PreflightFn | None = None
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    max_file_bytes: int = MAX_FILE_BYTES
+
+
+# --------------------------------------------------------------------------------------------------
+# evidence
+
+
+def branch_name(request: ChangeRequest) -> str:
+    return f"glassbox/{request.agent_id}/{request.correlation_id}"
+
+
+def evidence_path(request: ChangeRequest) -> str:
+    at = request.requested_at
+    return f".glassbox/decisions/{at:%Y}/{at:%m}/{request.correlation_id}.json"
+
+
+def request_digest(request: ChangeRequest) -> str:
+    """Digest of the full request, contents included: two different requests never share a branch."""
+    return "sha256:" + hashlib.sha256(canonical_json(request)).hexdigest()
+
+
+def build_evidence(
+    request: ChangeRequest, registry: Registry, policy_pack_digest: str, signer: Signer
+) -> EvidenceRecord:
+    """The sealed evidence record, every secret redacted with a salt derived from the signer's key.
+
+    ed25519 signatures are deterministic, so the salts — and so the record and the commit — are the same
+    for the same request, which lets a retry reproduce exactly what a crashed attempt wrote.
+    """
+    summary = summarize_request(request).model_dump(mode="json")
+
+    def salt(path: str, kind: str) -> str:
+        msg = f"glassbox-redaction-salt\0{request.correlation_id}\0{path}\0{kind}".encode()
+        return hashlib.sha256(signer.sign(msg)).hexdigest()[:32]
+
+    clean, redactions = redact_tree(summary, "request", salt_fn=salt)
+    record = EvidenceRecord.model_validate(
+        {
+            "request": clean,
+            "bot_version": __version__,
+            "registry_digest": registry.digest,
+            "policy_pack_digest": policy_pack_digest,
+            "redactions": [r.model_dump() for r in redactions],
+        }
+    )
+    return record.sealed()
+
+
+# --------------------------------------------------------------------------------------------------
+# scope
+
+
+def _is_governance(path: str) -> bool:
+    folded = unicodedata.normalize("NFKC", path).casefold()
+    for gov in GOVERNANCE_PATHS:
+        g = gov.casefold()
+        if g.endswith("/"):
+            if folded.startswith(g) or folded == g.rstrip("/") or f"/{g}" in f"/{folded}":
+                return True
+        elif folded == g or folded.endswith("/" + g):
+            return True
+    return False
+
+
+def path_problems(path: str) -> list[str]:
+    """Why a change path is unsafe on its face (before looking at scope)."""
+    problems = []
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        problems.append(f"path {path!r} is absolute; use a repository-relative path")
+    if "\\" in path:
+        problems.append(f"path {path!r} contains a backslash")
+    if "%" in path and urllib.parse.unquote(path) != path:
+        problems.append(f"path {path!r} is URL-encoded; give the plain path")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        problems.append(f"path {path!r} contains control characters")
+    if unicodedata.normalize("NFKC", path) != path or not path.isascii():
+        problems.append(f"path {path!r} contains non-ASCII or look-alike characters")
+    parts = PurePosixPath(path).parts
+    if ".." in parts or ".." in path.split("/"):
+        problems.append(f"path {path!r} contains '..' and could escape the repository")
+    if "." in path.split("/") or "//" in path or path.endswith("/"):
+        problems.append(f"path {path!r} is not normalised (no '.', '//' or trailing '/')")
+    return problems
+
+
+def _base_entry(repo: git.Repo, commit: git.Commit, path: str) -> str | None:
+    """'symlink', 'file', 'dir' or None for ``path`` at ``commit``; any symlinked parent counts."""
+    tree = commit.tree
+    parts = path.split("/")
+    for i in range(len(parts)):
+        sub = "/".join(parts[: i + 1])
+        try:
+            obj = tree / sub
+        except KeyError:
+            return None
+        if obj.type == "blob" and obj.mode == 0o120000:
+            return "symlink"
+        if i == len(parts) - 1:
+            return "dir" if obj.type == "tree" else "file"
+    return None
+
+
+def _project_and_stack(path: str) -> tuple[str | None, str | None]:
+    parts = path.split("/")
+    if len(parts) >= 3 and parts[0] == "infra":
+        m = re.fullmatch(r"Pulumi\.([A-Za-z0-9_.-]+)\.yaml", parts[-1])
+        return parts[1], (m.group(1) if m and len(parts) == 3 else None)
+    return None, None
+
+
+def _project_stacks(repo: git.Repo, commit: git.Commit, project: str) -> list[str]:
+    try:
+        tree = commit.tree / f"infra/{project}"
+    except KeyError:
+        return []
+    stacks = []
+    for blob in tree.blobs:
+        m = re.fullmatch(r"Pulumi\.([A-Za-z0-9_.-]+)\.yaml", blob.name)
+        if m:
+            stacks.append(m.group(1))
+    return sorted(stacks)
+
+
+def scope_reasons(request: ChangeRequest, ctx: ProposeContext) -> list[str]:
+    """Every reason the request is outside the agent's scope; empty when it is inside."""
+    reg = ctx.registry
+    agent = reg.find_agent(request.agent_id)
+    if agent is None:
+        return [f"unknown agent {request.agent_id!r}: it is not registered in registry/agents.yaml"]
+    reasons: list[str] = []
+    if agent.status is not AgentStatus.ACTIVE:
+        reasons.append(f"agent {agent.id!r} is {agent.status.value}")
+    if not reg.requester_allowed(agent, request.requested_by.id):
+        reasons.append(f"requester {request.requested_by.id!r} may not ask agent {agent.id!r} for changes")
+    if PROPOSE_TOOL not in agent.tools:
+        reasons.append(f"agent {agent.id!r} is not granted the {PROPOSE_TOOL!r} tool")
+    if agent.autonomy is Autonomy.READ_ONLY:
+        reasons.append(f"agent {agent.id!r} is read_only: it may not write at all")
+    elif agent.autonomy is Autonomy.RECOMMEND:
+        reasons.append(
+            f"agent {agent.id!r} has autonomy 'recommend': it may file a recommendation for a person to act on, "
+            "not open a pull request"
+        )
+
+    repo = git.Repo(ctx.base_repo)
+    try:
+        head = repo.commit(f"refs/heads/{request.base_branch}")
+    except (git.BadName, ValueError):
+        return [*reasons, f"base branch {request.base_branch!r} does not exist in {request.repo}"]
+
+    touched_projects: set[str] = set()
+    touched_stacks: set[tuple[str, str]] = set()
+    for change in request.changes:
+        path = change.path
+        face = path_problems(path)
+        reasons += face
+        if face:
+            continue
+        if _is_governance(path):
+            reasons.append(f"path {path!r} is a governance path; agents never change governance (I2)")
+            continue
+        if not path_in_scope(agent, path):
+            reasons.append(f"path {path!r} is outside agent {agent.id!r}'s path globs {agent.scope.paths}")
+        kind = _base_entry(repo, head, path)
+        if kind == "symlink":
+            reasons.append(f"path {path!r} is (or lies under) a symlink in the base tree")
+        elif kind == "dir":
+            reasons.append(f"path {path!r} is a directory in the base tree")
+        elif kind is None and change.delete:
+            reasons.append(f"path {path!r} does not exist on {request.base_branch}; nothing to delete")
+        if change.content is not None:
+            raw = change.content.encode("utf-8")
+            if "\x00" in change.content:
+                reasons.append(f"file {path!r} is binary (contains NUL bytes); only text files may be proposed")
+            if len(raw) > ctx.max_file_bytes:
+                reasons.append(f"file {path!r} is {len(raw)} bytes, over the {ctx.max_file_bytes}-byte limit")
+            secrets = find_secrets(change.content)
+            if secrets:
+                kinds = ", ".join(sorted({s.kind for s in secrets}))
+                reasons.append(f"file {path!r} contains a secret ({kinds}); secrets never go into the repository")
+        project, stack = _project_and_stack(path)
+        if project:
+            touched_projects.add(project)
+            stacks = [stack] if stack else _project_stacks(repo, head, project)
+            touched_stacks.update((project, s) for s in stacks)
+
+    allowed_projects = set(agent.scope.projects)
+    for project in sorted(touched_projects - allowed_projects):
+        reasons.append(f"project {project!r} is outside agent {agent.id!r}'s projects {sorted(allowed_projects)}")
+    allowed_stacks = set(agent.scope.stacks)
+    declared = {(e.project, e.stack) for e in request.expected_changes}
+    for project, stack in sorted(touched_stacks | declared):
+        if stack not in allowed_stacks:
+            reasons.append(
+                f"stack {project}/{stack} is outside agent {agent.id!r}'s stacks {sorted(allowed_stacks)}"
+                + ("" if (project, stack) in declared else " (a program change touches every stack of its project)")
+            )
+
+    if request.base_commit and request.base_commit != head.hexsha:
+        try:
+            diff = repo.commit(request.base_commit).diff(head)
+        except (git.BadName, ValueError):
+            reasons.append(
+                f"base_commit {request.base_commit} is unknown: re-read {request.base_branch} and re-propose"
+            )
+        else:
+            moved = {d.a_path for d in diff} | {d.b_path for d in diff}
+            stale = sorted(c.path for c in request.changes if c.path in moved)
+            if stale:
+                reasons.append(
+                    f"stale context: {', '.join(stale)} changed on {request.base_branch} "
+                    f"since {request.base_commit[:12]}; re-read the files and re-propose"
+                )
+    reasons += budget_reasons(request, ctx, agent.budgets.changes_per_day, agent.budgets.open_prs)
+    return reasons
+
+
+def budget_reasons(request: ChangeRequest, ctx: ProposeContext, per_day: int, open_prs: int) -> list[str]:
+    since = ctx.now() - timedelta(days=1)
+    opened = [
+        e
+        for e in ctx.ledger.find(since=since)
+        if e.action == "propose"
+        and e.outcome is Outcome.ALLOW
+        and e.details.get("agent_id") == request.agent_id
+        and e.details.get("result") == ProposalOutcome.OPENED.value
+        and e.correlation_id != request.correlation_id
+    ]
+    reasons = []
+    if len(opened) >= per_day:
+        reasons.append(f"daily change budget spent: {len(opened)} of {per_day} changes in the last 24 hours")
+    numbers = {e.subject.pr for e in opened if e.subject.pr is not None}
+    still_open = [n for n in sorted(numbers) if ctx.forge.get_pull_request(n).state is PullState.OPEN]
+    if len(still_open) >= open_prs:
+        reasons.append(f"open-PR budget spent: {len(still_open)} of {open_prs} PRs still open")
+    return reasons
+
+
+# --------------------------------------------------------------------------------------------------
+# the PR
+
+
+def render_body(record: EvidenceRecord, req_digest: str) -> str:
+    r = record.request
+    rat = r.rationale
+    rows = "\n".join(
+        f"| {s.kind} | {s.uri} | {s.version} | `{s.sha256[:16]}` | {s.retrieval_id} |" for s in rat.evidence_sources
+    )
+    alternatives = "\n".join(f"- **{a.option}** — {a.reason}" for a in rat.alternatives_rejected) or "- (none given)"
+    manifest = "\n".join(
+        f"| {e.project} | {e.stack} | `{e.type}` | {e.name} | {e.action.value} |" for e in r.expected_changes
+    )
+    rub = rat.confidence.rubric
+    ticket = f" (ticket {r.requested_by.ticket})" if r.requested_by.ticket else ""
+    return f"""## {r.intent}
+
+Proposed by agent `{r.agent_id}` for `{r.requested_by.id}`{ticket}.
+This PR was opened by glassbox; its evidence record is committed at `{record_path_from(record)}`.
+
+### Objective
+{rat.objective}
+
+### Evidence
+| source | uri | version | sha256 | retrieval id |
+|---|---|---|---|---|
+{rows or "| (none) | | | | |"}
+
+### Model and prompt
+- model: `{r.model.provider}/{r.model.model_id}` version `{r.model.version}`
+- prompt template: `{r.prompt.template_id}` v{r.prompt.template_version}, sha256 `{r.prompt.template_sha256}`
+
+### Confidence
+**{rat.confidence.score:.2f}** — retrieval quality {rub.retrieval_quality:.2f}, policy fit {rub.policy_fit:.2f},
+task complexity {rub.task_complexity:.2f}
+
+### Alternatives rejected
+{alternatives}
+
+### Expected resource changes (intent manifest)
+| project | stack | type | name | action |
+|---|---|---|---|---|
+{manifest or "| (none declared) | | | | |"}
+
+### Expected impact
+{rat.expected_impact}
+
+### Rollback plan
+{rat.rollback_plan or "(none given)"}
+
+<!-- glassbox:evidence {record.digest} request {req_digest} -->
+"""
+
+
+def record_path_from(record: EvidenceRecord) -> str:
+    at = record.request.requested_at
+    return f".glassbox/decisions/{at:%Y}/{at:%m}/{record.request.correlation_id}.json"
+
+
+def commit_message(record: EvidenceRecord) -> str:
+    r = record.request
+    return (
+        f"{r.intent}\n\nProposed by agent {r.agent_id} for {r.requested_by.id}.\n\n"
+        f"Glassbox-Correlation-Id: {r.correlation_id}\n"
+        f"Glassbox-Agent: {r.agent_id}\n"
+        f"Glassbox-Evidence: {record.digest}\n"
+    )
+
+
+def _event_details(
+    request: ChangeRequest, record: EvidenceRecord, reasons: Sequence[str], **extra: Any
+) -> dict[str, Any]:
+    r = record.request
+    return {
+        "agent_id": request.agent_id,
+        "requested_by": r.requested_by.id,
+        "ticket": r.requested_by.ticket,
+        "model": r.model.model_dump(mode="json"),
+        "prompt": {
+            "template_id": r.prompt.template_id,
+            "template_version": r.prompt.template_version,
+            "template_sha256": r.prompt.template_sha256,
+        },
+        "paths": [f.path for f in r.files],
+        "evidence_digest": record.digest,
+        "redactions": len(record.redactions),
+        "reasons": list(reasons),
+        **extra,
+    }
+
+
+def propose(request: ChangeRequest, ctx: ProposeContext) -> Proposal:
+    """Open the PR for ``request`` (or return the one already open); raise ``Denied`` with every reason."""
+    record = build_evidence(request, ctx.registry, ctx.policy_pack_digest, ctx.signer)
+    actor = Actor(id=request.agent_id, kind=ActorKind.AGENT)
+    subject = Subject(repo=request.repo)
+
+    def refuse(reasons: list[str], stage: str) -> Denied:
+        ctx.ledger.append(
+            ctx.signer,
+            actor=actor,
+            action="propose",
+            outcome=Outcome.DENY,
+            reason=f"refused at {stage}: " + "; ".join(reasons),
+            correlation_id=request.correlation_id,
+            subject=subject,
+            details=_event_details(request, record, reasons, stage=stage, result="refused"),
+        )
+        return Denied(f"proposal {request.correlation_id} refused ({stage})", reasons)
+
+    reasons = []
+    if ctx.signer.identity != request.agent_id:
+        reasons.append(f"the key in use belongs to {ctx.signer.identity!r}, not to agent {request.agent_id!r}")
+    try:
+        reasons += scope_reasons(request, ctx)
+    except GlassboxError as exc:
+        reasons.append(f"scope check failed: {exc.message}")
+    except Exception as exc:  # I5: a scope check that cannot finish is a refusal, never a pass
+        reasons.append(f"scope check failed unexpectedly: {type(exc).__name__}: {exc}")
+    if reasons:
+        raise refuse(reasons, "scope")
+    if ctx.preflight is not None:
+        try:
+            findings = list(ctx.preflight(request, record))
+        except GlassboxError as exc:  # I5: a pre-flight that cannot run is a deny
+            findings = [f"pre-flight could not run: {exc.message}"]
+        if findings:
+            raise refuse(findings, "preflight")
+
+    agent = ctx.registry.agent(request.agent_id)
+    branch = branch_name(request)
+    req_digest = request_digest(request)
+    existing = ctx.forge.find_open_pull_request(branch)
+    if existing is not None:
+        return _existing(request, ctx, record, existing, req_digest, branch)
+
+    evidence_file = evidence_path(request)
+    changes = [*request.changes, _evidence_change(evidence_file, record)]
+    who = GitIdentity(name=agent.display_name, email=f"{agent.id}@agents.glassbox", date=request.requested_at)
+    try:
+        pr = ctx.forge.open_pull_request(
+            base=request.base_branch,
+            branch=branch,
+            title=f"[glassbox] {record.request.intent}",
+            body=render_body(record, req_digest),
+            changes=changes,
+            labels=["glassbox", f"agent:{agent.id}"],
+            draft=agent.autonomy is Autonomy.DRAFT,
+            commit_message=commit_message(record),
+            author=who,
+            signer=lambda data: ssh_sign(ctx.signer, data),
+        )
+    except GlassboxError as exc:
+        ctx.ledger.append(
+            ctx.signer,
+            actor=actor,
+            action="propose",
+            outcome=Outcome.ERROR,
+            reason=f"opening the PR failed: {exc.message}",
+            correlation_id=request.correlation_id,
+            subject=subject,
+            details=_event_details(request, record, [exc.message], stage="forge", result="error"),
+        )
+        raise
+    return _opened(request, ctx, record, pr, branch, ProposalOutcome.OPENED)
+
+
+def _evidence_change(path: str, record: EvidenceRecord) -> Any:
+    from bot.records import FileChange
+
+    return FileChange(path=path, content=record.model_dump_json(indent=2) + "\n")
+
+
+def _existing(
+    request: ChangeRequest, ctx: ProposeContext, record: EvidenceRecord, pr: PullRequest, req_digest: str, branch: str
+) -> Proposal:
+    marker = EVIDENCE_MARKER.search(pr.body)
+    if marker is None or marker.group(2) != req_digest:
+        reasons = [f"correlation id {request.correlation_id} already names PR #{pr.number} for a different request"]
+        ctx.ledger.append(
+            ctx.signer,
+            actor=Actor(id=request.agent_id, kind=ActorKind.AGENT),
+            action="propose",
+            outcome=Outcome.DENY,
+            reason=reasons[0],
+            correlation_id=request.correlation_id,
+            subject=Subject(repo=request.repo, pr=pr.number, commit=pr.head_sha),
+            details=_event_details(request, record, reasons, stage="idempotency", result="refused"),
+        )
+        raise Denied(f"proposal {request.correlation_id} refused (idempotency)", reasons)
+    return _opened(request, ctx, record, pr, branch, ProposalOutcome.EXISTING)
+
+
+def _opened(
+    request: ChangeRequest,
+    ctx: ProposeContext,
+    record: EvidenceRecord,
+    pr: PullRequest,
+    branch: str,
+    outcome: ProposalOutcome,
+) -> Proposal:
+    assert record.digest is not None
+    ctx.ledger.append(
+        ctx.signer,
+        actor=Actor(id=request.agent_id, kind=ActorKind.AGENT),
+        action="propose",
+        outcome=Outcome.ALLOW,
+        reason=f"PR #{pr.number} {'opened' if outcome is ProposalOutcome.OPENED else 'already open'} on {branch}",
+        correlation_id=request.correlation_id,
+        subject=Subject(repo=request.repo, pr=pr.number, commit=pr.head_sha),
+        details=_event_details(request, record, [], stage="opened", result=outcome.value, draft=pr.draft),
+    )
+    return Proposal(
+        correlation_id=request.correlation_id,
+        agent_id=request.agent_id,
+        outcome=outcome,
+        pr_number=pr.number,
+        pr_url=pr.url,
+        branch=branch,
+        head_sha=pr.head_sha,
+        draft=pr.draft,
+        evidence_path=evidence_path(request),
+        evidence_digest=record.digest,
+    )

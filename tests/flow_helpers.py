@@ -1,0 +1,123 @@
+"""A governed repository on an embedded forge, for tests that drive propose, check, approvals and deploy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import git
+
+from bot.audit.keys import Signer, load_signer, trusted_keys
+from bot.audit.ledger import Ledger
+from bot.forge.github import GitHubForge, RetryPolicy
+from bot.forge.server import init_forge, load_tokens, repo_path, start_forge
+from bot.forge.settings import ForgeSettings
+from bot.propose import ProposeContext
+from bot.records import ChangeRequest
+from bot.registry import KeyRole, Registry, load_registry
+from tests.factories import change_request_data
+from tests.forge_helpers import LockedLog
+
+REPO = "acme/infra"
+ROOT = Path(__file__).resolve().parents[1]
+GOVERNED = ("registry", "infra", "policy-pack", ".github")
+
+
+def governed_source(tmp: Path) -> Path:
+    """A copy of this repository's governed estate (registry, infra, policy pack, CODEOWNERS, workflows)."""
+    src = tmp / "src"
+    for name in GOVERNED:
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (src / "README.md").write_text("# acme infrastructure\n")
+    # a symlink planted in the estate: proposals must never write through it
+    os.symlink("../../registry", src / "infra" / "network" / "shared")
+    return src
+
+
+@dataclass
+class Flow:
+    data: Path
+    url: str
+    tokens: dict[str, str]
+    ledger: Ledger
+    registry: Registry
+    sleeps: list[float]
+
+    @property
+    def bare(self) -> Path:
+        return repo_path(self.data, REPO)
+
+    @property
+    def keys(self) -> Path:
+        return self.data / "keys"
+
+    def forge(self, identity: str, **kwargs: Any) -> GitHubForge:
+        kwargs.setdefault("sleep", self.sleeps.append)
+        kwargs.setdefault("policy", RetryPolicy(attempts=6, base_delay=0.01, max_delay=5.0))
+        return GitHubForge(ForgeSettings(url=self.url, repo=REPO, token=self.tokens[identity]), **kwargs)
+
+    def signer(self, identity: str) -> Signer:
+        return load_signer(self.keys, identity)
+
+    def propose_context(self, agent: str, *, registry: Registry | None = None, **kwargs: Any) -> ProposeContext:
+        return ProposeContext(
+            registry=registry or self.registry,
+            forge=self.forge(agent),
+            ledger=self.ledger,
+            signer=self.signer(agent),
+            base_repo=self.bare,
+            policy_pack_digest="sha256:" + "0" * 64,
+            **kwargs,
+        )
+
+    def ledger_keys(self) -> dict[str, bytes]:
+        return trusted_keys((k.keyid, k.public_key) for k in self.registry.keys_for(role=KeyRole.LEDGER_SIGNER))
+
+    def main_head(self) -> git.Commit:
+        return git.Repo(self.bare).commit("refs/heads/main")
+
+
+def flow_env(tmp: Path, **init_kwargs: Any) -> Iterator[Flow]:
+    src = governed_source(tmp)
+    data = tmp / "forge"
+    init_forge(data, REPO, src, **init_kwargs)
+    # the registry as committed on main (its trust.yaml holds the keys forge init made)
+    reg_dir = tmp / "base-registry"
+    head = git.Repo(repo_path(data, REPO)).commit("refs/heads/main")
+    for blob in (head.tree / "registry").traverse():
+        if isinstance(blob, git.Blob):
+            target = tmp / "base-registry" / Path(blob.path).relative_to("registry")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob.data_stream.read())
+    url, stop = start_forge(data, log=LockedLog())
+    try:
+        yield Flow(data, url, load_tokens(data), Ledger(tmp / "ledger.jsonl"), load_registry(reg_dir), [])
+    finally:
+        stop()
+
+
+def request(**overrides: Any) -> ChangeRequest:
+    data = change_request_data(repo=REPO)
+    data["changes"] = [
+        {"path": "infra/network/Pulumi.dev.yaml", "content": _dev_network_config(14)},
+    ]
+    data["expected_changes"] = [
+        {
+            "project": "network",
+            "stack": "dev",
+            "type": "aws:cloudwatch/logGroup:LogGroup",
+            "name": "vpc-flow-logs",
+            "action": "update",
+        }
+    ]
+    data.update(overrides)
+    return ChangeRequest.model_validate(data)
+
+
+def _dev_network_config(days: int) -> str:
+    text = (ROOT / "infra" / "network" / "Pulumi.dev.yaml").read_text()
+    return text.replace("network:flowLogRetentionDays: 30", f"network:flowLogRetentionDays: {days}")

@@ -1,0 +1,159 @@
+"""Branch protection as code: the settings glassbox needs on the protected branch, and a diff against live.
+
+The desired settings: the ``glassbox/check`` and ``glassbox/approvals`` statuses required on an up-to-date
+head; code-owner reviews required; stale approvals dismissed on push; the most recent push approved by
+someone other than its pusher; admins included; pushes (and so merges) restricted to the bot identity;
+signed commits required; no force pushes, no deletions.
+
+``required_approving_review_count`` is 0 on purpose: how many approvals a change needs depends on its risk
+tier, which only glassbox knows, so that count is enforced by the required ``glassbox/approvals`` status.
+A fixed count of 1 here would make the auto-merge path (an ``auto`` agent's low-risk change with no code
+owner) impossible, while a count of 0 still lets GitHub enforce code owners on the paths they own.
+
+Everything here is pure: ``from_github`` reads GitHub's ``GET .../branches/{branch}/protection`` JSON,
+``request_body`` builds the ``PUT`` body, ``diff`` compares. Talking to the forge goes through
+:class:`ProtectionPort`, which the forge adapter does not implement yet (see the CLI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import Field
+
+from bot.approvals.model import CHECK_CONTEXT, STATUS_CONTEXT
+from bot.records import Record
+from bot.registry import Registry
+
+
+class BranchProtection(Record):
+    branch: str = "main"
+    required_status_checks: list[str] = Field(default_factory=lambda: [CHECK_CONTEXT, STATUS_CONTEXT])
+    strict_status_checks: bool = Field(default=True, description="The head must be up to date with the base.")
+    enforce_admins: bool = True
+    require_code_owner_reviews: bool = True
+    dismiss_stale_reviews: bool = True
+    require_last_push_approval: bool = True
+    required_approving_review_count: int = Field(default=0, ge=0, le=6)
+    restrict_pushes: bool = True
+    push_users: list[str] = Field(default_factory=list, description="Who may push (and merge): the bot only.")
+    push_teams: list[str] = Field(default_factory=list)
+    required_signatures: bool = True
+    allow_force_pushes: bool = False
+    allow_deletions: bool = False
+
+
+class SettingChange(Record):
+    setting: str
+    live: Any
+    desired: Any
+
+
+class ProtectionDiff(Record):
+    branch: str
+    protected: bool = Field(description="Whether the branch has any protection today.")
+    changes: list[SettingChange] = Field(default_factory=list)
+
+    @property
+    def in_sync(self) -> bool:
+        return self.protected and not self.changes
+
+
+@runtime_checkable
+class ProtectionPort(Protocol):
+    """What ``glassbox protect`` needs from a forge (GitHub REST JSON in, GitHub REST JSON out)."""
+
+    def get_branch_protection(self, branch: str) -> dict[str, Any] | None:
+        """``GET /repos/{repo}/branches/{branch}/protection``; None when the branch is unprotected."""
+        ...
+
+    def set_branch_protection(self, branch: str, body: Mapping[str, Any], *, required_signatures: bool) -> None:
+        """``PUT`` the protection body, then enable or disable required signatures (a separate endpoint)."""
+        ...
+
+
+def desired(registry: Registry, branch: str = "main") -> BranchProtection:
+    bot = registry.service_identity("bot")
+    return BranchProtection(branch=branch, push_users=[bot] if bot else [])
+
+
+def _enabled(data: Mapping[str, Any], key: str) -> bool:
+    value = data.get(key)
+    if isinstance(value, Mapping):
+        return bool(value.get("enabled"))
+    return bool(value)
+
+
+def from_github(branch: str, data: Mapping[str, Any] | None) -> BranchProtection | None:
+    """The live settings from GitHub's protection JSON; None for an unprotected branch."""
+    if data is None:
+        return None
+    checks = data.get("required_status_checks") or {}
+    reviews = data.get("required_pull_request_reviews")
+    restrictions = data.get("restrictions")
+    contexts = list(checks.get("contexts") or [c.get("context") for c in checks.get("checks") or []])
+    return BranchProtection(
+        branch=branch,
+        required_status_checks=sorted(str(c) for c in contexts if c),
+        strict_status_checks=bool(checks.get("strict")),
+        enforce_admins=_enabled(data, "enforce_admins"),
+        require_code_owner_reviews=bool(reviews and reviews.get("require_code_owner_reviews")),
+        dismiss_stale_reviews=bool(reviews and reviews.get("dismiss_stale_reviews")),
+        require_last_push_approval=bool(reviews and reviews.get("require_last_push_approval")),
+        required_approving_review_count=int(reviews.get("required_approving_review_count", 0)) if reviews else 0,
+        restrict_pushes=restrictions is not None,
+        push_users=sorted(str(u.get("login")) for u in (restrictions or {}).get("users") or []),
+        push_teams=sorted(str(t.get("slug")) for t in (restrictions or {}).get("teams") or []),
+        required_signatures=_enabled(data, "required_signatures"),
+        allow_force_pushes=_enabled(data, "allow_force_pushes"),
+        allow_deletions=_enabled(data, "allow_deletions"),
+    )
+
+
+def diff(live: BranchProtection | None, want: BranchProtection) -> ProtectionDiff:
+    """Every setting whose live value differs from the desired one (lists compared as sets)."""
+    if live is None:
+        changes = [
+            SettingChange(setting=name, live=None, desired=value)
+            for name, value in want.model_dump(mode="json").items()
+            if name != "branch"
+        ]
+        return ProtectionDiff(branch=want.branch, protected=False, changes=changes)
+    have = live.model_dump(mode="json")
+    changes = []
+    for name, value in want.model_dump(mode="json").items():
+        if name == "branch":
+            continue
+        current = have[name]
+        same = sorted(current) == sorted(value) if isinstance(value, list) else current == value
+        if not same:
+            changes.append(SettingChange(setting=name, live=current, desired=value))
+    return ProtectionDiff(branch=want.branch, protected=True, changes=changes)
+
+
+def request_body(want: BranchProtection) -> dict[str, Any]:
+    """GitHub's ``PUT .../branches/{branch}/protection`` body for ``want`` (signatures go separately)."""
+    return {
+        "required_status_checks": {"strict": want.strict_status_checks, "contexts": list(want.required_status_checks)},
+        "enforce_admins": want.enforce_admins,
+        "required_pull_request_reviews": {
+            "dismiss_stale_reviews": want.dismiss_stale_reviews,
+            "require_code_owner_reviews": want.require_code_owner_reviews,
+            "required_approving_review_count": want.required_approving_review_count,
+            "require_last_push_approval": want.require_last_push_approval,
+        },
+        "restrictions": {"users": list(want.push_users), "teams": list(want.push_teams), "apps": []}
+        if want.restrict_pushes
+        else None,
+        "allow_force_pushes": want.allow_force_pushes,
+        "allow_deletions": want.allow_deletions,
+    }
+
+
+def apply(port: ProtectionPort, want: BranchProtection) -> ProtectionDiff:
+    """Diff live against ``want`` and, when they differ, write ``want``. Returns the diff found before writing."""
+    found = diff(from_github(want.branch, port.get_branch_protection(want.branch)), want)
+    if not found.in_sync:
+        port.set_branch_protection(want.branch, request_body(want), required_signatures=want.required_signatures)
+    return found

@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 from typer.exceptions import TyperException
 
-from bot.commands import approvals, breakglass, demo, forge, keys, ledger, registry, schema
+from bot.commands import approvals, audit, breakglass, demo, forge, keys, ledger, registry, schema
 from bot.errors import EXIT_BAD_INPUT, EXIT_UNEXPECTED, GlassboxError
 
 app = typer.Typer(
@@ -28,7 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (registry, schema, keys, ledger, forge, approvals, breakglass, demo):
+for module in (registry, schema, keys, ledger, forge, approvals, breakglass, audit, demo):
     module.register(app)
 
 

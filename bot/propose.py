@@ -406,6 +406,7 @@ def _event_details(
         "paths": [f.path for f in r.files],
         "evidence_digest": record.digest,
         "redactions": len(record.redactions),
+        "tool_calls": [{"tool_id": t.tool_id, "status": t.status, "retries": t.retries} for t in r.tool_calls],
         "reasons": list(reasons),
         **extra,
     }

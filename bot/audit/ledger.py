@@ -119,6 +119,12 @@ class Ledger:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the writers' lock for maintenance that rewrites the file (archiving). Never append inside it."""
+        with self._locked():
+            yield
+
     def append(
         self,
         signer: Signer,
@@ -396,12 +402,16 @@ class Ledger:
 
     # ---------------------------------------------------------------------------------------------- verifying
 
-    def verify(self, trusted: Mapping[str, bytes]) -> LedgerReport:
-        """Check every line: parses, sequence, chain, digest, signature by a trusted key; then the tail."""
-        report = LedgerReport(path=str(self.path))
+    def verify(self, trusted: Mapping[str, bytes], *, start_seq: int = 1, start_prev: str = GENESIS) -> LedgerReport:
+        """Check every line: parses, sequence, chain, digest, signature by a trusted key; then the tail.
+
+        ``start_seq`` and ``start_prev`` anchor the first line when an archived prefix was cut off (see
+        ``bot.audit.retention``): the live file then starts after the archive's last event.
+        """
+        report = LedgerReport(path=str(self.path), head=start_prev)
         if not self.path.exists():
             return report
-        expected_seq, prev = 1, GENESIS
+        expected_seq, prev = start_seq, start_prev
         line_no = 0
         with self.path.open("rb") as fh:
             for raw in fh:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bot.audit.keys import trusted_keys
 from bot.audit.ledger import Ledger
+from bot.audit.retention import archive_anchor
 from bot.commands._common import LedgerOption, OutputFormat, OutputOption, RegistryOption, emit, ledger_path
 from bot.errors import IntegrityError
 from bot.registry import KeyRole, load_registry
@@ -33,7 +34,9 @@ def verify(
     assert path is not None
     reg = load_registry(registry)
     trusted = trusted_keys((k.keyid, k.public_key) for k in reg.keys_for(role=KeyRole.LEDGER_SIGNER))
-    report = Ledger(path).verify(trusted)
+    live = Ledger(path)
+    seq, prev = archive_anchor(live, trusted)  # after `audit archive`, the live file starts past the cut
+    report = live.verify(trusted, start_seq=seq, start_prev=prev)
 
     def render(console: Console) -> None:
         if report.ok:

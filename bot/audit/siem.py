@@ -1,0 +1,580 @@
+"""Live SIEM sinks for the audit trail: JSONL file, syslog (RFC 5424 over UDP or TCP) and Splunk HEC.
+
+One config file says where events go (``registry/siem.yaml``, JSON Schema ``registry/schema/siem.schema.json``;
+without it, one JSONL file sink). :class:`SiemDispatcher` maps ledger events to OCSF once
+(:mod:`bot.audit.ocsf`, redacted there) and hands them to every sink in the sink's format (ocsf, ecs, cef).
+
+Delivery to a network sink that can be down (Splunk HEC, syslog over TCP) is at-least-once: events that
+could not be sent are appended to the sink's **spool** (a JSONL file of already-redacted events), and the
+spool is flushed, in order and ahead of new events, on the next successful send. Each event carries its
+OCSF ``metadata.uid`` (the ledger digest, or ``<digest>#<kind>`` for a derived finding) as an idempotency
+key, and the spool never holds the same key twice. Syslog over UDP is fire-and-forget by nature.
+
+Networking is the standard library only (``socket``, ``http.client``). A HEC token is read from the
+environment variable named in the config when a request is made, and never logged or stored.
+Operational problems go to ``logging`` (logger ``glassbox.siem``), never into the compliance ledger.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import http.client
+import json
+import logging
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+import jsonschema
+from pydantic import Field, ValidationError, model_validator
+
+from bot.audit.ocsf import API_ACTIVITY, COMPLIANCE_FINDING, DETECTION_FINDING, Detections, OcsfMapper, render, to_ecs
+from bot.documents import load_document
+from bot.errors import UserError, ValidationFailed
+from bot.records import AuditEvent, Identifier, Record, validation_lines
+
+log = logging.getLogger("glassbox.siem")
+
+SD_ID = "glassbox@32473"  # 32473: the documentation enterprise number (RFC 5612)
+UTF8_BOM = b"\xef\xbb\xbf"
+MAX_UDP_PAYLOAD = 65507
+Format = Literal["ocsf", "ecs", "cef"]
+
+# --------------------------------------------------------------------------------------------------
+# config
+
+
+class FileSinkConfig(Record):
+    name: Identifier
+    type: Literal["file"]
+    path: str = Field(min_length=1, description="JSONL file; relative paths resolve under the SIEM state dir.")
+    format: Format = "ocsf"
+
+
+class SyslogSinkConfig(Record):
+    name: Identifier
+    type: Literal["syslog"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=514, ge=1, le=65535)
+    transport: Literal["udp", "tcp"] = "udp"
+    facility: int = Field(default=13, ge=0, le=23, description="13 = log audit.")
+    app_name: str = Field(default="glassbox", pattern=r"^[!-~]{1,48}$")
+    hostname: str | None = Field(default=None, pattern=r"^[!-~]{1,255}$", description="Default: this host's name.")
+    format: Format = "ocsf"
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    spool: str | None = Field(default=None, description="TCP only. Default: <name>.spool.jsonl in the state dir.")
+
+
+class HecSinkConfig(Record):
+    name: Identifier
+    type: Literal["splunk_hec"]
+    url: str = Field(pattern=r"^https?://[^/\s]+(/\S*)?$", description="Base URL, e.g. https://splunk:8088")
+    token_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$", description="Environment variable holding the HEC token.")
+    index: str | None = None
+    source: str = "glassbox"
+    sourcetype: str = "glassbox:ocsf"
+    format: Format = "ocsf"
+    spool: str | None = Field(default=None, description="Default: <name>.spool.jsonl in the state dir.")
+    max_retries: int = Field(default=3, ge=0, le=10)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+    max_backoff_seconds: float = Field(default=30.0, ge=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    batch_size: int = Field(default=100, ge=1, le=10000)
+    tls_verify: bool = True
+    ca_file: str | None = None
+
+
+SinkConfig = Annotated[FileSinkConfig | SyslogSinkConfig | HecSinkConfig, Field(discriminator="type")]
+
+
+def _default_sinks() -> list[SinkConfig]:
+    return [FileSinkConfig(name="file", type="file", path="events.ocsf.jsonl")]
+
+
+class SiemConfig(Record):
+    schema_version: Literal[1] = 1
+    detections: Detections = Field(default_factory=Detections)
+    sinks: list[SinkConfig] = Field(default_factory=_default_sinks)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SiemConfig:
+        names = [s.name for s in self.sinks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate sink names: {', '.join(dupes)}")
+        return self
+
+    def sink(self, name: str) -> SinkConfig:
+        for s in self.sinks:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.sinks) or "none"
+        raise UserError(f"unknown SIEM sink {name!r}; configured sinks: {known}")
+
+
+def siem_schema() -> dict[str, Any]:
+    schema = SiemConfig.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://glassbox.dev/schema/registry/siem.json"
+    return schema
+
+
+def load_siem_config(path: Path | None) -> SiemConfig:
+    """The SIEM config at ``path`` (schema-checked, then parsed); the default JSONL sink when absent."""
+    if path is None or not path.exists():
+        return SiemConfig()
+    data = load_document(path)
+    schema_file = path.parent / "schema" / "siem.schema.json"
+    schema = json.loads(schema_file.read_text(encoding="utf-8")) if schema_file.exists() else siem_schema()
+    problems = [
+        f"{path}: {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
+        for e in jsonschema.Draft202012Validator(schema).iter_errors(data)
+    ]
+    if problems:
+        raise ValidationFailed(problems, summary=f"SIEM config {path} is invalid")
+    try:
+        return SiemConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(validation_lines(str(path), exc), summary=f"SIEM config {path} is invalid") from None
+
+
+def default_state_dir() -> Path:
+    """Where relative sink paths and spools live: $GLASSBOX_SIEM_DIR, else the user data dir."""
+    env = os.environ.get("GLASSBOX_SIEM_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("glassbox")) / "siem"
+
+
+# --------------------------------------------------------------------------------------------------
+# sinks
+
+
+class SinkError(Exception):
+    """A sink could not take every event; the first ``delivered`` of them did arrive."""
+
+    def __init__(self, message: str, *, delivered: int = 0) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+
+
+class Sink(Protocol):
+    name: str
+
+    def send(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Deliver OCSF events in order; raise SinkError(delivered=n) when only the first n arrived."""
+
+
+def _hostname() -> str:
+    name = "".join(ch for ch in socket.gethostname() if "!" <= ch <= "~")[:255]
+    return name or "-"
+
+
+class FileSink:
+    def __init__(self, config: FileSinkConfig, path: Path) -> None:
+        self.name = config.name
+        self.format = config.format
+        self.path = path
+
+    def send(self, events: Sequence[Mapping[str, Any]]) -> None:
+        if not events:
+            return
+        data = "".join(render(e, self.format) + "\n" for e in events).encode("utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise SinkError(f"{self.path}: {exc.strerror or exc}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# syslog RFC 5424
+
+_SYSLOG_SEVERITY = {0: 6, 1: 6, 2: 5, 3: 4, 4: 3, 5: 2, 6: 1}  # OCSF severity_id → syslog severity
+_MSGID = {
+    API_ACTIVITY: "api_activity",
+    COMPLIANCE_FINDING: "compliance_finding",
+    DETECTION_FINDING: "detection_finding",
+}
+
+
+def sd_escape(value: str) -> str:
+    """An SD-PARAM value: '"', '\\' and ']' escaped with a backslash (RFC 5424 section 6.3.3)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+
+
+def syslog_message(
+    ocsf: Mapping[str, Any], payload: str, *, facility: int, app_name: str, hostname: str, procid: str
+) -> bytes:
+    """One RFC 5424 message: header, the glassbox STRUCTURED-DATA element, then BOM + UTF-8 payload."""
+    pri = facility * 8 + _SYSLOG_SEVERITY.get(int(ocsf.get("severity_id", 1)), 5)
+    ts = datetime.fromtimestamp(int(ocsf["time"]) / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    meta = ocsf.get("metadata", {})
+    params = [
+        ("correlation_id", meta.get("correlation_uid")),
+        ("seq", meta.get("sequence")),
+        ("digest", meta.get("original_event_uid")),
+        ("uid", meta.get("uid")),
+        ("class_uid", ocsf.get("class_uid")),
+    ]
+    sd = "[" + SD_ID + "".join(f' {k}="{sd_escape(str(v))}"' for k, v in params if v is not None) + "]"
+    msgid = _MSGID.get(int(ocsf.get("class_uid", 0)), "-")
+    header = f"<{pri}>1 {ts} {hostname} {app_name} {procid} {msgid} {sd} "
+    return header.encode("ascii", errors="replace") + UTF8_BOM + payload.encode("utf-8")
+
+
+def octet_frame(message: bytes) -> bytes:
+    """RFC 6587 octet counting: ``MSG-LEN SP SYSLOG-MSG``."""
+    return str(len(message)).encode("ascii") + b" " + message
+
+
+class SyslogSink:
+    def __init__(self, config: SyslogSinkConfig) -> None:
+        self.name = config.name
+        self.config = config
+        self.hostname = config.hostname or _hostname()
+
+    def _messages(self, events: Sequence[Mapping[str, Any]]) -> list[bytes]:
+        c = self.config
+        return [
+            syslog_message(
+                e,
+                render(e, c.format),
+                facility=c.facility,
+                app_name=c.app_name,
+                hostname=self.hostname,
+                procid=str(os.getpid()),
+            )
+            for e in events
+        ]
+
+    def send(self, events: Sequence[Mapping[str, Any]]) -> None:
+        if not events:
+            return
+        messages = self._messages(events)
+        c = self.config
+        if c.transport == "udp":
+            sent = 0
+            with socket.socket(socket.AF_INET6 if ":" in c.host else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                for msg in messages:
+                    if len(msg) > MAX_UDP_PAYLOAD:
+                        raise SinkError(
+                            f"syslog/udp: a {len(msg)}-byte message does not fit a datagram; use tcp", delivered=sent
+                        )
+                    try:
+                        sock.sendto(msg, (c.host, c.port))
+                    except OSError as exc:
+                        raise SinkError(
+                            f"syslog/udp {c.host}:{c.port}: {exc.strerror or exc}", delivered=sent
+                        ) from None
+                    sent += 1
+            return
+        sent = 0
+        try:
+            with socket.create_connection((c.host, c.port), timeout=c.timeout_seconds) as sock:
+                for msg in messages:
+                    sock.sendall(octet_frame(msg))
+                    sent += 1
+        except OSError as exc:
+            # a TCP send can succeed locally and still be lost; count nothing of the failed connection as sure
+            raise SinkError(
+                f"syslog/tcp {c.host}:{c.port}: {exc.strerror or exc}", delivered=0 if sent < len(messages) else sent
+            ) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Splunk HTTP Event Collector
+
+
+class _Retryable(Exception):
+    pass
+
+
+class HecSink:
+    def __init__(
+        self, config: HecSinkConfig, *, sleep: Callable[[float], None] = time.sleep, hostname: str | None = None
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self.sleep = sleep
+        self.host_field = hostname or _hostname()
+        parts = urlsplit(config.url)
+        self._scheme = parts.scheme
+        self._netloc = parts.netloc
+        self._path = parts.path.rstrip("/") + "/services/collector/event"
+
+    def __repr__(self) -> str:  # never show the token, even by accident
+        return f"HecSink(name={self.name!r}, url={self.config.url!r})"
+
+    def _token(self) -> str:
+        token = os.environ.get(self.config.token_env)
+        if not token:
+            raise SinkError(f"splunk_hec {self.name}: environment variable {self.config.token_env} is not set")
+        return token
+
+    def payload(self, events: Sequence[Mapping[str, Any]]) -> bytes:
+        """Stacked HEC event envelopes; ``fields.idempotency_key`` lets the receiver drop a repeat."""
+        c = self.config
+        out = []
+        for e in events:
+            meta = e.get("metadata", {})
+            body: Any = e if c.format == "ocsf" else to_ecs(e) if c.format == "ecs" else render(e, "cef")
+            envelope: dict[str, Any] = {
+                "time": int(e["time"]) / 1000,
+                "host": self.host_field,
+                "source": c.source,
+                "sourcetype": c.sourcetype,
+                "event": body,
+                "fields": {
+                    "idempotency_key": str(meta.get("uid", "")),
+                    "correlation_id": str(meta.get("correlation_uid", "")),
+                    "ocsf_class_uid": str(e.get("class_uid", "")),
+                },
+            }
+            if c.index:
+                envelope["index"] = c.index
+            out.append(json.dumps(envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+        return "\n".join(out).encode("utf-8")
+
+    def _connection(self) -> http.client.HTTPConnection:
+        c = self.config
+        if self._scheme == "https":
+            ctx = ssl.create_default_context(cafile=c.ca_file)
+            if not c.tls_verify:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            return http.client.HTTPSConnection(self._netloc, timeout=c.timeout_seconds, context=ctx)
+        return http.client.HTTPConnection(self._netloc, timeout=c.timeout_seconds)
+
+    def _post(self, body: bytes, token: str) -> None:
+        conn = self._connection()
+        try:
+            conn.request(
+                "POST",
+                self._path,
+                body=body,
+                headers={"Authorization": f"Splunk {token}", "Content-Type": "application/json"},
+            )
+            resp = conn.getresponse()
+            raw = resp.read(65536)
+        except (OSError, http.client.HTTPException) as exc:
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            conn.close()
+        if resp.status == 200:
+            try:
+                code = json.loads(raw or b"{}").get("code", 0)
+            except ValueError:
+                code = 0
+            if code == 0:
+                return
+            raise SinkError(f"HEC answered code {code}")
+        text = raw[:200].decode("utf-8", errors="replace")
+        if resp.status == 429 or resp.status >= 500:
+            raise _Retryable(f"HTTP {resp.status}: {text}")
+        raise SinkError(f"HTTP {resp.status}: {text}")
+
+    def _post_with_retries(self, body: bytes, token: str) -> None:
+        c = self.config
+        last = ""
+        for attempt in range(c.max_retries + 1):
+            try:
+                self._post(body, token)
+                return
+            except _Retryable as exc:
+                last = str(exc)
+                if attempt < c.max_retries:
+                    self.sleep(min(c.backoff_seconds * 2**attempt, c.max_backoff_seconds))
+        raise SinkError(f"gave up after {c.max_retries + 1} attempts: {last}")
+
+    def send(self, events: Sequence[Mapping[str, Any]]) -> None:
+        if not events:
+            return
+        token = self._token()
+        delivered = 0
+        size = self.config.batch_size
+        for start in range(0, len(events), size):
+            chunk = events[start : start + size]
+            try:
+                self._post_with_retries(self.payload(chunk), token)
+            except SinkError as exc:
+                raise SinkError(f"splunk_hec {self.name} {self.config.url}: {exc}", delivered=delivered) from None
+            delivered += len(chunk)
+
+
+# --------------------------------------------------------------------------------------------------
+# the spool
+
+
+class Spool:
+    """Events a sink could not take yet, oldest first, one JSON object per line, no key twice."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock_path = path.with_name(path.name + ".lock")
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    log.warning("spool %s: skipping an unreadable line", self.path)
+        return out
+
+    def write(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Replace the spool's content atomically (temp file + rename)."""
+        if not events:
+            self.path.unlink(missing_ok=True)
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        data = "".join(json.dumps(e, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n" for e in events)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+
+def event_key(ocsf: Mapping[str, Any]) -> str:
+    return str(ocsf.get("metadata", {}).get("uid", ""))
+
+
+def _dedupe(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    seen: set[str] = set()
+    out = []
+    for e in events:
+        key = event_key(e)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(e)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# the dispatcher
+
+
+@dataclass
+class SinkReport:
+    name: str
+    sent: int = 0
+    flushed: int = 0  # of those sent, how many came from the spool
+    spooled: int = 0  # now waiting in the spool
+    failed: int = 0  # lost (a sink without a spool that failed)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "sent": self.sent,
+            "flushed": self.flushed,
+            "spooled": self.spooled,
+            "failed": self.failed,
+            "error": self.error,
+        }
+
+
+class SiemDispatcher:
+    """Publish ledger events to every configured sink (or one, for replays)."""
+
+    def __init__(
+        self,
+        config: SiemConfig | None = None,
+        *,
+        state_dir: Path | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config or SiemConfig()
+        self.state_dir = state_dir or default_state_dir()
+        self.mapper = OcsfMapper(self.config.detections)
+        self.sinks: dict[str, Sink] = {}
+        self.spools: dict[str, Spool] = {}
+        for cfg in self.config.sinks:
+            if isinstance(cfg, FileSinkConfig):
+                self.sinks[cfg.name] = FileSink(cfg, self._resolve(cfg.path))
+            elif isinstance(cfg, SyslogSinkConfig):
+                self.sinks[cfg.name] = SyslogSink(cfg)
+                if cfg.transport == "tcp":
+                    self.spools[cfg.name] = Spool(self._resolve(cfg.spool or f"{cfg.name}.spool.jsonl"))
+            else:
+                self.sinks[cfg.name] = HecSink(cfg, sleep=sleep)
+                self.spools[cfg.name] = Spool(self._resolve(cfg.spool or f"{cfg.name}.spool.jsonl"))
+
+    def _resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.state_dir / p
+
+    def publish(self, events: Iterable[AuditEvent], *, sink: str | None = None) -> list[SinkReport]:
+        """Map ``events`` (in ledger order) to OCSF and deliver them; never raises for a sink that is down."""
+        return self.deliver(self.mapper.map_all(events), sink=sink)
+
+    def deliver(self, ocsf_events: Sequence[Mapping[str, Any]], *, sink: str | None = None) -> list[SinkReport]:
+        names = [self.config.sink(sink).name] if sink else list(self.sinks)
+        return [self._deliver_one(name, ocsf_events) for name in names]
+
+    def _deliver_one(self, name: str, events: Sequence[Mapping[str, Any]]) -> SinkReport:
+        target = self.sinks[name]
+        spool = self.spools.get(name)
+        report = SinkReport(name=name)
+        if spool is None:
+            try:
+                target.send(events)
+                report.sent = len(events)
+            except SinkError as exc:
+                report.sent, report.failed, report.error = exc.delivered, len(events) - exc.delivered, str(exc)
+                log.warning("SIEM sink %s lost %d event(s): %s", name, report.failed, exc)
+            return report
+        with spool.locked():
+            pending = spool.read()
+            batch = _dedupe([*pending, *events])
+            try:
+                target.send(batch)
+            except SinkError as exc:
+                rest = batch[exc.delivered :]
+                spool.write(rest)
+                report.sent = exc.delivered
+                report.flushed = min(exc.delivered, len(pending))
+                report.spooled = len(rest)
+                report.error = str(exc)
+                log.warning("SIEM sink %s is down; %d event(s) spooled in %s: %s", name, len(rest), spool.path, exc)
+                return report
+            spool.write([])
+            report.sent, report.flushed = len(batch), len(_dedupe(pending))
+            return report

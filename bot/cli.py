@@ -16,7 +16,20 @@ from pathlib import Path
 import typer
 from typer.exceptions import TyperException
 
-from bot.commands import approvals, audit, breakglass, demo, forge, keys, ledger, registry, schema
+from bot.commands import (
+    approvals,
+    audit,
+    breakglass,
+    check,
+    demo,
+    forge,
+    keys,
+    ledger,
+    plan,
+    propose,
+    registry,
+    schema,
+)
 from bot.errors import EXIT_BAD_INPUT, EXIT_UNEXPECTED, GlassboxError
 
 app = typer.Typer(
@@ -28,7 +41,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (registry, schema, keys, ledger, forge, approvals, breakglass, audit, demo):
+for module in (registry, schema, keys, ledger, forge, propose, plan, check, approvals, breakglass, audit, demo):
     module.register(app)
 
 

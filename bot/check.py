@@ -1,0 +1,590 @@
+"""Check: what CI runs on every PR, and what an agent's pre-flight runs before a PR exists.
+
+plan → Rego policy pack → checkov → risk → verdict, then ``verdict.json``, ``verdict.sarif``, ``summary.md`` and
+a DSSE-signed in-toto attestation. The trust anchors (policy pack, registry, waivers) are read from the BASE
+commit, never from the head: a PR cannot judge itself. Any exception anywhere produces a FAILED verdict that
+names its cause (I5). Free text (rationale prose, PR body, commit messages) never enters the policy input (I8).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import git
+from pydantic import ValidationError
+
+from bot import __version__
+from bot.audit.keys import Signer
+from bot.audit.ledger import Ledger
+from bot.documents import parse_document
+from bot.errors import GlassboxError, UserError
+from bot.plan import Plan, build_plan
+from bot.plan.terraform import address_map, to_terraform_plan
+from bot.policy.attestation import sign_verdict
+from bot.policy.checkov import CheckovPolicy, CheckovReport, CheckovWorker, load_policy
+from bot.policy.render import sarif, summary_markdown
+from bot.records import (
+    Actor,
+    ActorKind,
+    ChangeAction,
+    ChangeBundle,
+    EvidenceRecord,
+    Finding,
+    FindingStatus,
+    Outcome,
+    RequiredApproval,
+    RiskTier,
+    Subject,
+    Verdict,
+    VerdictResult,
+    Waiver,
+    digest,
+)
+from bot.registry import GOVERNANCE_PATHS, Registry, is_governance_path, load_registry
+
+DECISIONS_DIR = ".glassbox/decisions/"
+PACK_DIR = "policy-pack"
+REGISTRY_DIR = "registry"
+RAW_IAC = re.compile(r"(\.tf$|\.tf\.json$|(^|/)Dockerfile[^/]*$|(^|/)(k8s|kubernetes|cloudformation)/.*\.ya?ml$)")
+NO_PLAN = "sha256:" + "0" * 64
+
+
+@dataclass
+class Author:
+    id: str
+    kind: str  # agent | human | ci | deployer | bot | unknown
+
+
+@dataclass
+class CheckRequest:
+    repo_path: Path
+    base: str
+    head: str
+    repo: str = "local/repo"
+    pr: int | None = None
+    author: str | None = None
+    checkov: CheckovWorker | None = None
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    plan_timeout: float = 120.0
+
+
+@dataclass
+class CheckResult:
+    verdict: Verdict
+    plan: Plan | None
+    evidence: EvidenceRecord | None
+    sarif: dict[str, Any]
+    summary: str
+    attestation: dict[str, Any] | None = None
+
+    def write(self, out_dir: Path) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = {
+            "verdict.json": self.verdict.model_dump_json(indent=2) + "\n",
+            "verdict.sarif": json.dumps(self.sarif, indent=2) + "\n",
+            "summary.md": self.summary,
+        }
+        if self.plan is not None:
+            files["plan.json"] = self.plan.model_dump_json(indent=2) + "\n"
+        if self.attestation is not None:
+            files["attestation.dsse.json"] = json.dumps(self.attestation, indent=2) + "\n"
+        written = []
+        for name, text in files.items():
+            path = out_dir / name
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+            written.append(path)
+        return written
+
+
+# --------------------------------------------------------------------------------------------------
+# trust anchors from the base commit
+
+
+def export_tree(commit: git.Commit, prefix: str, dest: Path) -> Path:
+    """Write the files under ``prefix`` at ``commit`` into ``dest/prefix``; return that directory."""
+    target = dest / prefix
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        tree = commit.tree / prefix
+    except KeyError:
+        return target
+    for blob in tree.traverse():
+        if not isinstance(blob, git.Blob) or blob.mode == 0o120000:
+            continue  # symlinks in a trust anchor are never followed
+        path = dest / blob.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(blob.data_stream.read())
+    return target
+
+
+def tree_digest(commit: git.Commit, prefix: str) -> str:
+    """Digest over (path, blob sha) of every file under ``prefix``: equal trees give equal digests."""
+    try:
+        tree = commit.tree / prefix
+    except KeyError:
+        return digest([])
+    blobs = sorted((str(b.path), b.hexsha, int(b.mode)) for b in tree.traverse() if isinstance(b, git.Blob))
+    return digest([{"path": p, "blob": h, "mode": m} for p, h, m in blobs])
+
+
+def policy_pack_digest(commit: git.Commit) -> str:
+    return tree_digest(commit, PACK_DIR)
+
+
+@dataclass
+class Anchors:
+    registry: Registry
+    pack_dir: Path
+    pack_digest: str
+    checkov_policy: CheckovPolicy
+    waivers: list[Waiver]
+
+
+def load_anchors(base: git.Commit, scratch: Path) -> Anchors:
+    registry_dir = export_tree(base, REGISTRY_DIR, scratch)
+    pack_dir = export_tree(base, PACK_DIR, scratch)
+    registry = load_registry(registry_dir)
+    waivers: list[Waiver] = []
+    waiver_file = registry_dir / "waivers.yaml"
+    if waiver_file.exists():
+        data = parse_document(waiver_file.read_text(encoding="utf-8"), str(waiver_file)) or {}
+        try:
+            waivers = [Waiver.model_validate(w) for w in data.get("waivers", [])]
+        except (ValidationError, AttributeError) as exc:
+            raise UserError(f"{REGISTRY_DIR}/waivers.yaml at base: invalid waiver: {exc}") from None
+    checkov_dir = pack_dir / "checkov"
+    return Anchors(
+        registry=registry,
+        pack_dir=pack_dir,
+        pack_digest=policy_pack_digest(base),
+        checkov_policy=load_policy(checkov_dir) if checkov_dir.exists() else CheckovPolicy(),
+        waivers=waivers,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# what the change is
+
+
+def changed_paths(base: git.Commit, head: git.Commit) -> list[str]:
+    paths: set[str] = set()
+    for d in base.diff(head, M=True):
+        paths.update(p for p in (d.a_path, d.b_path) if p)
+    return sorted(paths)
+
+
+def added_decision_records(base: git.Commit, head: git.Commit) -> list[str]:
+    return sorted(
+        d.b_path
+        for d in base.diff(head)
+        if d.b_path and d.b_path.startswith(DECISIONS_DIR) and d.change_type == "A" and not d.renamed_file
+    )
+
+
+@dataclass
+class EvidenceView:
+    record: EvidenceRecord | None
+    path: str | None
+    digest_verified: bool
+    problems: list[str]
+
+
+def read_evidence(head: git.Commit, base: git.Commit) -> EvidenceView:
+    paths = added_decision_records(base, head)
+    if not paths:
+        return EvidenceView(None, None, False, [])
+    if len(paths) > 1:
+        return EvidenceView(None, None, False, [f"more than one decision record added: {', '.join(paths)}"])
+    path = paths[0]
+    raw = (head.tree / path).data_stream.read()
+    try:
+        record = EvidenceRecord.model_validate_json(raw)
+    except ValidationError as exc:
+        return EvidenceView(None, path, False, [f"{path} is not a valid evidence record: {exc.errors()[0]['msg']}"])
+    problems = []
+    verified = record.verify_digest()
+    if not verified:
+        problems.append(f"{path}: the record's content does not match its digest")
+    if not path.endswith(f"/{record.request.correlation_id}.json"):
+        verified = False
+        problems.append(f"{path}: file name does not match correlation id {record.request.correlation_id}")
+    trailer = re.search(r"^Glassbox-Evidence:\s*(sha256:[0-9a-f]{64})\s*$", str(head.message), re.MULTILINE)
+    if trailer is not None and trailer.group(1) != record.digest:
+        verified = False
+        problems.append(f"commit trailer Glassbox-Evidence {trailer.group(1)} does not match {record.digest}")
+    return EvidenceView(record, path, verified, problems)
+
+
+def resolve_author(request: CheckRequest, registry: Registry, evidence: EvidenceView, head: git.Commit) -> Author:
+    if request.author:
+        return Author(request.author, registry.identity_kind(request.author) or "unknown")
+    agent = evidence.record.request.agent_id if evidence.record else None
+    trailer = re.search(r"^Glassbox-Agent:\s*(\S+)\s*$", str(head.message), re.MULTILINE)
+    agent = agent or (trailer.group(1) if trailer else None)
+    if agent:
+        return Author(agent, registry.identity_kind(agent) or "unknown")
+    return Author(str(head.author.email or "unknown"), "human")
+
+
+def evidence_input(view: EvidenceView) -> dict[str, Any]:
+    """The evidence as policy sees it: structured fields and digests only, never prose (I8)."""
+    if view.record is None:
+        return {"present": False, "digest_verified": False}
+    r = view.record.request
+    return {
+        "present": True,
+        "digest_verified": view.digest_verified,
+        "digest": view.record.digest,
+        "agent_id": r.agent_id,
+        "requested_by": r.requested_by.id,
+        "model": r.model.model_dump(mode="json"),
+        "prompt": {
+            "template_id": r.prompt.template_id,
+            "template_version": r.prompt.template_version,
+            "template_sha256": r.prompt.template_sha256,
+        },
+        "evidence_sources": [s.model_dump(mode="json") for s in r.rationale.evidence_sources],
+        "confidence_score": r.rationale.confidence.score,
+        "has_rollback_plan": bool(r.rationale.rollback_plan.strip()),
+        "has_expected_impact": bool(r.rationale.expected_impact.strip()),
+        "expected_changes": [e.model_dump(mode="json") for e in r.expected_changes],
+        "claimed_risk": r.claimed_risk.value if r.claimed_risk else None,
+    }
+
+
+def governance_changes(paths: list[str], evidence: EvidenceView) -> list[str]:
+    """Governance paths the change touches, except the one decision record an agent PR adds (I2)."""
+    own = evidence.path if evidence.record is not None else None
+    return [p for p in paths if is_governance_path(p) and p != own]
+
+
+def policy_input(
+    plan: Plan | None,
+    paths: list[str],
+    governance: list[str],
+    evidence: EvidenceView,
+    author: Author,
+    request: CheckRequest,
+    head: git.Commit,
+    registry: Registry,
+    now: datetime,
+) -> dict[str, Any]:
+    agent = registry.find_agent(author.id) if author.kind == "agent" else None
+    return {
+        "plan": {
+            "digest": plan.digest if plan else NO_PLAN,
+            "stacks": [
+                {"project": s.project, "stack": s.stack, "environment": s.environment}
+                for s in (plan.stacks if plan else [])
+            ],
+            "resources": [r.model_dump(mode="json") for r in (plan.resources if plan else [])],
+        },
+        "changes": [
+            c.model_dump(mode="json", exclude={"before", "after"}) | _sides(c) for c in (plan.changes if plan else [])
+        ],
+        "files": {"changed_paths": paths, "governance_paths": governance},
+        "evidence": evidence_input(evidence),
+        "pr": {
+            "number": request.pr,
+            "author": {"id": author.id, "kind": "agent" if author.kind == "agent" else "human"},
+            "agent_id": author.id if author.kind == "agent" else None,
+            "base_ref": request.base,
+            "head_sha": head.hexsha,
+        },
+        "registry": {
+            "agent": agent.model_dump(mode="json") if agent else None,
+            "governance_paths": list(GOVERNANCE_PATHS),
+        },
+        "now": now.astimezone(UTC).isoformat(),
+    }
+
+
+def _sides(change: Any) -> dict[str, Any]:
+    return {"before": change.before, "after": change.after}
+
+
+# --------------------------------------------------------------------------------------------------
+# engines → findings
+
+
+def rego_findings(pack_dir: Path, data: dict[str, Any]) -> tuple[list[Finding], RiskTier, list[str], str]:
+    """Evaluate the pack read from the base commit; (findings, tier, reasons, engine name)."""
+    from bot.policy.engine import make_engine
+    from bot.policy.pack import load_pack
+
+    engine = make_engine(load_pack(pack_dir))
+    evaluation = engine.evaluate(data)
+    return [r.to_finding() for r in evaluation.results], evaluation.tier, list(evaluation.reasons), engine.name
+
+
+def checkov_findings(
+    report: CheckovReport, plan: Plan, addresses: dict[str, str], *, raw: bool = False
+) -> list[Finding]:
+    """Failed checks on resources this change creates or modifies deny at high/critical, else warn;
+    failures on untouched resources are pre-existing and only warn."""
+    touched = {c.urn for c in plan.changes if c.action is not ChangeAction.DELETE}
+    out = []
+    for f in report.failed:
+        urn = addresses.get(f.resource_address)
+        changed = raw or (urn is not None and urn in touched)
+        deny = changed and f.severity in (RiskTier.HIGH, RiskTier.CRITICAL)
+        note = "" if changed else " (pre-existing: the resource is not changed by this PR)"
+        out.append(
+            Finding(
+                engine="checkov",
+                rule_id=f.check_id,
+                severity=f.severity,
+                status=FindingStatus.DENY if deny else FindingStatus.WARN,
+                message=f"{f.name}{note}",
+                resource=urn or (f"{f.file}:{f.resource_address}" if raw else f.resource_address),
+                remediation=f.guideline or "",
+                details={"address": f.resource_address, "file": f.file},
+            )
+        )
+    return out
+
+
+def apply_waivers(findings: list[Finding], waivers: list[Waiver], now: datetime) -> tuple[list[Finding], list[str]]:
+    notes = []
+    out = []
+    for f in findings:
+        match = next(
+            (w for w in waivers if w.rule_id == f.rule_id and w.resource in ("*", f.resource)),
+            None,
+        )
+        if match is None or f.status is not FindingStatus.DENY:
+            out.append(f)
+        elif match.expires <= now:
+            notes.append(f"waiver for {f.rule_id} on {f.resource} expired {match.expires.isoformat()}; ignored")
+            out.append(f.model_copy(update={"details": {**f.details, "expired_waiver": match.model_dump(mode="json")}}))
+        else:
+            out.append(f.model_copy(update={"status": FindingStatus.WAIVED, "waiver": match}))
+    return out, notes
+
+
+# --------------------------------------------------------------------------------------------------
+# the check
+
+
+@contextmanager
+def _worker(request: CheckRequest, policy: CheckovPolicy) -> Iterator[CheckovWorker]:
+    if request.checkov is not None:
+        yield request.checkov
+    else:
+        with CheckovWorker(policy=policy) as worker:
+            yield worker
+
+
+def run_check(request: CheckRequest) -> CheckResult:
+    """Run the whole check. Never raises for a problem with the change: that is a FAILED verdict."""
+    try:
+        repo = git.Repo(request.repo_path)
+        base = repo.commit(request.base)
+        head = repo.commit(request.head)
+    except (git.exc.GitError, ValueError, git.BadName) as exc:
+        raise UserError(f"cannot read {request.base}..{request.head} in {request.repo_path}: {exc}") from None
+    now = request.now()
+    errors: list[str] = []
+    findings: list[Finding] = []
+    reasons: list[str] = []
+    tier = RiskTier.CRITICAL  # until the policy says otherwise: fail closed
+    plan: Plan | None = None
+    evidence = EvidenceView(None, None, False, [])
+    registry: Registry | None = None
+    required: list[RequiredApproval] = []
+    versions = {"id": "glassbox", "glassbox": __version__}
+    pack_digest = policy_pack_digest(base)
+    registry_digest_value = tree_digest(base, REGISTRY_DIR)
+
+    with tempfile.TemporaryDirectory(prefix="glassbox-check-") as scratch:
+        try:
+            anchors = load_anchors(base, Path(scratch))
+            registry = anchors.registry
+            registry_digest_value = registry.digest
+            versions["id"] = registry.service_identity("ci") or "glassbox-ci"
+            paths = changed_paths(base, head)
+            evidence = read_evidence(head, base)
+            author = resolve_author(request, registry, evidence, head)
+            governance = governance_changes(paths, evidence)
+            for problem in evidence.problems:
+                findings.append(
+                    Finding(
+                        engine="glassbox",
+                        rule_id="GB-EVIDENCE-INTEGRITY",
+                        severity=RiskTier.HIGH,
+                        status=FindingStatus.DENY,
+                        message=problem,
+                        resource=evidence.path,
+                    )
+                )
+            plan = build_plan(request.repo_path, base.hexsha, head.hexsha, timeout=request.plan_timeout)
+            data = policy_input(plan, paths, governance, evidence, author, request, head, registry, now)
+            rego, tier, reasons, engine_name = rego_findings(anchors.pack_dir, data)
+            versions["rego"] = engine_name
+            findings += rego
+            raw_files = [p for p in paths if RAW_IAC.search(p) and _exists(head, p)]
+            if plan.resources or raw_files:
+                with _worker(request, anchors.checkov_policy) as worker:
+                    versions["checkov"] = worker.version()
+                    if plan.resources:
+                        report = worker.scan_plan(to_terraform_plan(plan.resources))
+                        findings += checkov_findings(report, plan, address_map(plan.resources))
+                    if raw_files:
+                        files_root = Path(scratch) / "head-files"
+                        for p in raw_files:
+                            target = files_root / p
+                            target.parent.mkdir(parents=True, exist_ok=True)
+                            target.write_bytes((head.tree / p).data_stream.read())
+                        report = worker.scan_files(files_root, raw_files)
+                        findings += checkov_findings(report, plan, {}, raw=True)
+            findings, waiver_notes = apply_waivers(findings, anchors.waivers, now)
+            reasons += waiver_notes
+            claimed = evidence.record.request.claimed_risk if evidence.record else None
+            if claimed is not None and claimed.rank > tier.rank:
+                reasons.append(f"the agent claimed {claimed.value}, which raises the tier from {tier.value}")
+                tier = claimed  # a claim can only raise the tier (I8)
+            rule = registry.approval_matrix.tiers[tier]
+            required = [
+                RequiredApproval(team=r.team, count=r.count, reason=f"risk {tier.value}") for r in rule.required
+            ]
+        except GlassboxError as exc:
+            errors.append(exc.message)
+        except Exception as exc:  # I5: whatever failed, the verdict is a deny that names the cause
+            errors.append(f"unexpected {type(exc).__name__}: {exc}")
+
+    if errors:
+        tier = RiskTier.CRITICAL
+        reasons.append("the check could not complete, so it fails closed at critical")
+    denied = any(f.status is FindingStatus.DENY for f in findings)
+    verdict = Verdict(
+        result=VerdictResult.FAILED if errors or denied else VerdictResult.PASSED,
+        risk=tier,
+        risk_reasons=sorted(set(reasons), key=reasons.index),
+        required_approvals=required,
+        findings=sorted(findings, key=lambda f: (-f.severity.rank, f.engine, f.rule_id, f.resource or "")),
+        errors=errors,
+        change=ChangeBundle(
+            repo=request.repo,
+            pr=request.pr,
+            correlation_id=evidence.record.request.correlation_id if evidence.record else None,
+            base_commit=base.hexsha,
+            head_commit=head.hexsha,
+            head_tree=head.tree.hexsha,
+            plan_digest=plan.digest if plan and plan.digest else NO_PLAN,
+            policy_pack_digest=pack_digest,
+            registry_digest=registry_digest_value,
+            evidence_digest=evidence.record.digest if evidence.record else None,
+        ),
+        verifier=versions,
+        time_verified=now,
+    )
+    changes = [c.model_dump(mode="json") for c in plan.changes] if plan else []
+    return CheckResult(verdict, plan, evidence.record, sarif(verdict), summary_markdown(verdict, changes))
+
+
+def _exists(commit: git.Commit, path: str) -> bool:
+    try:
+        commit.tree / path
+    except KeyError:
+        return False
+    return True
+
+
+def attest_and_record(result: CheckResult, *, signer: Signer | None, ledger: Ledger | None) -> CheckResult:
+    """Sign the verdict as the CI identity and append the `check` ledger event (same fields allow or deny)."""
+    v = result.verdict
+    if signer is not None:
+        result.attestation = sign_verdict(v, signer)
+    if ledger is not None and signer is not None:
+        passed = v.result is VerdictResult.PASSED
+        ledger.append(
+            signer,
+            actor=Actor(id=signer.identity, kind=ActorKind.CI),
+            action="check",
+            outcome=Outcome.ALLOW if passed else (Outcome.ERROR if v.errors else Outcome.DENY),
+            reason=f"{v.result.value} at risk {v.risk.value}"
+            + ("" if passed else ": " + "; ".join(v.errors or _deny_ids(v))),
+            correlation_id=v.change.correlation_id,
+            subject=Subject(repo=v.change.repo, pr=v.change.pr, commit=v.change.head_commit, tree=v.change.head_tree),
+            details={
+                "result": v.result.value,
+                "risk": v.risk.value,
+                "risk_reasons": v.risk_reasons,
+                "findings": [
+                    {"engine": f.engine, "rule_id": f.rule_id, "severity": f.severity.value, "status": f.status.value}
+                    for f in v.findings
+                ],
+                "plan_digest": v.change.plan_digest,
+                "policy_pack_digest": v.change.policy_pack_digest,
+                "evidence_digest": v.change.evidence_digest,
+                "errors": v.errors,
+            },
+        )
+    return result
+
+
+def _deny_ids(v: Verdict) -> list[str]:
+    return sorted({f.rule_id for f in v.findings if f.status is FindingStatus.DENY})
+
+
+# --------------------------------------------------------------------------------------------------
+# pre-flight: the same check on the would-be commit, before any PR exists
+
+
+def deny_reasons(verdict: Verdict) -> list[str]:
+    reasons = [f"check could not complete: {e}" for e in verdict.errors]
+    reasons += [
+        f"{f.rule_id} ({f.severity.value}): {f.message}" + (f" [{f.resource}]" if f.resource else "")
+        for f in verdict.findings
+        if f.status is FindingStatus.DENY
+    ]
+    return reasons
+
+
+def preflight_for(
+    base_repo: Path, repo_name: str, *, checkov: CheckovWorker | None = None
+) -> Callable[[Any, EvidenceRecord], list[str]]:
+    """A pre-flight for ``propose``: commit the request + its evidence on a scratch clone, check it, return denials."""
+    from bot.propose import commit_message, evidence_path
+
+    def run(request: Any, record: EvidenceRecord) -> list[str]:
+        with tempfile.TemporaryDirectory(prefix="glassbox-preflight-") as tmp:
+            work = Path(tmp) / "work"
+            clone = git.Repo.clone_from(str(base_repo), str(work), branch=request.base_branch)
+            base_sha = clone.head.commit.hexsha
+            for change in request.changes:
+                target = work / change.path
+                if change.delete:
+                    target.unlink(missing_ok=True)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(change.content, encoding="utf-8")
+            evidence_file = work / evidence_path(request)
+            evidence_file.parent.mkdir(parents=True, exist_ok=True)
+            evidence_file.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            clone.git.add("-A")
+            env = {
+                "GIT_AUTHOR_NAME": request.agent_id,
+                "GIT_AUTHOR_EMAIL": f"{request.agent_id}@agents.glassbox",
+                "GIT_COMMITTER_NAME": "glassbox-preflight",
+                "GIT_COMMITTER_EMAIL": "preflight@glassbox",
+            }
+            clone.git.commit("--no-verify", "--no-gpg-sign", "-m", commit_message(record), env=env)
+            result = run_check(
+                CheckRequest(
+                    repo_path=work, base=base_sha, head="HEAD", repo=repo_name, author=request.agent_id, checkov=checkov
+                )
+            )
+            return deny_reasons(result.verdict)
+
+    return run

@@ -1,0 +1,93 @@
+"""`glassbox check`: plan → Rego → checkov → risk → signed verdict. Exit 0 PASSED, 1 FAILED, 2 bad input."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import git
+import typer
+from rich.console import Console
+
+from bot.audit.keys import load_signer
+from bot.audit.ledger import Ledger
+from bot.check import REGISTRY_DIR, CheckRequest, attest_and_record, deny_reasons, export_tree, run_check
+from bot.commands._common import KeysOption, LedgerOption, OutputFormat, OutputOption, emit, keys_dir, ledger_path
+from bot.errors import Denied, UserError
+from bot.forge.github import GitHubForge
+from bot.forge.model import StatusState
+from bot.forge.settings import ForgeUrlOption, RepoOption, TokenOption, resolve_settings
+from bot.records import VerdictResult
+from bot.registry import load_registry
+
+CHECK_CONTEXT = "glassbox/check"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+
+
+def check(
+    repo: Annotated[Path, typer.Option("--repo", help="Path of a git clone holding both commits.")] = Path("."),
+    base: Annotated[str, typer.Option("--base", help="Base ref or SHA (trust anchors are read from it).")] = "main",
+    head: Annotated[str, typer.Option("--head", help="Head ref or SHA to judge.")] = "HEAD",
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for verdict.json, .sarif, summary.md, attestation.")
+    ] = Path("glassbox-check"),
+    repo_name: Annotated[str, typer.Option("--repo-name", help="ORG/NAME recorded in the verdict.")] = "local/repo",
+    pr: Annotated[int | None, typer.Option("--pr", help="PR number recorded in the verdict.")] = None,
+    author: Annotated[
+        str | None, typer.Option("--author", help="PR author identity (agent or person); else from the evidence.")
+    ] = None,
+    keys: KeysOption = None,
+    ledger: LedgerOption = None,
+    attest: Annotated[bool, typer.Option(help="Sign the verdict as the CI identity (needs its key).")] = True,
+    publish: Annotated[
+        bool, typer.Option(help="Set the glassbox/check status on the head commit and comment the summary on --pr.")
+    ] = False,
+    forge_url: ForgeUrlOption = None,
+    forge_repo: RepoOption = None,
+    token: TokenOption = None,
+    output: OutputOption = OutputFormat.TEXT,
+) -> None:
+    """Judge HEAD against BASE and write the verdict, SARIF, summary and signed attestation."""
+    signer = None
+    if attest:
+        try:
+            base_commit = git.Repo(repo).commit(base)
+        except (git.exc.GitError, ValueError, git.BadName) as exc:
+            raise UserError(f"--repo {repo} / --base {base}: {exc}") from None
+        with tempfile.TemporaryDirectory(prefix="glassbox-ci-") as scratch:
+            registry = load_registry(export_tree(base_commit, REGISTRY_DIR, Path(scratch)))
+        ci = registry.service_identity("ci")
+        if ci is None:
+            raise UserError("the base registry declares no CI identity (teams.yaml service_identities, kind ci)")
+        signer = load_signer(keys_dir(keys), ci)
+    ledger_file = ledger_path(ledger, required=False)
+    result = run_check(CheckRequest(repo_path=repo, base=base, head=head, repo=repo_name, pr=pr, author=author))
+    attest_and_record(result, signer=signer, ledger=Ledger(ledger_file) if ledger_file else None)
+    written = result.write(out)
+    verdict = result.verdict
+    if publish:
+        forge = GitHubForge(resolve_settings(forge_url, forge_repo or repo_name, token))
+        forge.set_status(
+            verdict.change.head_commit,
+            context=CHECK_CONTEXT,
+            state=status_for(verdict.result),
+            description=f"{verdict.result.value}, risk {verdict.risk.value}"[:140],
+        )
+        if pr is not None:
+            forge.comment(pr, result.summary)
+
+    def render(console: Console) -> None:
+        console.print(result.summary)
+        console.print(f"wrote {', '.join(str(p) for p in written)}")
+
+    emit({"verdict": verdict, "files": [str(p) for p in written]}, output, render)
+    if verdict.result is VerdictResult.FAILED:
+        raise Denied(f"check FAILED at risk {verdict.risk.value}", deny_reasons(verdict))
+
+
+def status_for(result: VerdictResult) -> StatusState:
+    return StatusState.SUCCESS if result is VerdictResult.PASSED else StatusState.FAILURE

@@ -1,0 +1,103 @@
+"""Running the pack's Rego unit tests (``test_`` rules of ``*_test`` packages) without ``opa test``.
+
+regopy has no test runner, so each test rule is evaluated on its own and must be exactly ``true``;
+undefined, false or an engine error is a failure with its reason. All modules (policies, helpers,
+fixtures and tests) are compiled once into a bundle with one entrypoint per test; if the bundle cannot
+be built, each test is queried through a reused interpreter instead. A test that errors never stops
+the others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import Field
+
+from bot.errors import EngineError
+from bot.policy.engine import error_messages, first_line
+from bot.policy.pack import ENGINE, PolicyPack, RegoTestCase
+from bot.records import Record
+
+
+class RegoTestResult(Record):
+    package: str
+    name: str
+    path: str
+    passed: bool
+    error: str | None = Field(default=None, description="Why it failed: false, undefined, or the engine error.")
+    duration_ms: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return f"{self.package}::{self.name}"
+
+
+def _entrypoint(case: RegoTestCase) -> str:
+    return "/".join([*case.package.split("."), case.name])
+
+
+def _verdict(output: Any) -> tuple[bool, str | None]:
+    if not output._impl:  # NULL output: never touch it further (see engine.py)
+        return False, "engine returned no output"
+    if not output.ok():
+        return False, "; ".join(error_messages(output))
+    if not output.results:
+        return False, "undefined"
+    result = output.results[0]
+    values = list(result.bindings.values()) or list(result.expressions)
+    if not values:
+        return False, "undefined"
+    if values[0] is True:
+        return True, None
+    return False, f"evaluated to {values[0]!r:.200} instead of true"
+
+
+def run_rego_tests(
+    pack: PolicyPack, only: Sequence[RegoTestCase] | None = None, *, use_bundle: bool = True
+) -> list[RegoTestResult]:
+    """Run every test of ``pack`` (or just ``only``) and return one result per test, in pack order."""
+    import regopy
+
+    cases = list(only) if only is not None else pack.tests()
+    interp = regopy.Interpreter()
+    interp.log_level = regopy.LogLevel.NONE
+    for module in pack.modules:
+        try:
+            interp.add_module(module.path, module.source)
+        except Exception as exc:  # RegoError: a module does not parse; every test fails with the cause
+            raise EngineError(f"{module.path} does not compile: {first_line(exc)}", engine=ENGINE) from None
+    interp.set_input(regopy.Input({}))
+
+    bundle: Any = None
+    if cases and use_bundle:
+        try:
+            bundle = interp.build(None, [_entrypoint(c) for c in cases])
+            if not bundle.ok():
+                bundle = None
+        except Exception:
+            bundle = None
+
+    results: list[RegoTestResult] = []
+    for case in cases:
+        start = time.perf_counter()
+        try:
+            if bundle is not None:
+                output = interp.query_bundle_entrypoint(bundle, _entrypoint(case))
+            else:
+                output = interp.query(f"x = {case.ref}")
+            passed, error = _verdict(output)
+        except Exception as exc:
+            passed, error = False, first_line(exc)
+        results.append(
+            RegoTestResult(
+                package=case.package,
+                name=case.name,
+                path=case.path,
+                passed=passed,
+                error=error,
+                duration_ms=(time.perf_counter() - start) * 1000,
+            )
+        )
+    return results

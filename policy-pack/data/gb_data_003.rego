@@ -1,0 +1,51 @@
+# METADATA
+# title: S3 public access block missing or incomplete
+# description: >-
+#   Every bucket needs a BucketPublicAccessBlock with blockPublicAcls, blockPublicPolicy,
+#   ignorePublicAcls and restrictPublicBuckets all true. A missing block is a deny in prod and a
+#   warning elsewhere; a block with any setting off is a deny.
+# custom:
+#   id: GB-DATA-003
+#   severity: high
+#   controls: [SOC2-CC6.1, ISO27001-A.8.3, NIST-AC-3, CIS-AWS-2.1.4]
+#   remediation: >-
+#     Add an aws.s3.BucketPublicAccessBlock for the bucket with all four settings true.
+package glassbox.data.gb_data_003
+
+import rego.v1
+
+import data.glassbox.lib.s3
+import data.glassbox.lib.util
+
+settings := ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"]
+
+unblocked(doc) := s3.unreferenced(doc, s3.refs(doc, s3.pab_types))
+
+deny_results(doc) := {result |
+	some b in unblocked(doc)
+	util.is_prod(b.environment)
+	result := {"msg": util.msg(["bucket ", b.name, " in ", b.environment, " has no public access block"]), "resource": util.resource_ref(b)}
+} | {result |
+	some pab in util.resources_of_types(doc, s3.pab_types)
+	off := [s | some s in settings; util.input_value(pab, s, false) != true]
+	count(off) > 0
+	result := {
+		"msg": util.msg(["public access block ", pab.name, " leaves ", concat(", ", off), " off"]),
+		"resource": util.resource_ref(pab),
+		"settings_off": off,
+	}
+}
+
+warn_results(doc) := {result |
+	some b in unblocked(doc)
+	not util.is_prod(b.environment)
+	result := {"msg": util.msg(["bucket ", b.name, " in ", b.environment, " has no public access block"]), "resource": util.resource_ref(b)}
+}
+
+deny contains result if {
+	some result in deny_results(input)
+}
+
+warn contains result if {
+	some result in warn_results(input)
+}

@@ -1,0 +1,44 @@
+# METADATA
+# title: S3 bucket without explicit server-side encryption
+# description: >-
+#   A bucket with neither an inline serverSideEncryptionConfiguration nor a
+#   BucketServerSideEncryptionConfiguration resource pointing at it. A deny in prod, a warning
+#   elsewhere.
+# custom:
+#   id: GB-DATA-004
+#   severity: medium
+#   controls: [SOC2-CC6.1, ISO27001-A.8.24, NIST-SC-28]
+#   remediation: >-
+#     Add an aws.s3.BucketServerSideEncryptionConfiguration (SSE-KMS with a customer key for
+#     sensitive data) for the bucket.
+package glassbox.data.gb_data_004
+
+import rego.v1
+
+import data.glassbox.lib.s3
+import data.glassbox.lib.util
+
+unencrypted(doc) := [b |
+	some b in s3.unreferenced(doc, s3.refs(doc, s3.sse_types))
+	is_null(util.input_value(b, "serverSideEncryptionConfiguration", null))
+]
+
+deny_results(doc) := {result |
+	some b in unencrypted(doc)
+	util.is_prod(b.environment)
+	result := {"msg": util.msg(["bucket ", b.name, " in ", b.environment, " has no server-side encryption configuration"]), "resource": util.resource_ref(b)}
+}
+
+warn_results(doc) := {result |
+	some b in unencrypted(doc)
+	not util.is_prod(b.environment)
+	result := {"msg": util.msg(["bucket ", b.name, " in ", b.environment, " has no server-side encryption configuration"]), "resource": util.resource_ref(b)}
+}
+
+deny contains result if {
+	some result in deny_results(input)
+}
+
+warn contains result if {
+	some result in warn_results(input)
+}

@@ -1,0 +1,32 @@
+# METADATA
+# title: KMS key rotation off
+# description: >-
+#   A symmetric encryption KMS key without enableKeyRotation = true. Asymmetric and HMAC keys cannot
+#   rotate automatically and are skipped.
+# custom:
+#   id: GB-DATA-010
+#   severity: medium
+#   controls: [SOC2-CC6.1, ISO27001-A.8.24, NIST-SC-12, CIS-AWS-3.6]
+#   remediation: >-
+#     Set enableKeyRotation = true (optionally rotationPeriodInDays) on symmetric keys.
+package glassbox.data.gb_data_010
+
+import rego.v1
+
+import data.glassbox.lib.util
+
+symmetric(k) if {
+	util.input_value(k, "customerMasterKeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT"
+	util.input_value(k, "keyUsage", "ENCRYPT_DECRYPT") == "ENCRYPT_DECRYPT"
+}
+
+deny_results(doc) := {result |
+	some k in util.resources_of_type(doc, "aws:kms/key:Key")
+	symmetric(k)
+	util.input_value(k, "enableKeyRotation", false) != true
+	result := {"msg": util.msg(["KMS key ", k.name, " does not rotate"]), "resource": util.resource_ref(k)}
+}
+
+deny contains result if {
+	some result in deny_results(input)
+}

@@ -1,0 +1,28 @@
+package glassbox.governance.gb_gov_001_test
+
+import rego.v1
+
+import data.glassbox.lib.fixtures_test as f
+import data.glassbox.governance.gb_gov_001 as rule
+
+test_allow_infra_paths if {
+	count(rule.deny_results(f.with_paths(f.agent_input([]), ["infra/app/__main__.py"]))) == 0
+}
+
+test_deny_policy_change if {
+	some d in rule.deny_results(f.with_paths(f.agent_input([]), ["policy-pack/lib/util.rego"]))
+	d.resource == "policy-pack/lib/util.rego"
+}
+
+test_deny_reported_governance_path if {
+	inp := object.union(f.agent_input([]), {"files": {"changed_paths": [], "governance_paths": [".github/workflows/check.yml"]}})
+	count(rule.deny_results(inp)) == 1
+}
+
+test_edge_own_decision_record_allowed if {
+	count(rule.deny_results(f.with_paths(f.agent_input([]), [".glassbox/decisions/2026/11/x.json"]))) == 0
+}
+
+test_edge_other_glassbox_file_denied if {
+	count(rule.deny_results(f.with_paths(f.agent_input([]), [".glassbox/waivers.yaml"]))) == 1
+}

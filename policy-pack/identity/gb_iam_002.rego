@@ -1,0 +1,35 @@
+# METADATA
+# title: Service-wide wildcard on a sensitive service
+# description: >-
+#   An Allow statement with an action like iam:*, kms:*, s3:*, sts:* or secretsmanager:* (a full
+#   service wildcard on a service that controls identity, keys or data).
+# custom:
+#   id: GB-IAM-002
+#   severity: high
+#   controls: [SOC2-CC6.1, SOC2-CC6.3, ISO27001-A.8.2, NIST-AC-6]
+#   remediation: >-
+#     Replace the service wildcard with the specific actions the workload needs.
+package glassbox.identity.gb_iam_002
+
+import rego.v1
+
+import data.glassbox.lib.iam
+import data.glassbox.lib.util
+
+deny_results(doc) := {result |
+	some a in iam.allow_statements(doc)
+	some action in iam.actions(a.stmt)
+	parts := split(action, ":")
+	count(parts) == 2
+	parts[1] == "*"
+	parts[0] in iam.sensitive_services
+	result := {
+		"msg": util.msg([a.resource.type, " ", a.resource.name, " (", a.field, ") allows ", action]),
+		"resource": util.resource_ref(a.resource),
+		"action": action,
+	}
+}
+
+deny contains result if {
+	some result in deny_results(input)
+}

@@ -1,0 +1,94 @@
+# METADATA
+# title: Test fixtures
+# description: Builders for policy inputs shared by the *_test.rego files (loaded only when testing).
+package glassbox.lib.fixtures_test
+
+import rego.v1
+
+# Strings are joined with concat, not sprintf: rego-cpp 1.5.2's sprintf renders a string that is
+# itself a function argument with its JSON quotes ("x" instead of x).
+
+res(t, name, inputs) := {
+	"urn": concat("::", ["urn:pulumi:prod", "app", t, name]),
+	"project": "app", "stack": "prod", "environment": "prod",
+	"type": t, "name": name, "parent": null, "provider": null, "protect": false,
+	"dependencies": [], "inputs": inputs,
+}
+
+dev_res(t, name, inputs) := {
+	"urn": concat("::", ["urn:pulumi:dev", "app", t, name]),
+	"project": "app", "stack": "dev", "environment": "dev",
+	"type": t, "name": name, "parent": null, "provider": null, "protect": false,
+	"dependencies": [], "inputs": inputs,
+}
+
+human_pr := {"number": 1, "author": {"id": "alice", "kind": "human"}, "agent_id": null, "base_ref": "main", "head_sha": "0000000000000000000000000000000000000000"}
+
+agent_pr := {"number": 2, "author": {"id": "cost-optimizer", "kind": "agent"}, "agent_id": "cost-optimizer", "base_ref": "main", "head_sha": "0000000000000000000000000000000000000000"}
+
+governance_paths := ["policy-pack/", "registry/", ".github/", "CODEOWNERS", ".glassbox/"]
+
+agent_entry := {
+	"id": "cost-optimizer",
+	"status": "active",
+	"confidence_threshold": 0.7,
+	"scope": {
+		"paths": ["infra/**"],
+		"stacks": ["dev", "prod"],
+		"resource_types": ["aws:s3/*", "aws:ec2/*"],
+		"max_risk": "high",
+	},
+}
+
+good_evidence := {
+	"present": true, "digest_verified": true, "digest": "sha256:00",
+	"agent_id": "cost-optimizer", "requested_by": "alice",
+	"model": {"provider": "p", "model_id": "m-1", "version": "1"},
+	"prompt": {"template_id": "t", "template_version": "1", "template_sha256": "ab"},
+	"evidence_sources": [{"kind": "runbook", "uri": "u", "version": "1", "sha256": "ab", "retrieval_id": "r"}],
+	"confidence_score": 0.9, "has_rollback_plan": true, "has_expected_impact": true,
+	"expected_changes": [], "claimed_risk": null,
+}
+
+# A human PR over these head resources and no changes.
+plan_input(resources) := {
+	"plan": {"digest": "sha256:00", "stacks": [], "resources": resources},
+	"changes": [],
+	"files": {"changed_paths": [], "governance_paths": []},
+	"evidence": {"present": false},
+	"pr": human_pr,
+	"registry": {"agent": null, "governance_paths": governance_paths},
+	"now": "2026-11-25T10:00:00+00:00",
+}
+
+change(t, name, action, env) := {
+	"project": "app", "stack": env, "environment": env,
+	"urn": concat("::", [concat(":", ["urn:pulumi", env]), "app", t, name]),
+	"type": t, "name": name, "action": action, "replace_predicted": false,
+	"changed": [], "before": null, "after": null,
+}
+
+# An agent PR with good evidence over these changes.
+agent_input(changes) := {
+	"plan": {"digest": "sha256:00", "stacks": [], "resources": []},
+	"changes": changes,
+	"files": {"changed_paths": ["infra/app/__main__.py"], "governance_paths": []},
+	"evidence": good_evidence,
+	"pr": agent_pr,
+	"registry": {"agent": agent_entry, "governance_paths": governance_paths},
+	"now": "2026-11-25T10:00:00+00:00",
+}
+
+human_input(changes) := object.union(agent_input(changes), {"evidence": {"present": false}, "pr": human_pr, "registry": {"agent": null, "governance_paths": governance_paths}})
+
+# Shallow merges at each level: rego-cpp's object.union does not merge nested objects (OPA's does).
+with_evidence(doc, patch) := object.union(doc, {"evidence": object.union(doc.evidence, patch)})
+
+with_agent(doc, patch) := object.union(doc, {"registry": object.union(doc.registry, {"agent": object.union(doc.registry.agent, patch)})})
+
+with_scope(doc, patch) := with_agent(doc, {"scope": object.union(doc.registry.agent.scope, patch)})
+
+with_paths(doc, paths) := object.union(doc, {"files": {"changed_paths": paths, "governance_paths": []}})
+
+# Evidence without one key.
+evidence_without(key) := {k: v | some k; v := good_evidence[k]; k != key}

@@ -1,0 +1,34 @@
+# METADATA
+# title: Admin ports open to the world
+# description: >-
+#   Ingress from 0.0.0.0/0 or ::/0 to SSH (22) or RDP (3389), from an inline security-group rule or
+#   a separate rule resource, including port ranges and protocol -1 that cover those ports.
+# custom:
+#   id: GB-NET-001
+#   severity: critical
+#   controls: [SOC2-CC6.6, ISO27001-A.8.20, NIST-SC-7, CIS-AWS-5.2]
+#   remediation: >-
+#     Restrict the source to a bastion or VPN range, or use SSM Session Manager instead of opening
+#     22/3389.
+package glassbox.network.gb_net_001
+
+import rego.v1
+
+import data.glassbox.lib.network
+import data.glassbox.lib.util
+
+deny_results(doc) := {result |
+	some rule in network.ingress_rules(doc)
+	network.world_open(rule)
+	some port in network.admin_ports
+	network.covers_port(rule, port)
+	result := {
+		"msg": util.msg([rule.resource.type, " ", rule.resource.name, " allows ", network.describe(rule), " to admin port ", port]),
+		"resource": util.resource_ref(rule.resource),
+		"port": port,
+	}
+}
+
+deny contains result if {
+	some result in deny_results(input)
+}

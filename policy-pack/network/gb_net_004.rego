@@ -1,0 +1,32 @@
+# METADATA
+# title: All traffic open to the world
+# description: >-
+#   Ingress from 0.0.0.0/0 or ::/0 for every protocol (-1) or the full port range 0-65535 exposes
+#   every listening service.
+# custom:
+#   id: GB-NET-004
+#   severity: critical
+#   controls: [SOC2-CC6.6, ISO27001-A.8.20, NIST-SC-7]
+#   remediation: >-
+#     Open only the ports the service needs, from the narrowest source that works; put public
+#     services behind a load balancer.
+package glassbox.network.gb_net_004
+
+import rego.v1
+
+import data.glassbox.lib.network
+import data.glassbox.lib.util
+
+deny_results(doc) := {result |
+	some rule in network.ingress_rules(doc)
+	network.world_open(rule)
+	network.all_ports(rule)
+	result := {
+		"msg": util.msg([rule.resource.type, " ", rule.resource.name, " allows all traffic: ", network.describe(rule)]),
+		"resource": util.resource_ref(rule.resource),
+	}
+}
+
+deny contains result if {
+	some result in deny_results(input)
+}

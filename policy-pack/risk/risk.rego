@@ -1,0 +1,158 @@
+# METADATA
+# title: Risk tier
+# description: >-
+#   The change's risk tier (low | medium | high | critical) and the reasons for it, computed from
+#   structured plan, file and registry fields only (free text never enters). Governance paths make a
+#   change critical; IAM changes, deletes/replaces in prod and network exposure make it high; other
+#   prod changes and data-store changes make it medium; tag-only and dev-only changes stay low.
+#   The agent's claimed tier can only raise the result, and a confidence score below the agent's
+#   threshold escalates it one tier.
+package glassbox.risk
+
+import rego.v1
+
+import data.glassbox.lib.governance
+import data.glassbox.lib.network
+import data.glassbox.lib.util
+
+# Provider modules ("aws:s3" of "aws:s3/bucket:Bucket") whose resources hold or protect data.
+data_store_modules := {"aws:s3", "aws:rds", "aws:kms", "aws:dynamodb", "aws:elasticache", "aws:efs", "aws:docdb", "aws:redshift"}
+
+destructive_actions := {"delete", "replace"}
+
+tag_only(c) if {
+	c.action == "update"
+	changed := util.as_list(object.get(c, "changed", []))
+	count(changed) > 0
+	every x in changed {
+		tag_path(x.path)
+	}
+}
+
+tag_path(p) if p == "tags"
+
+tag_path(p) if p == "tagsAll"
+
+tag_path(p) if startswith(p, "tags.")
+
+tag_path(p) if startswith(p, "tagsAll.")
+
+# One split and one lookup per change instead of a startswith per prefix (rego-cpp is slow per call).
+data_store(t) if split(t, "/")[0] in data_store_modules
+
+label(c) := util.msg([c.action, " ", c.type, " ", c.name, " in ", c.project, "/", c.stack])
+
+# The after-state as a resource, for the exposure helpers.
+exposes_after(c) if {
+	c.type in network.exposure_types
+	is_object(c.after)
+	network.exposes({"type": c.type, "inputs": c.after})
+}
+
+# One entry per reason category with the labels of the changes that fall in it. Reasons are per
+# category (count + first labels), not per change: a set of thousands of strings costs quadratic
+# time in rego-cpp 1.5.2, and reviewers read a summary better anyway.
+categories(doc) := [
+	{"rank": 3, "title": "critical: governance path changed", "items": sort([p | some p in governance.governed(doc)]), "labelled": true},
+	{"rank": 2, "title": "high: IAM change", "labelled": false, "items": [c |
+		some c in cs
+		startswith(c.type, "aws:iam/")
+		not tag_only(c)
+	]},
+	{"rank": 2, "title": "high: destructive change in prod", "labelled": false, "items": [c |
+		some c in cs
+		c.action in destructive_actions
+		util.is_prod(c.environment)
+	]},
+	{"rank": 2, "title": "high: network exposure to the internet", "labelled": false, "items": [c |
+		some c in cs
+		c.type in network.exposure_types
+		exposes_after(c)
+		not tag_only(c)
+	]},
+	{"rank": 1, "title": "medium: prod change", "labelled": false, "items": [c |
+		some c in cs
+		util.is_prod(c.environment)
+		not tag_only(c)
+	]},
+	{"rank": 1, "title": "medium: data-store change", "labelled": false, "items": [c |
+		some c in cs
+		data_store(c.type)
+		not tag_only(c)
+	]},
+] if {
+	cs := util.changes(doc)
+}
+
+shown := 5
+
+# Labels only for the items shown: building a label per change is the costly part at 1,000 changes.
+shown_labels(cat) := array.slice(cat.items, 0, shown) if cat.labelled
+
+shown_labels(cat) := [label(c) | some c in array.slice(cat.items, 0, shown)] if not cat.labelled
+
+reason(cat) := util.msg([cat.title, " (", count(cat.items), "): ", concat(", ", shown_labels(cat)), more(cat.items)])
+
+more(items) := "" if count(items) <= shown
+
+more(items) := util.msg([" and ", count(items) - shown, " more"]) if count(items) > shown
+
+findings(doc) := [{"rank": cat.rank, "reason": reason(cat)} | some cat in categories(doc); count(cat.items) > 0]
+
+evidence(doc) := object.get(doc, "evidence", {})
+
+claimed(doc) := object.get(evidence(doc), "claimed_risk", null)
+
+threshold(doc) := object.get(util.agent_obj(doc), "confidence_threshold", null)
+
+# Escalate when an agent's score is below its threshold, or when the score is missing (fail closed).
+low_confidence(doc) if {
+	util.evidence_present(doc)
+	is_number(threshold(doc))
+	score := object.get(evidence(doc), "confidence_score", null)
+	is_number(score)
+	score < threshold(doc)
+}
+
+low_confidence(doc) if {
+	util.is_agent_pr(doc)
+	util.evidence_present(doc)
+	not is_number(object.get(evidence(doc), "confidence_score", null))
+}
+
+# Everything computed once per document: tiers are ranks until the end, branches are arithmetic,
+# so nothing is re-evaluated per reason (rego-cpp does not cache function calls). Messages are built
+# before the comprehensions that select them: rego-cpp 1.5.2 mis-scopes outer variables used inside
+# a comprehension's head or in a ref's brackets.
+assess(doc) := {"tier": final_tier, "reasons": reasons_set} if {
+	fs := findings(doc)
+	base := max({f.rank | some f in fs} | {0})
+	claim := object.get(util.tier_rank, claimed(doc), 0)
+	raised := max({base, claim})
+	escalate := count({1 | low_confidence(doc)})
+	final := min({raised + escalate, 3})
+	final_tier := util.tiers[final]
+	claim_msg := util.msg([util.tiers[claim], ": the agent claimed this tier, above the computed ", util.tiers[base]])
+	confidence_msg := util.msg([
+		"escalated one tier to ", final_tier, ": confidence ",
+		object.get(evidence(doc), "confidence_score", "missing"),
+		" is below the agent's threshold ", object.get(util.agent_obj(doc), "confidence_threshold", "(none)"),
+	])
+	# Optional reasons by slicing: 0 or 1 items, no conditional comprehension.
+	optional := array.concat(
+		array.concat(array.slice([claim_msg], 0, min({max({claim - base, 0}), 1})), array.slice([confidence_msg], 0, escalate)),
+		array.slice(["low: only tag-only, dev-only or no resource changes"], 0, max({1 - base, 0})),
+	)
+	reasons_set := {f.reason | some f in fs} | {r | some r in optional}
+}
+
+tier_of(doc) := assess(doc).tier
+
+reasons_of(doc) := assess(doc).reasons
+
+# The policy input's assessment, evaluated once per query and shared by the rules that need the tier.
+assessment := assess(input)
+
+tier := assessment.tier
+
+reasons := assessment.reasons

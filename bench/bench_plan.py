@@ -76,7 +76,9 @@ def make_repo(root: Path, count: int) -> tuple[Path, str, str]:
     stack.write_text(f"config:\n  bench:count: {count}\n  bench:retention: 90\n", encoding="utf-8")
     repo.git.add(A=True)
     repo.git.commit("-m", "head")
-    return root, base, repo.head.commit.hexsha
+    head = repo.head.commit.hexsha
+    repo.close()
+    return root, base, head
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
@@ -104,7 +106,7 @@ def sample_jobs(scratch: Path) -> list[Job]:
     repo.git.add(A=True)
     repo.git.commit("-m", "sample")
     commit = repo.head.commit
-    jobs = []
+    jobs: list[Job] = []
     for path, project in sorted(find_projects(commit).items()):
         directory = project.export(commit, scratch / "export")
         for stack in sorted(project.stack_files):
@@ -122,6 +124,7 @@ def sample_jobs(scratch: Path) -> list[Job]:
                     config.region,
                 )
             )
+    repo.close()
     return jobs
 
 

@@ -52,6 +52,10 @@ class Flow:
         return repo_path(self.data, REPO)
 
     @property
+    def attestations(self) -> Path:
+        return self.data / "attestations"
+
+    @property
     def keys(self) -> Path:
         return self.data / "keys"
 
@@ -121,3 +125,81 @@ def request(**overrides: Any) -> ChangeRequest:
 def _dev_network_config(days: int) -> str:
     text = (ROOT / "infra" / "network" / "Pulumi.dev.yaml").read_text()
     return text.replace("network:flowLogRetentionDays: 30", f"network:flowLogRetentionDays: {days}")
+
+
+# --------------------------------------------------------------------------------------------------
+# the later stages, as CI, reviewers, the bot and the deployer perform them
+
+
+def ci_check(flow: Flow, pr_number: int, checkov: Any = None) -> Any:
+    """Run `glassbox check` on a PR as CI: verdict, signed attestation in the store, status on the head."""
+    from bot.check import CheckRequest, attest_and_record, run_check
+    from bot.commands.check import CHECK_CONTEXT, status_for
+    from bot.deploy.gate import store_attestation
+
+    ci = flow.forge("glassbox-ci")
+    pr = ci.get_pull_request(pr_number)
+    result = run_check(
+        CheckRequest(
+            repo_path=flow.bare,
+            base=pr.base_sha,
+            head=pr.head_sha,
+            repo=REPO,
+            pr=pr_number,
+            author=pr.author,
+            checkov=checkov,
+        )
+    )
+    attest_and_record(result, signer=flow.signer("glassbox-ci"), ledger=flow.ledger)
+    assert result.attestation is not None
+    store_attestation(flow.attestations, pr.head_sha, result.attestation)
+    ci.set_status(pr.head_sha, context=CHECK_CONTEXT, state=status_for(result.verdict.result))
+    return result.verdict
+
+
+def verdict_loader(flow: Flow) -> Any:
+    from bot.deploy.gate import attestation_path
+    from bot.policy.attestation import verify_attestation
+
+    def load(head: str) -> Any:
+        path = attestation_path(flow.attestations, head)
+        if not path.exists():
+            return None
+        import json
+
+        return verify_attestation(json.loads(path.read_text()), flow.registry)[0]
+
+    return load
+
+
+def approve(flow: Flow, pr_number: int, reviewer: str) -> None:
+    from github import Auth, Github
+
+    gh = Github(base_url=flow.url, auth=Auth.Token(flow.tokens[reviewer]), retry=None)
+    gh.get_repo(REPO).get_pull(pr_number).create_review(event="APPROVE", body="looks right")
+
+
+def merge(flow: Flow, pr_number: int) -> Any:
+    from bot.approvals.service import merge_pr
+
+    return merge_pr(
+        flow.forge("glassbox-bot"),
+        flow.registry,
+        pr_number,
+        verdict_loader(flow),
+        flow.ledger,
+        flow.signer("glassbox-bot"),
+    )
+
+
+def deploy_context(flow: Flow) -> Any:
+    from bot.deploy.gate import DeployContext
+
+    return DeployContext(
+        repo_path=flow.bare,
+        forge=flow.forge("glassbox-deployer"),
+        ledger=flow.ledger,
+        signer=flow.signer("glassbox-deployer"),
+        state_dir=flow.data / "deploy-state",
+        attestations=flow.attestations,
+    )

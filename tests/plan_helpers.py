@@ -12,9 +12,19 @@ INFRA = REPO_ROOT / "infra"
 CHECKOV_PYTHON = REPO_ROOT / ".tools" / "checkov" / "bin" / "python"
 
 
+# Repositories handed out, closed by tests/unit/plan/conftest.py (GitPython keeps `git cat-file` pipes open).
+OPENED: list[git.Repo] = []
+
+
+def close_repos() -> None:
+    while OPENED:
+        OPENED.pop().close()
+
+
 def infra_repo(path: Path, projects: tuple[str, ...] = ("network", "data", "identity")) -> git.Repo:
     """A fresh repository at ``path`` whose first commit holds ``infra/<project>`` for each project."""
     repo = git.Repo.init(path, initial_branch="main")
+    OPENED.append(repo)
     with repo.config_writer() as config:
         config.set_value("user", "name", "Plan Test")
         config.set_value("user", "email", "plan-test@example.com")

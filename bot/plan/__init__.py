@@ -42,6 +42,13 @@ def build_plan(repo_path: Path, base: str, head: str, *, timeout: float = 120) -
     repository or ref that does not exist and :class:`bot.errors.EngineError` when a program fails.
     """
     repo = _open(repo_path)
+    try:
+        return _build(repo, base, head, timeout)
+    finally:
+        repo.close()  # GitPython keeps `git cat-file` processes per Repo until closed
+
+
+def _build(repo: git.Repo, base: str, head: str, timeout: float) -> Plan:
     base_commit = _resolve(repo, base)
     head_commit = _resolve(repo, head)
     base_projects = find_projects(base_commit)

@@ -22,6 +22,7 @@ from bot.commands import (
     breakglass,
     check,
     demo,
+    deploy,
     forge,
     keys,
     ledger,
@@ -41,7 +42,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (registry, schema, keys, ledger, forge, propose, plan, check, approvals, breakglass, audit, demo):
+for module in (registry, schema, keys, ledger, forge, propose, plan, check, approvals, deploy, breakglass, audit, demo):
     module.register(app)
 
 

@@ -14,6 +14,7 @@ from bot.audit.keys import load_signer
 from bot.audit.ledger import Ledger
 from bot.check import REGISTRY_DIR, CheckRequest, attest_and_record, deny_reasons, export_tree, run_check
 from bot.commands._common import KeysOption, LedgerOption, OutputFormat, OutputOption, emit, keys_dir, ledger_path
+from bot.deploy.gate import store_attestation
 from bot.errors import Denied, UserError
 from bot.forge.github import GitHubForge
 from bot.forge.model import StatusState
@@ -43,6 +44,9 @@ def check(
     keys: KeysOption = None,
     ledger: LedgerOption = None,
     attest: Annotated[bool, typer.Option(help="Sign the verdict as the CI identity (needs its key).")] = True,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Also file the attestation in this store, by head commit.")
+    ] = None,
     publish: Annotated[
         bool, typer.Option(help="Set the glassbox/check status on the head commit and comment the summary on --pr.")
     ] = False,
@@ -69,6 +73,8 @@ def check(
     attest_and_record(result, signer=signer, ledger=Ledger(ledger_file) if ledger_file else None)
     written = result.write(out)
     verdict = result.verdict
+    if store is not None and result.attestation is not None:
+        written.append(store_attestation(store, verdict.change.head_commit, result.attestation))
     if publish:
         forge = GitHubForge(resolve_settings(forge_url, forge_repo or repo_name, token))
         forge.set_status(

@@ -1,50 +1,57 @@
-"""`glassbox demo`: the governed flow, offline, on embedded defaults.
-
-Today it validates and prints the sample registry and lists what the repository holds (infra projects,
-policy rules); each stage of the flow joins it as it lands.
-"""
+"""`glassbox demo`: the whole governed flow, offline, on the embedded forge (see bot/demo.py)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
-from bot.commands._common import OutputFormat, OutputOption, RegistryOption, emit
-from bot.commands.registry import render_summary, summary
+from bot.commands._common import OutputFormat, OutputOption, console, emit
+from bot.demo import run_demo
+from bot.errors import Denied, UserError
 
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
-def inventory(root: Path) -> dict[str, Any]:
-    projects = sorted(p.parent.name for p in (root / "infra").glob("*/Pulumi.yaml"))
-    stacks = {
-        project: sorted(
-            s.name.removeprefix("Pulumi.").removesuffix(".yaml")
-            for s in (root / "infra" / project).glob("Pulumi.*.yaml")
+def demo(
+    source: Annotated[
+        Path, typer.Option("--source", help="Repository holding registry/, infra/, policy-pack/.")
+    ] = Path("."),
+    workdir: Annotated[Path, typer.Option("--dir", help="Where the demo keeps its forge, ledger and state.")] = Path(
+        ".glassbox-demo"
+    ),
+    output: OutputOption = OutputFormat.TEXT,
+) -> None:
+    """Agents propose, CI checks, reviewers approve, the bot merges, the deployer deploys; then audit it."""
+    if not (source / "registry").is_dir() or not (source / "infra").is_dir():
+        raise UserError(f"--source {source}: no registry/ and infra/ here; run from the repository root")
+    started = time.monotonic()
+    say = (lambda line: console.print(line, highlight=False)) if output is OutputFormat.TEXT else (lambda line: None)
+    scenarios = run_demo(source.resolve(), workdir.resolve(), say)
+    elapsed = time.monotonic() - started
+    data = {"scenarios": [s.as_dict() for s in scenarios], "seconds": round(elapsed, 1), "dir": str(workdir)}
+
+    def render(c: Console) -> None:
+        table = Table("scenario", "expected", "actual", "correlation id", title="glassbox demo")
+        for s in scenarios:
+            mark = "[green]" if s.actual == s.expected else "[red]"
+            table.add_row(s.name, s.expected, f"{mark}{s.actual}[/]", s.correlation_id or "-")
+        c.print(table)
+        c.print(f"finished in {elapsed:.0f} s; summary in {workdir}/summary.json, ledger in {workdir}/ledger.jsonl")
+        c.print(
+            f"try: glassbox ledger show --ledger {workdir}/ledger.jsonl --correlation-id {scenarios[0].correlation_id}"
         )
-        for project in projects
-    }
-    rules = [p for p in (root / "policy-pack").rglob("*.rego") if not p.name.endswith("_test.rego")]
-    return {"infra_projects": stacks, "policy_rules": len(rules)}
 
-
-def demo(registry: RegistryOption = Path("registry"), output: OutputOption = OutputFormat.TEXT) -> None:
-    """Run the governed flow offline (so far: registry validation and an inventory)."""
-    root = registry.resolve().parent
-    registry_summary = summary(registry)
-    inv = inventory(root)
-
-    def render(console: Console) -> None:
-        console.rule("glassbox demo — registry")
-        render_summary(registry_summary, console)
-        console.rule("what the repository governs")
-        for project, stacks in inv["infra_projects"].items():
-            console.print(f"infra/{project}: stacks {', '.join(stacks)}")
-        console.print(f"policy-pack: {inv['policy_rules']} rules")
-
-    emit({"registry": registry_summary, "inventory": inv}, output, render)
+    emit(data, output, render)
+    wrong = [s for s in scenarios if s.actual != s.expected]
+    if wrong:
+        raise Denied(
+            "some scenarios did not end as expected",
+            [f"{s.name}: expected {s.expected}, got {s.actual}" for s in wrong],
+        )

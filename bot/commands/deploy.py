@@ -1,0 +1,88 @@
+"""`glassbox deploy --commit SHA`: the deploy identity re-verifies a merged commit, then applies it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.audit.keys import load_signer
+from bot.audit.ledger import Ledger
+from bot.commands._common import KeysOption, LedgerOption, OutputFormat, OutputOption, emit, keys_dir, ledger_path
+from bot.deploy.gate import DeployContext, deploy
+from bot.deploy.state import default_state_dir
+from bot.forge.github import GitHubForge
+from bot.forge.settings import ForgeUrlOption, RepoOption, TokenOption, resolve_settings
+
+AttestationsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--attestations", help="Verdict attestation store (<head sha>.dsse.json). Default: $GLASSBOX_ATTESTATIONS."
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy_command)
+
+
+def attestation_store(option: Path | None) -> Path:
+    if option is not None:
+        return option
+    env = os.environ.get("GLASSBOX_ATTESTATIONS")
+    return Path(env) if env else Path("attestations")
+
+
+def deploy_command(
+    commit: Annotated[str, typer.Option("--commit", help="The merged commit on the protected branch.")],
+    stack: Annotated[
+        list[str] | None, typer.Option("--stack", help="project/stack to deploy (repeatable). Default: all planned.")
+    ] = None,
+    identity: Annotated[
+        str, typer.Option("--as", help="Deploy identity (its key signs credentials).")
+    ] = "glassbox-deployer",
+    repo_path: Annotated[
+        Path, typer.Option("--repo-path", help="Local clone (or bare repo) holding the commit.")
+    ] = Path("."),
+    branch: Annotated[str, typer.Option("--branch", help="The protected branch.")] = "main",
+    attestations: AttestationsOption = None,
+    state: Annotated[Path | None, typer.Option("--state", help="Deploy state directory.")] = None,
+    break_glass: Annotated[
+        str | None, typer.Option("--break-glass", help="A valid break-glass grant id: stands in for approvals only.")
+    ] = None,
+    forge_url: ForgeUrlOption = None,
+    repo: RepoOption = None,
+    token: TokenOption = None,
+    keys: KeysOption = None,
+    ledger: LedgerOption = None,
+    output: OutputOption = OutputFormat.TEXT,
+) -> None:
+    """Verify everything about COMMIT, then apply each planned stack with its own 15-minute credential."""
+    ledger_file = ledger_path(ledger)
+    assert ledger_file is not None
+    ctx = DeployContext(
+        repo_path=repo_path,
+        forge=GitHubForge(resolve_settings(forge_url, repo, token)),
+        ledger=Ledger(ledger_file),
+        signer=load_signer(keys_dir(keys), identity),
+        state_dir=state or default_state_dir(),
+        attestations=attestation_store(attestations),
+        branch=branch,
+    )
+    report = deploy(ctx, commit, list(stack or []), break_glass=break_glass)
+
+    def render(console: Console) -> None:
+        table = Table("check", "ok", "detail", "source", title=f"deploy {report.commit[:12]} (PR #{report.pr})")
+        for c in report.checks:
+            table.add_row(c.name, "✔" if c.ok else "✘", c.detail, c.source)
+        console.print(table)
+        for d in report.deployments:
+            console.print(f"[bold green]{d.stack}[/] {d.result} via {d.applier}: {d.message}")
+        for alert in report.break_glass:
+            console.print(f"[bold red]break-glass[/] {alert.model_dump(mode='json')}")
+
+    emit(report, output, render)

@@ -11,7 +11,7 @@ from bot.audit.keys import generate_key
 from bot.audit.ledger import Ledger
 from bot.cli import main
 from bot.records import Actor, ActorKind, Outcome
-from tests.factories import REPO_ROOT, SAMPLE_REGISTRY, copy_registry, edit_yaml
+from tests.factories import SAMPLE_REGISTRY, copy_registry, edit_yaml
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -135,11 +135,10 @@ def test_unknown_option_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None
     assert code == 2 and "No such option" in err
 
 
-def test_demo_runs_from_the_installed_console_script() -> None:
+def test_demo_refuses_a_source_without_an_estate(tmp_path: Path) -> None:
     glassbox = Path(sys.executable).parent / "glassbox"
     out = subprocess.run(
-        [str(glassbox), "demo", "-o", "json"], cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=120
+        [str(glassbox), "demo", "--source", str(tmp_path)], capture_output=True, text=True, check=False, timeout=120
     )
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
-    assert data["registry"]["digest"].startswith("sha256:")
+    assert out.returncode == 2
+    assert "no registry/ and infra/ here" in out.stderr

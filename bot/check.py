@@ -551,40 +551,48 @@ def deny_reasons(verdict: Verdict) -> list[str]:
     return reasons
 
 
+def preflight_verdict(
+    base_repo: Path, repo_name: str, request: Any, record: EvidenceRecord, *, checkov: CheckovWorker | None = None
+) -> Verdict:
+    """Commit the request and its evidence on a scratch clone of the base branch and check it, as CI would."""
+    from bot.propose import commit_message, evidence_path
+
+    with tempfile.TemporaryDirectory(prefix="glassbox-preflight-") as tmp:
+        work = Path(tmp) / "work"
+        clone = git.Repo.clone_from(str(base_repo), str(work), branch=request.base_branch)
+        base_sha = clone.head.commit.hexsha
+        for change in request.changes:
+            target = work / change.path
+            if change.delete:
+                target.unlink(missing_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(change.content, encoding="utf-8")
+        evidence_file = work / evidence_path(request)
+        evidence_file.parent.mkdir(parents=True, exist_ok=True)
+        evidence_file.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        clone.git.add("-A")
+        env = {
+            "GIT_AUTHOR_NAME": request.agent_id,
+            "GIT_AUTHOR_EMAIL": f"{request.agent_id}@agents.glassbox",
+            "GIT_COMMITTER_NAME": "glassbox-preflight",
+            "GIT_COMMITTER_EMAIL": "preflight@glassbox",
+        }
+        clone.git.commit("--no-verify", "--no-gpg-sign", "-m", commit_message(record), env=env)
+        result = run_check(
+            CheckRequest(
+                repo_path=work, base=base_sha, head="HEAD", repo=repo_name, author=request.agent_id, checkov=checkov
+            )
+        )
+        return result.verdict
+
+
 def preflight_for(
     base_repo: Path, repo_name: str, *, checkov: CheckovWorker | None = None
 ) -> Callable[[Any, EvidenceRecord], list[str]]:
-    """A pre-flight for ``propose``: commit the request + its evidence on a scratch clone, check it, return denials."""
-    from bot.propose import commit_message, evidence_path
+    """A pre-flight for ``propose``: the deny reasons of :func:`preflight_verdict` (empty when it would pass)."""
 
     def run(request: Any, record: EvidenceRecord) -> list[str]:
-        with tempfile.TemporaryDirectory(prefix="glassbox-preflight-") as tmp:
-            work = Path(tmp) / "work"
-            clone = git.Repo.clone_from(str(base_repo), str(work), branch=request.base_branch)
-            base_sha = clone.head.commit.hexsha
-            for change in request.changes:
-                target = work / change.path
-                if change.delete:
-                    target.unlink(missing_ok=True)
-                else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(change.content, encoding="utf-8")
-            evidence_file = work / evidence_path(request)
-            evidence_file.parent.mkdir(parents=True, exist_ok=True)
-            evidence_file.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
-            clone.git.add("-A")
-            env = {
-                "GIT_AUTHOR_NAME": request.agent_id,
-                "GIT_AUTHOR_EMAIL": f"{request.agent_id}@agents.glassbox",
-                "GIT_COMMITTER_NAME": "glassbox-preflight",
-                "GIT_COMMITTER_EMAIL": "preflight@glassbox",
-            }
-            clone.git.commit("--no-verify", "--no-gpg-sign", "-m", commit_message(record), env=env)
-            result = run_check(
-                CheckRequest(
-                    repo_path=work, base=base_sha, head="HEAD", repo=repo_name, author=request.agent_id, checkov=checkov
-                )
-            )
-            return deny_reasons(result.verdict)
+        return deny_reasons(preflight_verdict(base_repo, repo_name, request, record, checkov=checkov))
 
     return run

@@ -26,6 +26,7 @@ from bot.commands import (
     forge,
     keys,
     ledger,
+    mcp,
     plan,
     propose,
     registry,
@@ -42,7 +43,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (registry, schema, keys, ledger, forge, propose, plan, check, approvals, deploy, breakglass, audit, demo):
+for module in (
+    registry,
+    schema,
+    keys,
+    ledger,
+    forge,
+    propose,
+    plan,
+    check,
+    approvals,
+    deploy,
+    breakglass,
+    audit,
+    mcp,
+    demo,
+):
     module.register(app)
 
 

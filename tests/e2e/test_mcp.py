@@ -1,0 +1,158 @@
+"""`glassbox mcp` as an agent meets it: a stdio subprocess driven by the MCP client of the same SDK, against
+the embedded forge. One server per test module (it acts as ``cost-optimizer``); the calls run in order."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+
+from bot.records import Outcome
+from tests.flow_helpers import REPO, Flow, flow_env, request
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+AGENT = "cost-optimizer"
+ROOT = Path(__file__).resolve().parents[2]
+GLASSBOX = Path(sys.executable).parent / "glassbox"
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
+    yield from flow_env(tmp_path_factory.mktemp("mcp"))
+
+
+def server(flow: Flow, *extra: str) -> StdioServerParameters:
+    args = ["mcp", "--agent", AGENT, "--base-repo", str(flow.bare), "--forge-url", flow.url]
+    args += ["--repo", REPO, "--keys", str(flow.keys), "--ledger", str(flow.ledger.path), *extra]
+    env = {
+        "GLASSBOX_TOKEN": flow.tokens[AGENT],  # the token stays off the command line
+        "GLASSBOX_LOG": str(flow.data / "glassbox.log"),
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    if "GLASSBOX_CHECKOV_PYTHON" in os.environ:
+        env["GLASSBOX_CHECKOV_PYTHON"] = os.environ["GLASSBOX_CHECKOV_PYTHON"]
+    return StdioServerParameters(command=str(GLASSBOX), args=args, env=env, cwd=str(ROOT))
+
+
+def call(flow: Flow, calls: list[tuple[str, dict[str, Any]]], *extra: str) -> tuple[list[str], list[Any]]:
+    """Start one server, list its tools, make ``calls`` in order; return the tool names and the results."""
+
+    async def run() -> tuple[list[str], list[Any]]:
+        with anyio.fail_after(240):
+            return await session()
+
+    async def session() -> tuple[list[str], list[Any]]:
+        async with Client(server(flow, *extra), read_timeout_seconds=120) as client:
+            listed = await client.list_tools()
+            results = []
+            for name, arguments in calls:
+                result = await client.call_tool(name, arguments)
+                assert not result.is_error, f"{name}: {result.content}"
+                # the structured result, and the same JSON as text for clients that read only text
+                assert result.structured_content == json.loads(result.content[0].text)  # type: ignore[union-attr]
+                results.append(result.structured_content)
+            return [t.name for t in listed.tools], results
+
+    return anyio.run(run)
+
+
+def change(**overrides: Any) -> dict[str, Any]:
+    return request(**overrides).model_dump(mode="json")
+
+
+def test_the_agent_sees_its_scope_proposes_and_follows_its_change(flow: Flow) -> None:
+    req = change()
+    names, (scope, preflight, proposal, again, status) = call(
+        flow,
+        [
+            ("list_my_scope", {}),
+            ("preflight_change", {"request": req}),
+            ("propose_change", {"request": req}),
+            ("propose_change", {"request": req}),  # a retry returns the same PR
+            ("get_change_status", {"correlation_id": req["correlation_id"]}),
+        ],
+    )
+    assert set(names) == {"propose_change", "preflight_change", "get_change_status", "list_my_scope"}
+
+    assert scope["agent_id"] == AGENT and scope["agent"]["id"] == AGENT
+    assert "infra/network/Pulumi.dev.yaml" in scope["agent"]["scope"]["paths"]
+    assert {t["id"] for t in scope["tools"]} >= {"propose_change", "preflight_change"}
+
+    assert preflight["outcome"] == "would_pass", preflight
+    assert preflight["risk"] == "low" and preflight["reasons"] == []
+
+    assert proposal["accepted"] is True and proposal["outcome"] == "opened", proposal
+    pr = proposal["proposal"]
+    assert pr["agent_id"] == AGENT and pr["branch"] == f"glassbox/{AGENT}/{req['correlation_id']}"
+    assert again["outcome"] == "existing" and again["proposal"]["pr_number"] == pr["pr_number"]
+
+    assert status["found"] is True and status["pr"] == pr["pr_number"]
+    assert status["pull_request"]["state"] == "open" and status["pull_request"]["head_sha"] == pr["head_sha"]
+    assert status["proposal"]["state"] == "existing"
+    assert status["check"]["state"] == "pending" and "not reported" in status["check"]["explanation"]
+    assert status["approvals"]["state"] == "pending"
+    assert status["merge"]["state"] == "open" and status["deploy"]["state"] == "not_started"
+    assert [e["action"] for e in status["events"]] == ["propose", "propose"]
+
+    # the same PR looked up by number
+    (by_pr,) = call(flow, [("get_change_status", {"pr": pr["pr_number"]})], "--no-preflight")[1]
+    assert by_pr["correlation_id"] == req["correlation_id"] and by_pr["pr"] == pr["pr_number"]
+
+
+def test_refusals_carry_every_reason_and_are_recorded(flow: Flow) -> None:
+    governance = change(
+        changes=[
+            {"path": "registry/agents.yaml", "content": "agents: []\n"},
+            {"path": "infra/identity/Pulumi.prod.yaml", "content": "config: {}\n"},
+        ]
+    )
+    other = change(agent_id="patch-agent")
+    _, (refused, preflight, not_me, status) = call(
+        flow,
+        [
+            ("propose_change", {"request": governance}),
+            ("preflight_change", {"request": governance}),
+            ("propose_change", {"request": other}),
+            ("get_change_status", {"correlation_id": other["correlation_id"]}),
+        ],
+        "--no-preflight",
+    )
+    assert refused["accepted"] is False and refused["outcome"] == "refused"
+    reasons = refused["reasons"]
+    assert any("registry/agents.yaml" in r and "governance" in r for r in reasons), reasons
+    assert any("infra/identity/Pulumi.prod.yaml" in r and "outside" in r for r in reasons), reasons
+    assert any("project 'identity'" in r for r in reasons), reasons
+    assert any("stack identity/prod" in r for r in reasons), reasons
+
+    assert preflight["outcome"] == "refused" and preflight["stage"] == "scope"
+    assert preflight["reasons"] == reasons  # the same scope rules, the same words
+
+    assert not_me["outcome"] == "refused"
+    assert any(f"belongs to {AGENT!r}" in r for r in not_me["reasons"]), not_me
+    assert status["found"] is False  # another agent's change is not this agent's to read
+
+    events = flow.ledger.find(correlation_id=governance["correlation_id"])
+    assert [(e.action, e.outcome) for e in events] == [("propose", Outcome.DENY)]
+    assert events[0].details["reasons"] == reasons and events[0].details["result"] == "refused"
+    spoofed = flow.ledger.find(correlation_id=other["correlation_id"])
+    assert [(e.action, e.outcome) for e in spoofed] == [("propose", Outcome.DENY)]
+
+
+def test_bad_input_is_answered_not_crashed(flow: Flow) -> None:
+    _, (invalid, missing) = call(
+        flow,
+        [("propose_change", {"request": {"agent_id": AGENT}}), ("get_change_status", {"pr": 999})],
+        "--no-preflight",
+    )
+    assert invalid["outcome"] == "invalid", invalid
+    assert any(r.startswith("request: intent:") for r in invalid["reasons"]), invalid
+    assert missing["found"] is False

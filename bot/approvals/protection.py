@@ -12,17 +12,19 @@ owner) impossible, while a count of 0 still lets GitHub enforce code owners on t
 
 Everything here is pure: ``from_github`` reads GitHub's ``GET .../branches/{branch}/protection`` JSON,
 ``request_body`` builds the ``PUT`` body, ``diff`` compares. Talking to the forge goes through
-:class:`ProtectionPort`, which the forge adapter does not implement yet (see the CLI).
+:class:`~bot.forge.port.ProtectionPort` (re-exported here), which the GitHub adapter implements; ``apply``
+writes when live differs and ``verify`` reads back what the forge kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from pydantic import Field
 
 from bot.approvals.model import CHECK_CONTEXT, STATUS_CONTEXT
+from bot.forge.port import ProtectionPort as ProtectionPort  # re-exported: the port lives with the forge
 from bot.records import Record
 from bot.registry import Registry
 
@@ -58,19 +60,6 @@ class ProtectionDiff(Record):
     @property
     def in_sync(self) -> bool:
         return self.protected and not self.changes
-
-
-@runtime_checkable
-class ProtectionPort(Protocol):
-    """What ``glassbox protect`` needs from a forge (GitHub REST JSON in, GitHub REST JSON out)."""
-
-    def get_branch_protection(self, branch: str) -> dict[str, Any] | None:
-        """``GET /repos/{repo}/branches/{branch}/protection``; None when the branch is unprotected."""
-        ...
-
-    def set_branch_protection(self, branch: str, body: Mapping[str, Any], *, required_signatures: bool) -> None:
-        """``PUT`` the protection body, then enable or disable required signatures (a separate endpoint)."""
-        ...
 
 
 def desired(registry: Registry, branch: str = "main") -> BranchProtection:
@@ -157,3 +146,9 @@ def apply(port: ProtectionPort, want: BranchProtection) -> ProtectionDiff:
     if not found.in_sync:
         port.set_branch_protection(want.branch, request_body(want), required_signatures=want.required_signatures)
     return found
+
+
+def verify(port: ProtectionPort, want: BranchProtection) -> ProtectionDiff:
+    """Read the live settings back and diff them against ``want``: after :func:`apply`, anything still listed
+    is a setting the forge did not keep (an unknown user in the restrictions, a plan without the feature)."""
+    return diff(from_github(want.branch, port.get_branch_protection(want.branch)), want)

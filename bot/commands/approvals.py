@@ -289,7 +289,13 @@ def merge(
 # protect
 
 
-def _render_diff(found: protection.ProtectionDiff, applied: bool, body: dict[str, Any], console: Console) -> None:
+def _render_diff(
+    found: protection.ProtectionDiff,
+    applied: bool,
+    body: dict[str, Any],
+    console: Console,
+    after: protection.ProtectionDiff | None = None,
+) -> None:
     if found.in_sync:
         console.print(f"[green]branch {found.branch} protection is as desired[/]")
         return
@@ -300,7 +306,7 @@ def _render_diff(found: protection.ProtectionDiff, applied: bool, body: dict[str
         table.add_row(change.setting, json.dumps(change.live), json.dumps(change.desired))
     console.print(table)
     if applied:
-        console.print("[bold green]applied[/]")
+        console.print("[bold green]applied[/]" + (", and read back as desired" if after and after.in_sync else ""))
     else:
         console.print("not applied; the PUT .../protection body would be:")
         console.print_json(json.dumps(body))
@@ -319,9 +325,15 @@ def protect(
     token: TokenOption = None,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
-    """Print the diff between live and desired branch protection, then apply it."""
+    """Read the live branch protection, print its diff against the desired settings, then apply and verify them.
+
+    The token must be allowed to administer the repository. ``--dry-run`` reads and diffs only; ``--live FILE``
+    diffs a saved ``GET .../protection`` answer without talking to the forge. Exits 1 when the forge did not
+    keep what was written.
+    """
     want = protection.desired(load_registry(registry), branch)
     body = protection.request_body(want)
+    after: protection.ProtectionDiff | None = None
     if live is not None:
         data = json.loads(live.read_text(encoding="utf-8"))
         found = protection.diff(protection.from_github(branch, data or None), want)
@@ -330,14 +342,27 @@ def protect(
         forge = connect(resolve_settings(forge_url, repo, token))
         if not isinstance(forge, protection.ProtectionPort):
             raise UserError(
-                "the forge adapter cannot read or write branch protection yet; pass --live FILE (the JSON of "
+                "the forge adapter cannot read or write branch protection; pass --live FILE (the JSON of "
                 "GET /repos/ORG/NAME/branches/BRANCH/protection) to print the diff and the request body"
             )
         if dry_run:
-            found = protection.diff(protection.from_github(branch, forge.get_branch_protection(branch)), want)
+            found = protection.verify(forge, want)
             applied = False
         else:
             found = protection.apply(forge, want)
             applied = not found.in_sync
-    result = {"diff": found.model_dump(mode="json"), "in_sync": found.in_sync, "applied": applied, "body": body}
-    emit(result, output, lambda c: _render_diff(found, applied, body, c))
+            if applied:
+                after = protection.verify(forge, want)
+    result: dict[str, Any] = {
+        "diff": found.model_dump(mode="json"),
+        "in_sync": found.in_sync,
+        "applied": applied,
+        "body": body,
+    }
+    if after is not None:
+        result["after"] = after.model_dump(mode="json")
+    emit(result, output, lambda c: _render_diff(found, applied, body, c, after))
+    if after is not None and not after.in_sync:
+        kept_out = ", ".join(c.setting for c in after.changes)
+        err_console.print(f"error: the forge did not keep these settings on {branch}: {kept_out}")
+        raise typer.Exit(1)

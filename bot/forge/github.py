@@ -18,13 +18,14 @@ import binascii
 import functools
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
 from github import Auth, Github, GithubException
+from github.Branch import Branch
 
 from bot.errors import ForgeError, UserError
 from bot.forge.model import (
@@ -44,7 +45,7 @@ from bot.forge.model import (
     commit_payload,
     commit_sha,
 )
-from bot.forge.port import Forge
+from bot.forge.port import Forge, ProtectionPort
 from bot.forge.settings import ForgeSettings
 from bot.records import FileChange
 
@@ -552,6 +553,64 @@ class GitHubForge:
         data = self._get(f"compare {base}...{head}", f"/compare/{_quote(base)}...{_quote(head)}")
         return [self._file(item) for item in data.get("files") or []]
 
+    # ----------------------------------------------------------------------------------------------
+    # branch protection (the ProtectionPort capability, for `glassbox protect`)
+
+    def _branch(self, branch: str) -> Branch:
+        return self._call(f"read branch {branch}", lambda: self._repo.get_branch(branch))
+
+    def get_branch_protection(self, branch: str) -> dict[str, Any] | None:
+        """GitHub's protection JSON for ``branch``; None when it is unprotected. Two or three requests."""
+        handle = self._branch(branch)
+        try:
+            found = self._call(f"read protection of {branch}", handle.get_protection)
+        except ForgeError as exc:
+            if exc.status == 404:  # "Branch not protected"
+                return None
+            raise
+        data: dict[str, Any] = dict(found.raw_data)
+        if not isinstance(data.get("required_signatures"), dict):
+            # some GitHub versions answer signatures only on their own endpoint
+            enabled = self._call(f"read required signatures of {branch}", handle.get_required_signatures)
+            data["required_signatures"] = {"enabled": bool(enabled)}
+        return data
+
+    def set_branch_protection(self, branch: str, body: Mapping[str, Any], *, required_signatures: bool) -> None:
+        """PUT ``body`` (GitHub's protection request) through PyGithub, then set required signatures.
+
+        Every call is a full replacement or a toggle, so a retry after a lost answer cannot do harm.
+        """
+        handle = self._branch(branch)
+        kwargs: dict[str, Any] = {
+            "enforce_admins": bool(body.get("enforce_admins")),
+            "allow_force_pushes": bool(body.get("allow_force_pushes")),
+            "allow_deletions": bool(body.get("allow_deletions")),
+        }
+        checks = body.get("required_status_checks")
+        if checks is not None:
+            kwargs["strict"] = bool(checks.get("strict"))
+            kwargs["contexts"] = [str(c) for c in checks.get("contexts") or []]
+        reviews = body.get("required_pull_request_reviews")
+        if reviews is not None:
+            kwargs["dismiss_stale_reviews"] = bool(reviews.get("dismiss_stale_reviews"))
+            kwargs["require_code_owner_reviews"] = bool(reviews.get("require_code_owner_reviews"))
+            kwargs["required_approving_review_count"] = int(reviews.get("required_approving_review_count", 0))
+            kwargs["require_last_push_approval"] = bool(reviews.get("require_last_push_approval"))
+        restrictions = body.get("restrictions")
+        if restrictions is not None:
+            kwargs["user_push_restrictions"] = [str(u) for u in restrictions.get("users") or []]
+            kwargs["team_push_restrictions"] = [str(t) for t in restrictions.get("teams") or []]
+            kwargs["app_push_restrictions"] = [str(a) for a in restrictions.get("apps") or []]
+        self._call(f"protect {branch}", functools.partial(handle.edit_protection, **kwargs))
+        if required_signatures:
+            self._call(f"require signatures on {branch}", handle.add_required_signatures)
+        else:
+            try:
+                self._call(f"stop requiring signatures on {branch}", handle.remove_required_signatures)
+            except ForgeError as exc:
+                if exc.status != 404:  # already off
+                    raise
+
 
 def _quote(value: str) -> str:
     return urllib.parse.quote(value, safe="/")
@@ -574,4 +633,9 @@ def connect(settings: ForgeSettings, **kwargs: Any) -> GitHubForge:
 
 def _implements_port(forge: GitHubForge) -> Forge:
     # mypy checks here, once, that the adapter satisfies the port structurally.
+    return forge
+
+
+def _implements_protection(forge: GitHubForge) -> ProtectionPort:
+    # and the optional branch-protection capability
     return forge

@@ -3,12 +3,16 @@
 Services (propose, check, approvals, deploy, audit) depend on this Protocol only. It is implemented once
 for GitHub with PyGithub (:mod:`bot.forge.github`); the embedded forge server speaks the same GitHub REST
 subset, so tests and the offline demo run that very adapter.
+
+:class:`ProtectionPort` is a separate, optional capability (reading and writing branch protection, for
+``glassbox protect``): it is not part of :class:`Forge`, so a forge that cannot do it (a fake in a test, a
+read-only client) is still a whole :class:`Forge`, and the CLI asks ``isinstance(forge, ProtectionPort)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from bot.forge.model import (
     ChangedFile,
@@ -107,4 +111,21 @@ class Forge(Protocol):
 
     def branch_head(self, branch: str) -> str | None:
         """The commit SHA a branch points at; None when the branch does not exist."""
+        ...
+
+
+@runtime_checkable
+class ProtectionPort(Protocol):
+    """Branch protection on one repository, as GitHub's REST JSON (the shape people paste and diff).
+
+    JSON rather than a record on purpose: ``glassbox protect --live FILE`` diffs the very same document,
+    and :mod:`bot.approvals.protection` owns the one mapping between it and glassbox's settings record.
+    """
+
+    def get_branch_protection(self, branch: str) -> dict[str, Any] | None:
+        """``GET /repos/{repo}/branches/{branch}/protection``, with ``required_signatures``; None if unprotected."""
+        ...
+
+    def set_branch_protection(self, branch: str, body: Mapping[str, Any], *, required_signatures: bool) -> None:
+        """``PUT`` the protection body, then enable or disable required signatures (a separate endpoint)."""
         ...

@@ -318,6 +318,9 @@ class ForgeApp:
         r("GET", r"/user", self.get_user)
         r("GET", r"/users/(?P<login>[^/]+)", self.get_named_user)
         r("GET", repo, self.get_repo)
+        signatures = repo + r"/branches/(?P<branch>.+)/protection/required_signatures"
+        for verb in ("GET", "POST", "DELETE"):
+            r(verb, signatures, self.required_signatures)
         r("GET", repo + r"/branches/(?P<branch>.+)/protection", self.get_protection)
         r("PUT", repo + r"/branches/(?P<branch>.+)/protection", self.put_protection)
         r("DELETE", repo + r"/branches/(?P<branch>.+)/protection", self.delete_protection)
@@ -395,9 +398,13 @@ class ForgeApp:
             "url": url,
             "enabled": True,
             "enforce_admins": {"url": f"{url}/enforce_admins", "enabled": bool(config.get("enforce_admins"))},
-            "required_linear_history": {"enabled": False},
-            "allow_force_pushes": {"enabled": False},
-            "allow_deletions": {"enabled": False},
+            "required_signatures": {
+                "url": f"{url}/required_signatures",
+                "enabled": bool(config.get("required_signatures")),
+            },
+            "required_linear_history": {"enabled": bool(config.get("required_linear_history"))},
+            "allow_force_pushes": {"enabled": bool(config.get("allow_force_pushes"))},
+            "allow_deletions": {"enabled": bool(config.get("allow_deletions"))},
         }
         checks = config.get("required_status_checks")
         if checks is not None:
@@ -417,9 +424,93 @@ class ForgeApp:
                 "dismiss_stale_reviews": bool(reviews.get("dismiss_stale_reviews")),
                 "require_code_owner_reviews": bool(reviews.get("require_code_owner_reviews")),
                 "required_approving_review_count": int(reviews.get("required_approving_review_count", 1)),
-                "require_last_push_approval": False,
+                "require_last_push_approval": bool(reviews.get("require_last_push_approval")),
             }
+        restrictions = config.get("restrictions")
+        if restrictions is not None:
+            data["restrictions"] = self._restrictions_json(repo, url, restrictions)
         return data
+
+    def _restrictions_json(self, repo: Any, url: str, restrictions: dict[str, Any]) -> dict[str, Any]:
+        users = [self.store.user_by_login(login) for login in restrictions.get("users") or []]
+        teams = [self.store.team(repo["owner"], slug) for slug in restrictions.get("teams") or []]
+        org_url = f"{self.urls.api}/orgs/{repo['owner']}"
+        return {
+            "url": f"{url}/restrictions",
+            "users_url": f"{url}/restrictions/users",
+            "teams_url": f"{url}/restrictions/teams",
+            "apps_url": f"{url}/restrictions/apps",
+            "users": [shapes.user(u, self.urls) for u in users if u is not None],
+            "teams": [
+                {
+                    "id": t["id"],
+                    "node_id": shapes.node_id("Team", t["id"]),
+                    "url": f"{org_url}/teams/{t['slug']}",
+                    "name": t["name"],
+                    "slug": t["slug"],
+                    "description": t["description"],
+                    "permission": "push",
+                    "privacy": "closed",
+                    "html_url": f"{self.urls.web}/orgs/{repo['owner']}/teams/{t['slug']}",
+                    "members_url": f"{org_url}/teams/{t['slug']}/members{{/member}}",
+                    "repositories_url": f"{org_url}/teams/{t['slug']}/repos",
+                    "parent": None,
+                    "type": "organization",
+                }
+                for t in teams
+                if t is not None
+            ],
+            "apps": [],
+        }
+
+    def _protection_config(self, repo: Any, body: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+        """The stored form of a PUT body, validated the way GitHub validates it (422 on a bad value)."""
+        for key in ("required_status_checks", "enforce_admins", "required_pull_request_reviews", "restrictions"):
+            if key not in body:
+                raise ApiError(422, f'Invalid request.\n\n"{key}" wasn\'t supplied.')
+        checks = body["required_status_checks"]
+        if checks is not None:
+            if not isinstance(checks, dict):
+                raise ApiError(422, "Invalid request.\n\nrequired_status_checks must be an object or null.")
+            # PyGithub sends "checks" ([{context, app_id}]); older clients send "contexts" ([str])
+            listed = checks.get("checks")
+            contexts = [c.get("context") for c in listed if isinstance(c, dict)] if listed else checks.get("contexts")
+            checks = {"strict": bool(checks.get("strict")), "contexts": [str(c) for c in contexts or [] if c]}
+        reviews = body["required_pull_request_reviews"]
+        if reviews is not None:
+            if not isinstance(reviews, dict):
+                raise ApiError(422, "Invalid request.\n\nrequired_pull_request_reviews must be an object or null.")
+            count = reviews.get("required_approving_review_count", 1)
+            if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 6:
+                raise ApiError(422, "Invalid request.\n\nrequired_approving_review_count must be 0 to 6.")
+            reviews = {
+                "dismiss_stale_reviews": bool(reviews.get("dismiss_stale_reviews")),
+                "require_code_owner_reviews": bool(reviews.get("require_code_owner_reviews")),
+                "required_approving_review_count": count,
+                "require_last_push_approval": bool(reviews.get("require_last_push_approval")),
+            }
+        restrictions = body["restrictions"]
+        if restrictions is not None:
+            if not isinstance(restrictions, dict):
+                raise ApiError(422, "Invalid request.\n\nrestrictions must be an object or null.")
+            users = [str(u) for u in restrictions.get("users") or []]
+            teams = [str(t) for t in restrictions.get("teams") or []]
+            unknown = [u for u in users if self.store.user_by_login(u) is None]
+            unknown += [t for t in teams if self.store.team(repo["owner"], t) is None]
+            if unknown:
+                raise ApiError(422, f"Validation Failed: no such users or teams: {', '.join(unknown)}")
+            restrictions = {"users": users, "teams": teams, "apps": [str(a) for a in restrictions.get("apps") or []]}
+        return {
+            "required_status_checks": checks,
+            "enforce_admins": bool(body["enforce_admins"]),
+            "required_pull_request_reviews": reviews,
+            "restrictions": restrictions,
+            "required_linear_history": bool(body.get("required_linear_history")),
+            "allow_force_pushes": bool(body.get("allow_force_pushes")),
+            "allow_deletions": bool(body.get("allow_deletions")),
+            # GitHub keeps required signatures across a PUT: they have their own endpoint
+            "required_signatures": bool((previous or {}).get("required_signatures")),
+        }
 
     def get_protection(self, req: Request) -> Response:
         repo, _ = self._repo(req)
@@ -435,14 +526,7 @@ class ForgeApp:
         if git.ref(f"refs/heads/{branch}") is None:
             raise ApiError(404, "Branch not found")
         body = req.body if isinstance(req.body, dict) else {}
-        for key in ("required_status_checks", "enforce_admins", "required_pull_request_reviews", "restrictions"):
-            if key not in body:
-                raise ApiError(422, f'Invalid request.\n\n"{key}" wasn\'t supplied.')
-        config = {
-            "required_status_checks": body["required_status_checks"],
-            "enforce_admins": bool(body["enforce_admins"]),
-            "required_pull_request_reviews": body["required_pull_request_reviews"],
-        }
+        config = self._protection_config(repo, body, self.store.protection(repo["id"], branch))
         self.store.set_protection(repo["id"], branch, config)
         return Response(200, self._protection_json(repo, branch, config))
 
@@ -451,6 +535,23 @@ class ForgeApp:
         repo, _ = self._repo(req)
         self.store.set_protection(repo["id"], req.params["branch"], None)
         return Response(204)
+
+    def required_signatures(self, req: Request) -> Response:
+        """``.../protection/required_signatures``: GET reads, POST enables, DELETE disables (admins only)."""
+        enabled = {"GET": None, "POST": True, "DELETE": False}[req.method]
+        if enabled is not None:
+            self._require(req, {"admin"}, "change branch protection")
+        repo, _ = self._repo(req)
+        branch = req.params["branch"]
+        config = self.store.protection(repo["id"], branch)
+        if config is None:
+            raise ApiError(404, "Branch not protected")
+        if enabled is not None:
+            config = {**config, "required_signatures": enabled}
+            self.store.set_protection(repo["id"], branch, config)
+            if not enabled:
+                return Response(204)
+        return Response(200, self._protection_json(repo, branch, config)["required_signatures"])
 
     def get_branch(self, req: Request) -> Response:
         repo, git = self._repo(req)
@@ -1014,6 +1115,22 @@ class ForgeApp:
                 )
         return problems
 
+    def _push_restricted(self, repo: Any, branch: str, user: User) -> str | None:
+        """GitHub's push restrictions: when set, only the listed users and team members may push, so merge."""
+        config = self.store.protection(repo["id"], branch)
+        restrictions = (config or {}).get("restrictions")
+        if config is None or restrictions is None:
+            return None
+        if user.kind == "admin" and not config.get("enforce_admins"):
+            return None
+        if user.login in (restrictions.get("users") or []):
+            return None
+        for slug in restrictions.get("teams") or []:
+            team = self.store.team(repo["owner"], slug)
+            if team is not None and any(m.id == user.id for m in self.store.team_members(team["id"])):
+                return None
+        return f"You're not authorized to push to this branch: pushes to {branch} are restricted."
+
     def get_merged(self, req: Request) -> Response:
         _repo, _git, pull = self._pull(req)
         if pull["merged_at"] is None:
@@ -1035,6 +1152,9 @@ class ForgeApp:
         expected = body.get("sha")
         if expected is not None and expected != head_sha:
             raise ApiError(409, "Head branch was modified. Review and try the merge again.")
+        refusal = self._push_restricted(repo, pull["base_ref"], user)
+        if refusal is not None:
+            raise ApiError(405, refusal)
         problems = self._protection_problems(repo, pull, head_sha)
         if problems:
             raise ApiError(405, "Repository rule violations found\n\n" + "\n".join(problems))

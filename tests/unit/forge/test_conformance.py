@@ -157,6 +157,14 @@ CASES: list[tuple[str, str, str, str, int, Any]] = [
             "restrictions": None,
         },
     ),
+    (
+        "forge-admin",
+        "POST",
+        "/repos/{R}/branches/main/protection/required_signatures",
+        R + "/branches/{branch}/protection/required_signatures",
+        200,
+        None,
+    ),
 ]
 
 

@@ -203,3 +203,61 @@ def deploy_context(flow: Flow) -> Any:
         state_dir=flow.data / "deploy-state",
         attestations=flow.attestations,
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# audit: a whole change carried to production, and honest ways to tamper with what it left behind
+
+
+def deployed_change(flow: Flow, checkov: Any = None) -> tuple[str, int, str, str]:
+    """The cost-optimizer's dev change proposed, checked, merged and deployed: (correlation id, PR, head, merge)."""
+    from bot.deploy.gate import deploy
+    from bot.propose import propose
+
+    proposal = propose(request(), flow.propose_context("cost-optimizer"))
+    verdict = ci_check(flow, proposal.pr_number, checkov)
+    assert verdict.result.value == "PASSED", verdict.findings
+    outcome = merge(flow, proposal.pr_number)
+    assert outcome.merged and outcome.merge_sha, outcome
+    deploy(deploy_context(flow), outcome.merge_sha)
+    return proposal.correlation_id, proposal.pr_number, proposal.head_sha, outcome.merge_sha
+
+
+def copy_repo(flow: Flow, dest: Path) -> Path:
+    """A byte-for-byte copy of the forge's bare repository, to tamper with."""
+    shutil.copytree(flow.bare, dest)
+    return dest
+
+
+def overwrite_object(repo: Path, sha: str, data: bytes) -> None:
+    """Replace the stored content of loose object ``sha`` (same type, same name): what an attacker with
+    write access to the object store does; git serves it without rehashing."""
+    import zlib
+
+    path = repo / "objects" / sha[:2] / sha[2:]
+    assert path.exists(), f"{sha} is not a loose object in {repo}"
+    kind = git.Repo(repo).odb.stream(bytes.fromhex(sha)).type
+    path.chmod(0o644)
+    path.write_bytes(zlib.compress(kind + b" %d\0" % len(data) + data))
+
+
+def resign_commit(repo: Path, sha: str, signer: Signer) -> None:
+    """Overwrite commit ``sha`` with the same content signed by ``signer`` instead of its author."""
+    from bot.audit.gitsign import ssh_sign
+
+    raw = git.Repo(repo).odb.stream(bytes.fromhex(sha)).read().decode()
+    header, _, message = raw.partition("\n\n")
+    kept: list[str] = []
+    in_sig = False
+    for line in header.split("\n"):
+        if line.startswith("gpgsig "):
+            in_sig = True
+            continue
+        if in_sig and line.startswith(" "):
+            continue
+        in_sig = False
+        kept.append(line)
+    unsigned = "\n".join(kept) + "\n\n" + message
+    sig = ssh_sign(signer, unsigned.encode()).rstrip("\n").replace("\n", "\n ")
+    signed = "\n".join(kept) + "\ngpgsig " + sig + "\n\n" + message
+    overwrite_object(repo, sha, signed.encode())

@@ -1,6 +1,5 @@
-"""`glassbox audit export|metrics|archive`: SIEM exports and replays, governance metrics, retention.
-
-(`audit show` and `audit verify` join this group later; ``group`` is the Typer object they attach to.)
+"""`glassbox audit show|verify|export|metrics|archive`: one decision's chain of custody, the whole history
+checked against the ledger, SIEM exports and replays, governance metrics, retention.
 """
 
 from __future__ import annotations
@@ -15,10 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bot.audit.history import HistoryReport, VerifyRequest, verify_history
 from bot.audit.keys import load_signer, trusted_keys
 from bot.audit.ledger import Ledger
 from bot.audit.metrics import compute_metrics
 from bot.audit.ocsf import OcsfMapper, render
+from bot.audit.reconstruct import LinkStatus, Reconstruction, ShowRequest, reconstruct
 from bot.audit.retention import archive as archive_ledger
 from bot.audit.retention import load_retention
 from bot.audit.siem import SiemDispatcher, default_state_dir, load_siem_config
@@ -36,7 +37,10 @@ from bot.errors import UserError
 from bot.records import ActorKind, AuditEvent
 from bot.registry import KeyRole, load_registry
 
-group = typer.Typer(help="The audit trail: SIEM exports, governance metrics, retention.", no_args_is_help=True)
+group = typer.Typer(
+    help="The audit trail: decision chains, history verification, SIEM exports, governance metrics, retention.",
+    no_args_is_help=True,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -198,3 +202,131 @@ def archive(
             console.print(f"stopped at seq {result.stopped_at['seq']}: {result.stopped_at['reason']}")
 
     emit(result.as_dict(), output, render_result)
+
+
+# --------------------------------------------------------------------------------------------------
+# show and verify
+
+RepoOption = Annotated[
+    Path, typer.Option("--repo", help="A clone of the governed repository, or the embedded forge's bare repo.")
+]
+AttestationsOption = Annotated[
+    Path, typer.Option("--attestations", help="Directory of verdict attestations (<head sha>.dsse.json).")
+]
+DeployStateOption = Annotated[
+    Path | None, typer.Option("--deploy-state", help="Deploy state directory (deploy records under deployments/).")
+]
+BranchOption = Annotated[str, typer.Option("--branch", help="The protected branch.")]
+
+_STATUS_STYLE = {
+    LinkStatus.OK: "[green]ok[/]",
+    LinkStatus.MISSING: "[yellow]missing[/]",
+    LinkStatus.BROKEN: "[red]broken[/]",
+}
+
+
+def _render_reconstruction(rec: Reconstruction, console: Console) -> None:
+    title = f"decision {rec.correlation_id or '?'} — PR #{rec.pr if rec.pr is not None else '?'}"
+    console.print(f"[bold]{title}[/] (agent {rec.agent_id or '?'}, repo {rec.repo or '?'})")
+    console.print(
+        f"base {(rec.base_commit or '?')[:12]}  head {(rec.head_commit or '?')[:12]}  "
+        f"merge {(rec.merge_commit or '-')[:12]}"
+    )
+    table = Table("link", "status", "explanation", "sources")
+    for link in rec.links:
+        sources = "\n".join(
+            f"{s.kind.value} {s.ref}" + ("" if s.verified is None else (" ✓" if s.verified else " ✗"))
+            for s in link.sources
+        )
+        table.add_row(link.name, _STATUS_STYLE[link.status], link.explanation, sources)
+    console.print(table)
+    if rec.ok:
+        console.print("[green]every link verifies[/]")
+    else:
+        for line in rec.problems:
+            console.print(f"[red]✗[/] {line}")
+
+
+@group.command("show")
+def show(
+    query: Annotated[str, typer.Argument(help="A correlation id, a PR number or a commit SHA.")],
+    repo: RepoOption,
+    attestations: AttestationsOption,
+    ledger: LedgerOption = None,
+    deploy_state: DeployStateOption = None,
+    registry_ref: Annotated[
+        str, typer.Option("--registry-ref", help="Ref whose registry holds the ledger-signer keys.")
+    ] = "main",
+    branch: BranchOption = "main",
+    full_ledger: Annotated[
+        bool, typer.Option("--full-ledger", help="Also verify every ledger event's chain and signature (slower).")
+    ] = False,
+    output: OutputOption = OutputFormat.TEXT,
+) -> None:
+    """Rebuild one decision: request → agent → model/prompt → evidence → commit → verdict → approvals →
+    merge → deploy → verification, verifying each link. Exit 1 when a link is missing or broken."""
+    path = ledger_path(ledger)
+    assert path is not None
+    rec = reconstruct(
+        ShowRequest(
+            query=query,
+            ledger=path,
+            repo=repo,
+            attestations=attestations,
+            deploy_state=deploy_state,
+            registry_ref=registry_ref,
+            branch=branch,
+            full_ledger=full_ledger,
+        )
+    )
+    emit(rec, output, lambda console: _render_reconstruction(rec, console))
+    if not rec.ok:
+        if output is OutputFormat.JSON:  # the text view already lists them; JSON readers get them on stderr
+            for line in rec.problems:
+                err_console.print(f"glassbox: {line}")
+        raise typer.Exit(1)
+
+
+def _render_history(report: HistoryReport, console: Console) -> None:
+    governed = len(report.governed_commits)
+    console.print(
+        f"{report.branch} at {report.branch_head[:12]}: {report.commits_checked} commit(s) since "
+        f"{report.since or 'the root'}, {governed} touching governed paths; ledger {report.ledger_events} event(s), "
+        f"{report.archive_segments} archive segment(s)"
+    )
+    if report.ok:
+        console.print("[green]no violations[/]")
+        return
+    table = Table("kind", "commit", "seq", "message")
+    for v in report.violations:
+        table.add_row(v.kind.value, (v.commit or "")[:12], "" if v.seq is None else str(v.seq), v.message)
+    console.print(table)
+
+
+@group.command("verify")
+def verify(
+    repo: RepoOption,
+    attestations: AttestationsOption,
+    ledger: LedgerOption = None,
+    deploy_state: DeployStateOption = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Check first-parent commits after this ref (default: all).")
+    ] = None,
+    branch: BranchOption = "main",
+    output: OutputOption = OutputFormat.TEXT,
+) -> None:
+    """Every governed commit on the branch came through an approved PR with a PASSED verdict; agent commits are
+    signed; the ledger chain is unbroken; no deploy is orphaned; no recorded merge or deploy was rewritten away."""
+    path = ledger_path(ledger)
+    assert path is not None
+    report = verify_history(
+        VerifyRequest(
+            ledger=path, repo=repo, attestations=attestations, deploy_state=deploy_state, since=since, branch=branch
+        )
+    )
+    emit(report, output, lambda console: _render_history(report, console))
+    if not report.ok:
+        if output is OutputFormat.JSON:
+            for v in report.violations:
+                err_console.print(f"glassbox: {v.kind.value}: {(v.commit or '')[:12]} {v.message}")
+        raise typer.Exit(1)

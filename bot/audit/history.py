@@ -1,0 +1,366 @@
+"""`audit verify`: the whole protected history, checked against the ledger and the attestations.
+
+For every first-parent commit on the protected branch (since a ref, else since the root commit — the
+initial import is the trust anchor every later check reads its registry from) that touches a governed path
+(``infra/``, ``policy-pack/``, ``registry/``, ``.github/``, ``CODEOWNERS``, ``.glassbox/``):
+
+- a ``merge`` ledger event by the bot produced it (else **direct-push**);
+- the merged PR head has a verdict attestation that verifies with the base registry's verdict-signer keys
+  and names that head and the merged tree (else **missing-attestation**) and says PASSED (else
+  **failed-verdict**);
+- approvals were satisfied on that head (an ``approvals`` event with ``details.satisfied``), or a
+  ``breakglass.use`` names the commit (else **unapproved**);
+- a commit whose trailers say an agent made it (``Glassbox-Agent``: the merged PR heads, and any such commit
+  on the branch itself) carries an SSH signature by a trusted commit signer, made by that agent (else
+  **unsigned-commit**).
+
+Then the ledger: every event's sequence, chain, digest and signature by a ledger-signer key (archive
+segments too), else **chain-break**; every ``merge`` event's merge commit and every ``deploy`` event's commit
+must still be reachable from the branch, else **history-rewritten** (a force-push); and every allowed
+``deploy`` names a commit on the branch's first-parent history that passed the checks above (and, with
+``--deploy-state``, whose deploy record lists the deployments the event logged), else **orphan-deploy**.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import git
+from pydantic import Field, ValidationError
+
+from bot.audit.gitsign import verify_commit
+from bot.audit.ledger import Ledger
+from bot.audit.reconstruct import RegistryCache, ledger_trust, load_verdict, object_intact, trailers
+from bot.audit.retention import archive_dir, verify_archive
+from bot.deploy.gate import DeployReport
+from bot.errors import GlassboxError, IntegrityError, UserError
+from bot.records import Outcome, Record, VerdictResult
+from bot.registry import Registry, is_governance_path
+
+GOVERNED_PREFIXES = ("infra/",)
+
+
+class ViolationKind(StrEnum):
+    DIRECT_PUSH = "direct-push"
+    UNSIGNED_COMMIT = "unsigned-commit"
+    FAILED_VERDICT = "failed-verdict"
+    MISSING_ATTESTATION = "missing-attestation"
+    UNAPPROVED = "unapproved"
+    ORPHAN_DEPLOY = "orphan-deploy"
+    CHAIN_BREAK = "chain-break"
+    HISTORY_REWRITTEN = "history-rewritten"
+
+
+class Violation(Record):
+    kind: ViolationKind
+    commit: str | None = None
+    seq: int | None = None
+    message: str
+
+
+class CommitVerdict(Record):
+    """What was found about one governed commit on the branch."""
+
+    commit: str
+    pr: int | None = None
+    head_sha: str | None = None
+    ok: bool
+    violations: list[ViolationKind] = Field(default_factory=list)
+
+
+class HistoryReport(Record):
+    schema_version: Literal[1] = 1
+    branch: str
+    branch_head: str
+    since: str | None
+    commits_checked: int
+    governed_commits: list[CommitVerdict]
+    ledger_events: int
+    archive_segments: int
+    violations: list[Violation]
+    ok: bool
+
+
+def is_governed(path: str) -> bool:
+    return path.startswith(GOVERNED_PREFIXES) or is_governance_path(path)
+
+
+@dataclass
+class VerifyRequest:
+    ledger: Path
+    repo: Path
+    attestations: Path
+    deploy_state: Path | None = None
+    since: str | None = None
+    branch: str = "main"
+    registry_ref: str | None = None  # default: the branch
+
+
+@dataclass(frozen=True)
+class LedgerFact:
+    """The few fields of one ledger event the history checks read."""
+
+    seq: int
+    action: str
+    outcome: Outcome
+    pr: int | None
+    commit: str | None
+    details: dict[str, Any]
+
+
+@dataclass
+class LedgerFacts:
+    """The events the history checks need, gathered in one pass."""
+
+    merges: dict[str, LedgerFact]  # merge sha → the allowed merge event
+    merge_events: list[LedgerFact]
+    approvals: dict[tuple[int, str], list[LedgerFact]]  # (pr, head) → events
+    breakglass: set[str]  # commits a break-glass use names
+    deploys: list[LedgerFact]
+    count: int
+
+
+_WANTED = (b'"action":"merge"', b'"action":"approvals"', b'"action":"breakglass.use"', b'"action":"deploy"')
+
+
+def ledger_facts(ledger: Ledger) -> LedgerFacts:
+    """One pass over the file, decoding only the events the checks use.
+
+    Runs after the chain and signatures were verified line by line, so plain JSON is enough here; a
+    substring test on the canonical line skips the rest without decoding it.
+    """
+    facts = LedgerFacts({}, [], {}, set(), [], 0)
+    if not ledger.path.exists():
+        return facts
+    with ledger.path.open("rb") as fh:
+        for raw in fh:
+            facts.count += 1
+            if not any(w in raw for w in _WANTED):
+                continue
+            try:
+                data = json.loads(raw)
+                subject = data.get("subject") or {}
+                fact = LedgerFact(
+                    seq=int(data["seq"]),
+                    action=str(data["action"]),
+                    outcome=Outcome(data["outcome"]),
+                    pr=subject.get("pr"),
+                    commit=subject.get("commit"),
+                    details=dict(data.get("details") or {}),
+                )
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a malformed line is already a chain-break
+            if fact.commit is None:
+                continue
+            if fact.action == "merge" and fact.outcome is Outcome.ALLOW:
+                facts.merges[fact.commit] = fact
+                facts.merge_events.append(fact)
+            elif fact.action == "approvals" and fact.pr is not None:
+                facts.approvals.setdefault((fact.pr, fact.commit), []).append(fact)
+            elif fact.action == "breakglass.use" and fact.outcome is Outcome.ALLOW:
+                facts.breakglass.add(fact.commit)
+            elif fact.action == "deploy":
+                facts.deploys.append(fact)
+    return facts
+
+
+def _ledger_violations(ledger: Ledger, trusted: dict[str, bytes]) -> tuple[list[Violation], int]:
+    """Chain problems of the archive (if any) and the live ledger; (violations, archive segments)."""
+    violations: list[Violation] = []
+    if archive_dir(ledger).is_dir() and any(archive_dir(ledger).iterdir()):
+        report = verify_archive(ledger, trusted)
+        violations += [Violation(kind=ViolationKind.CHAIN_BREAK, message=p) for p in report.problems]
+        live = report.live
+        segments = len(report.segments)
+    else:
+        live = ledger.verify(trusted)
+        segments = 0
+    if live is not None:
+        violations += [
+            Violation(kind=ViolationKind.CHAIN_BREAK, seq=p.seq, message=f"line {p.line}: {p.kind}: {p.message}")
+            for p in live.problems
+        ]
+    return violations, segments
+
+
+class _Auditor:
+    def __init__(self, req: VerifyRequest) -> None:
+        self.req = req
+        self.ledger = Ledger(req.ledger)
+        if not self.ledger.path.exists():
+            raise UserError(f"{req.ledger}: ledger not found")
+        try:
+            self.repo = git.Repo(req.repo)
+        except (git.exc.GitError, OSError) as exc:
+            raise UserError(f"--repo {req.repo}: not a git repository ({exc})") from None
+        try:
+            self.tip = self.repo.commit(f"refs/heads/{req.branch}")
+        except (git.BadName, ValueError):
+            raise UserError(f"--branch {req.branch!r} is not a branch of {req.repo}") from None
+        self.registries = RegistryCache(self.repo)
+        self.violations: list[Violation] = []
+
+    def flag(self, kind: ViolationKind, message: str, *, commit: str | None = None, seq: int | None = None) -> None:
+        self.violations.append(Violation(kind=kind, commit=commit, seq=seq, message=message))
+
+    def commits(self) -> list[git.Commit]:
+        """First-parent history of the branch since ``--since`` (exclusive), oldest first."""
+        rev = f"{self.req.since}..{self.tip.hexsha}" if self.req.since else self.tip.hexsha
+        try:
+            shas = self.repo.git.rev_list("--first-parent", "--reverse", rev).split()
+        except git.exc.GitCommandError:
+            raise UserError(f"--since {self.req.since!r} is not a commit in {self.req.repo}") from None
+        return [self.repo.commit(s) for s in shas]
+
+    def signed_by_agent(self, commit: git.Commit, registry: Registry, *, where: str) -> bool:
+        agent = trailers(str(commit.message)).get("Glassbox-Agent")
+        if agent is None:
+            return True
+        if not object_intact(self.repo, commit.hexsha):
+            self.flag(
+                ViolationKind.UNSIGNED_COMMIT, f"{where}: git object does not hash to its id", commit=commit.hexsha
+            )
+            return False
+        try:
+            signer = verify_commit(Path(self.repo.git_dir), commit.hexsha, registry)
+        except IntegrityError as exc:
+            self.flag(ViolationKind.UNSIGNED_COMMIT, f"{where}: {exc.message.splitlines()[0]}", commit=commit.hexsha)
+            return False
+        if signer != agent:
+            text = f"{where}: trailer says agent {agent}, signed by {signer}"
+            self.flag(ViolationKind.UNSIGNED_COMMIT, text, commit=commit.hexsha)
+            return False
+        return True
+
+    def check_commit(self, commit: git.Commit, facts: LedgerFacts) -> CommitVerdict | None:
+        if not commit.parents:
+            return None  # the root commit is the trust anchor
+        parent = commit.parents[0]
+        paths = {p for d in parent.diff(commit) for p in (d.a_path, d.b_path) if p}
+        if not any(is_governed(p) for p in paths):
+            return None
+        sha = commit.hexsha
+        before = len(self.violations)
+        registry = self.registries.at(parent)
+        self.signed_by_agent(commit, registry, where=f"commit {sha[:12]} on {self.req.branch}")
+        merge = facts.merges.get(sha)
+        if merge is None:
+            governed = sorted(p for p in paths if is_governed(p))
+            shown = ", ".join(governed[:3]) + (" …" if len(governed) > 3 else "")
+            self.flag(ViolationKind.DIRECT_PUSH, f"no merge event produced it; it touches {shown}", commit=sha)
+            return self._verdict(commit, None, None, before)
+        pr, head_sha = merge.pr, str(merge.details.get("head_sha") or "")
+        try:
+            head = self.repo.commit(head_sha)
+        except (git.BadName, ValueError):
+            head = None
+            text = f"PR #{pr} head {head_sha[:12]} (merge seq {merge.seq}) is not in the repository"
+            self.flag(ViolationKind.UNSIGNED_COMMIT, text, commit=sha, seq=merge.seq)
+        if head is not None:
+            self.signed_by_agent(head, registry, where=f"PR #{pr} head {head_sha[:12]}")
+        verdict, _, problem = load_verdict(self.req.attestations, head_sha, registry)
+        if verdict is None:
+            self.flag(ViolationKind.MISSING_ATTESTATION, f"PR #{pr}: {problem}", commit=sha, seq=merge.seq)
+        elif verdict.change.head_commit != head_sha or verdict.change.head_tree != commit.tree.hexsha:
+            text = f"PR #{pr}: the attestation names another head or tree than the one merged"
+            self.flag(ViolationKind.MISSING_ATTESTATION, text, commit=sha, seq=merge.seq)
+        elif verdict.result is not VerdictResult.PASSED:
+            text = f"PR #{pr}: verdict {verdict.result.value} at risk {verdict.risk.value}"
+            self.flag(ViolationKind.FAILED_VERDICT, text, commit=sha, seq=merge.seq)
+        satisfied = [
+            e
+            for e in facts.approvals.get((pr or 0, head_sha), [])
+            if e.seq < merge.seq and e.outcome is Outcome.ALLOW and e.details.get("satisfied") is True
+        ]
+        if not satisfied and sha not in facts.breakglass:
+            text = f"PR #{pr}: no satisfied approvals event for head {head_sha[:12]} and no break-glass use"
+            self.flag(ViolationKind.UNAPPROVED, text, commit=sha, seq=merge.seq)
+        return self._verdict(commit, pr, head_sha, before)
+
+    def _deploy_record_problem(self, event: LedgerFact, sha: str) -> str | None:
+        """With ``--deploy-state``: the deploy record must exist and list the deployments the event logged."""
+        assert self.req.deploy_state is not None
+        path = self.req.deploy_state / "deployments" / f"{sha}.json"
+        try:
+            report = DeployReport.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            return f"deploy event seq {event.seq}: no deploy record at {path}"
+        except ValidationError as exc:
+            return f"deploy event seq {event.seq}: deploy record {path.name} is invalid: {exc.errors()[0]['msg']}"
+        logged = sorted(str(x.get("deployment_id")) for x in event.details.get("deployments") or [])
+        recorded = sorted(x.deployment_id for x in report.deployments)
+        if report.refused or logged != recorded:
+            return f"deploy event seq {event.seq}: the deploy record {path.name} does not match the ledger"
+        return None
+
+    def _verdict(self, commit: git.Commit, pr: int | None, head: str | None, before: int) -> CommitVerdict:
+        kinds = [v.kind for v in self.violations[before:]]
+        return CommitVerdict(commit=commit.hexsha, pr=pr, head_sha=head, ok=not kinds, violations=kinds)
+
+    def run(self) -> HistoryReport:
+        ref = self.req.registry_ref or f"refs/heads/{self.req.branch}"
+        try:
+            trust_commit = self.repo.commit(ref)
+        except (git.BadName, ValueError):
+            raise UserError(f"--registry-ref {ref!r} is not a ref in {self.req.repo}") from None
+        trusted, _ = ledger_trust(self.registries.at(trust_commit))
+        chain, segments = _ledger_violations(self.ledger, trusted)
+        facts = ledger_facts(self.ledger)
+        commits = self.commits()
+        checked: list[CommitVerdict] = []
+        for commit in commits:
+            try:
+                result = self.check_commit(commit, facts)
+            except GlassboxError as exc:
+                before = len(self.violations)
+                self.flag(
+                    ViolationKind.MISSING_ATTESTATION, f"could not be checked: {exc.message}", commit=commit.hexsha
+                )
+                result = self._verdict(commit, None, None, before)
+            if result is not None:
+                checked.append(result)
+        self.violations += chain
+        reachable = set(self.repo.git.rev_list(self.tip.hexsha).split())
+        first_parent = set(self.repo.git.rev_list("--first-parent", self.tip.hexsha).split())
+        failed = {c.commit for c in checked if not c.ok}
+        in_range = {c.hexsha for c in commits}
+        for m in facts.merge_events:
+            merged = str(m.commit)
+            if merged not in reachable:
+                text = f"merge event seq {m.seq} (PR #{m.pr}) names {merged[:12]}, no longer on {self.req.branch}"
+                self.flag(ViolationKind.HISTORY_REWRITTEN, text, commit=merged, seq=m.seq)
+        for d in facts.deploys:
+            sha = str(d.commit)
+            if sha not in reachable:
+                text = f"deploy event seq {d.seq} names {sha[:12]}, no longer on {self.req.branch}"
+                self.flag(ViolationKind.HISTORY_REWRITTEN, text, commit=sha, seq=d.seq)
+            elif d.outcome is Outcome.ALLOW and sha not in first_parent:
+                text = f"deploy event seq {d.seq} deployed {sha[:12]}, which {self.req.branch} never pointed at"
+                self.flag(ViolationKind.ORPHAN_DEPLOY, text, commit=sha, seq=d.seq)
+            elif d.outcome is Outcome.ALLOW and sha in failed:
+                text = f"deploy event seq {d.seq} deployed {sha[:12]}, which did not pass the checks above"
+                self.flag(ViolationKind.ORPHAN_DEPLOY, text, commit=sha, seq=d.seq)
+            elif d.outcome is Outcome.ALLOW and sha in in_range and self.req.deploy_state is not None:
+                problem = self._deploy_record_problem(d, sha)
+                if problem is not None:
+                    self.flag(ViolationKind.ORPHAN_DEPLOY, problem, commit=sha, seq=d.seq)
+        return HistoryReport(
+            branch=self.req.branch,
+            branch_head=self.tip.hexsha,
+            since=self.req.since,
+            commits_checked=len(commits),
+            governed_commits=checked,
+            ledger_events=facts.count,
+            archive_segments=segments,
+            violations=self.violations,
+            ok=not self.violations,
+        )
+
+
+def verify_history(req: VerifyRequest) -> HistoryReport:
+    """Check the protected branch's history, the ledger chain and the deploys against each other."""
+    return _Auditor(req).run()

@@ -142,3 +142,11 @@ def test_demo_refuses_a_source_without_an_estate(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "no registry/ and infra/ here" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ["plan", "proposal", "approval-state", "deploy-report", "reconstruction", "history-report", "verdict"]
+)
+def test_schema_covers_every_stage_record(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "schema", name)
+    assert code == 0 and json.loads(out)["$id"].endswith(f"/{name}.json")

@@ -19,6 +19,7 @@ from typer.exceptions import TyperException
 from bot.commands import (
     approvals,
     audit,
+    audit_report,
     breakglass,
     check,
     demo,
@@ -56,6 +57,7 @@ for module in (
     deploy,
     breakglass,
     audit,
+    audit_report,
     mcp,
     demo,
 ):

@@ -380,6 +380,23 @@ class Ledger:
                 out.append(AuditEvent.model_validate_json(fh.read(length)))
         return out
 
+    def raw_line(self, seq: int) -> bytes | None:
+        """The stored bytes of event ``seq`` (through the index, rebuilt if the file changed), or None."""
+        if not self.path.exists():
+            return None
+        if self._meta("size") != self.path.stat().st_size:
+            self.reindex()
+        conn = sqlite3.connect(self.index_path, timeout=30)
+        try:
+            row = conn.execute("SELECT offset, length FROM events WHERE seq=?", (seq,)).fetchone()
+        finally:
+            conn.close()
+        if row is None:
+            return None
+        with self.path.open("rb") as fh:
+            fh.seek(row[0])
+            return fh.read(row[1])
+
     # ---------------------------------------------------------------------------------------------- reading
 
     def _scan(self) -> Iterator[tuple[int, int, AuditEvent | None]]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -175,17 +174,7 @@ class EventVerifier:
     _cache: dict[int, str | None] = field(default_factory=dict)
 
     def _line(self, seq: int) -> bytes | None:
-        # the index Ledger.find keeps (and rebuilds when the file changed); read after a find()
-        conn = sqlite3.connect(self.ledger.index_path, timeout=30)
-        try:
-            row = conn.execute("SELECT offset, length FROM events WHERE seq=?", (seq,)).fetchone()
-        finally:
-            conn.close()
-        if row is None:
-            return None
-        with self.ledger.path.open("rb") as fh:
-            fh.seek(row[0])
-            return fh.read(row[1])
+        return self.ledger.raw_line(seq)
 
     def problem(self, event: AuditEvent) -> str | None:
         """Why ``event`` does not verify, or None."""

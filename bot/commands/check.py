@@ -18,7 +18,7 @@ from bot.deploy.gate import store_attestation
 from bot.errors import Denied, UserError
 from bot.forge.github import GitHubForge
 from bot.forge.model import StatusState
-from bot.forge.settings import ForgeUrlOption, RepoOption, TokenOption, resolve_settings
+from bot.forge.settings import ForgeUrlOption, TokenOption, resolve_settings
 from bot.records import VerdictResult
 from bot.registry import load_registry
 
@@ -36,7 +36,10 @@ def check(
     out: Annotated[
         Path, typer.Option("--out", help="Directory for verdict.json, .sarif, summary.md, attestation.")
     ] = Path("glassbox-check"),
-    repo_name: Annotated[str, typer.Option("--repo-name", help="ORG/NAME recorded in the verdict.")] = "local/repo",
+    repo_name: Annotated[
+        str,
+        typer.Option("--repo-name", help="ORG/NAME: recorded in the verdict, and the forge repository for --publish."),
+    ] = "local/repo",
     pr: Annotated[int | None, typer.Option("--pr", help="PR number recorded in the verdict.")] = None,
     author: Annotated[
         str | None, typer.Option("--author", help="PR author identity (agent or person); else from the evidence.")
@@ -51,7 +54,6 @@ def check(
         bool, typer.Option(help="Set the glassbox/check status on the head commit and comment the summary on --pr.")
     ] = False,
     forge_url: ForgeUrlOption = None,
-    forge_repo: RepoOption = None,
     token: TokenOption = None,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
@@ -76,7 +78,7 @@ def check(
     if store is not None and result.attestation is not None:
         written.append(store_attestation(store, verdict.change.head_commit, result.attestation))
     if publish:
-        forge = GitHubForge(resolve_settings(forge_url, forge_repo or repo_name, token))
+        forge = GitHubForge(resolve_settings(forge_url, repo_name, token))
         forge.set_status(
             verdict.change.head_commit,
             context=CHECK_CONTEXT,

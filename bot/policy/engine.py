@@ -1,8 +1,10 @@
 """Evaluating the Rego policy pack over one policy input, and the structured results it yields.
 
-The pack (``bot.policy.pack``) is evaluated in one query of ``data.glassbox``; each rule package's
-``deny`` / ``warn`` set and the risk package's ``tier`` / ``reasons`` are picked out of that one JSON
-document and turned into records. Two engines implement :class:`PolicyEngine`:
+The pack (``bot.policy.pack``) is evaluated over the policy input plus its derived ``index``
+(:func:`prepare_input`); each rule package's ``deny`` / ``warn`` set and the risk package's ``tier`` /
+``reasons`` are picked out of the JSON value of ``data.glassbox`` (regopy: one query per area,
+``data.glassbox.network``, ``data.glassbox.risk``, ...) and turned into records. Two engines implement
+:class:`PolicyEngine`:
 
 * :class:`RegopyEngine` (default): rego-cpp in-process through ``regopy``. The pack is compiled once
   (a bundle from ``Interpreter.build``) and evaluated many times; if the bundle misbehaves on a canary
@@ -16,6 +18,7 @@ ever dropped silently. Engines are asked for JSON only, never text.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import math
@@ -35,7 +38,6 @@ from bot.errors import EngineError
 from bot.policy.pack import ENGINE, RISK_PACKAGE, ROOT_PACKAGE, PolicyPack, RulePackage
 from bot.records import Finding, FindingStatus, Record, RiskTier
 
-QUERY = f"x = data.{ROOT_PACKAGE}"
 BINDING = "x"
 
 # RFC 3339 date-times; rego-cpp's time builtins reject a "Z" suffix, so every one is rewritten to UTC "+00:00".
@@ -120,32 +122,52 @@ def _timestamp(value: str) -> str:
     return parsed.astimezone(UTC).isoformat()
 
 
-def _normalise(value: Any, path: str) -> Any:
-    if isinstance(value, Mapping):
+# Where a value sits, built only when an error names it: (parent, key or index), None at the top.
+_At = tuple[Any, str | int] | None
+
+
+def _where(at: _At) -> str:
+    parts: list[str] = []
+    while at is not None:
+        at, key = at
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "".join(reversed(parts)).lstrip(".")
+
+
+def _normalise(value: Any, at: _At) -> Any:
+    kind = type(value)
+    if kind is str:
+        # Cheap test first: most strings are not timestamps and never reach the regex.
+        if len(value) >= 19 and value[4:5] == "-" and _RFC3339.match(value):
+            return _timestamp(value)
+        return value
+    if kind is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise _fail(f"policy input key {key!r} at {path or '(top)'} is not a string")
-            out[key] = _normalise(item, f"{path}.{key}" if path else key)
+                raise _fail(f"policy input key {key!r} at {_where(at) or '(top)'} is not a string")
+            out[key] = _normalise(item, (at, key))
         return out
-    if isinstance(value, list | tuple):
-        return [_normalise(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if kind is list or isinstance(value, list | tuple):
+        return [_normalise(item, (at, i)) for i, item in enumerate(value)]
+    if kind is bool or value is None or kind is int:
+        return value
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise _fail(f"policy input {path}: timestamp without a timezone")
+            raise _fail(f"policy input {_where(at)}: timestamp without a timezone")
         return value.astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, str):
         return _timestamp(value) if _RFC3339.match(value) else value
-    if isinstance(value, bool) or value is None or isinstance(value, int):
+    if isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise _fail(f"policy input {path}: {value} is not a JSON number")
+            raise _fail(f"policy input {_where(at)}: {value} is not a JSON number")
         # Pulumi hands whole numbers over as floats; Rego compares 22 and 22.0 as equal, but keep JSON tidy.
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
-    raise _fail(f"policy input {path}: {type(value).__name__} is not JSON")
+    raise _fail(f"policy input {_where(at)}: {type(value).__name__} is not JSON")
 
 
 # The containers the pack reads by plain reference (no defaults, for speed): a missing one would make
@@ -166,9 +188,113 @@ def normalise_input(document: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-only copy of the policy input with every RFC 3339 timestamp in UTC ``+00:00`` form."""
     if not isinstance(document, Mapping):
         raise _fail("policy input must be an object")
-    result = _normalise(document, "")
+    result = _normalise(document, None)
     assert isinstance(result, dict)
     return result
+
+
+# --------------------------------------------------------------------------------------------------
+# the derived index (docs/contracts.md, "Derived index")
+#
+# rego-cpp walks a list at roughly 5-20 µs per element and does not memoise function calls, so a pack
+# that scans 1,000 resources once per rule pays seconds. The engine therefore adds ``index``: positions
+# of resources and changes grouped by raw field values. It carries no policy (no "is prod", no "is
+# tag-only"): rules decide per group on a representative and then expand the group's positions.
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _as_list(value: Any) -> list[Any]:
+    """Python twin of ``util.as_list``: lists stay, null is empty, anything else is one item."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _changed_paths_key(change: Mapping[str, Any]) -> str:
+    # Everything util.risk's tag_only reads: the set of `path` values of `changed` (an item without a
+    # path, or not an object, is kept as itself so it never merges with a path).
+    items = _as_list(change.get("changed", []))
+    paths = {
+        _key(x["path"]) if isinstance(x, Mapping) and "path" in x else _key({"item without path": x}) for x in items
+    }
+    return _key(sorted(paths))
+
+
+def _field(row: Mapping[str, Any], name: str) -> Any:
+    # A missing key and a null are different to Rego (undefined vs null): keep them apart.
+    return ["value", row[name]] if name in row else ["missing"]
+
+
+def _groups(rows: Sequence[Mapping[str, Any]], key: Any, singletons: bool) -> list[dict[str, list[int]]]:
+    if singletons:
+        return [{"changes": [i]} for i in range(len(rows))]
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(key(row), []).append(i)
+    return [{"changes": positions} for positions in groups.values()]
+
+
+def derive_index(document: Mapping[str, Any], *, singletons: bool = False) -> dict[str, Any]:
+    """The ``index`` of a (normalised, shape-checked) policy input; positions ascend within each group.
+
+    - ``resources_by_type``: ``{type: [i, ...]}``, positions in ``plan.resources`` (string types only);
+    - ``bucket_companions``: ``{"project|stack|bucket": [i, ...]}``, resources by their ``bucket`` input
+      (absent or null: ``""``), keyed as ``lib.s3``'s ``scope_key`` (resources whose key is not text left out);
+    - ``change_types``: ``[{"changes": [i, ...]}]``, changes grouped by ``type``;
+    - ``change_stacks``: changes grouped by (``project``, ``stack``);
+    - ``change_classes``: changes grouped by (``type``, ``action``, ``environment``, set of ``changed[].path``).
+    Groups keep the order in which their first change appears. ``singletons`` puts every change in a
+    group of its own (what rules see is then per change, as without an index; differential tests).
+    """
+    by_type: dict[str, list[int]] = {}
+    for i, resource in enumerate(document["plan"]["resources"]):
+        kind = resource.get("type") if isinstance(resource, Mapping) else None
+        if isinstance(kind, str):
+            by_type.setdefault(kind, []).append(i)
+    companions: dict[str, list[int]] = {}
+    for i, resource in enumerate(document["plan"]["resources"]):
+        key = _bucket_key(resource)
+        if key is not None:
+            companions.setdefault(key, []).append(i)
+    changes = [c if isinstance(c, Mapping) else {} for c in document["changes"]]
+    return {
+        "resources_by_type": by_type,
+        "bucket_companions": companions,
+        "change_types": _groups(changes, lambda c: _key(_field(c, "type")), singletons),
+        "change_stacks": _groups(changes, lambda c: _key([_field(c, "project"), _field(c, "stack")]), singletons),
+        "change_classes": _groups(
+            changes,
+            lambda c: _key([_field(c, k) for k in ("type", "action", "environment")] + [_changed_paths_key(c)]),
+            singletons,
+        ),
+    }
+
+
+def _bucket_key(resource: Any) -> str | None:
+    """Python twin of ``lib.s3``'s ``scope_key(r, util.input_value(r, "bucket", ""))``: None when Rego's
+    concat would be undefined (a non-string part, or inputs that are not an object)."""
+    if not isinstance(resource, Mapping):
+        return None
+    inputs = resource.get("inputs", {})
+    if not isinstance(inputs, Mapping):
+        return None
+    ref = inputs.get("bucket")
+    parts = [resource.get("project", ""), resource.get("stack", ""), "" if ref is None else ref]
+    return "|".join(parts) if all(isinstance(p, str) for p in parts) else None
+
+
+def prepare_input(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What an engine evaluates: the normalised, shape-checked input plus its derived ``index``.
+
+    An ``index`` the caller supplied is replaced: only the engine's own derivation is trusted.
+    """
+    prepared = normalise_input(document)
+    check_shape(prepared)
+    prepared["index"] = derive_index(prepared)
+    return prepared
 
 
 # --------------------------------------------------------------------------------------------------
@@ -252,6 +378,68 @@ def _regopy() -> Any:
     return regopy
 
 
+def rego_input(regopy: Any, document: Any) -> Any:
+    """``regopy.Input(document)``, built faster over regopy 1.5's own ctypes bindings.
+
+    regopy's converter costs a Python wrapper, a ``create_string_buffer`` and an ``isinstance`` chain
+    per JSON node: about a third of a second for a 1,000-resource plan. This one makes the same C calls
+    in the same order (value, then ``ObjectItem`` per key/value pair, then ``Object``/``Array`` with the
+    count) with exact type dispatch and encoded object keys reused. Anything unexpected (another regopy,
+    a value it cannot take) falls back to ``regopy.Input``, which then decides.
+    """
+    try:
+        shared = regopy.rego_shared
+        lib, ok, new_input, free_input = shared.rego, shared.Code.OK, shared.rego_new_input, shared.rego_free_input
+        put_str, put_int, put_float = lib.regoInputString, lib.regoInputInt, lib.regoInputFloat
+        put_bool, put_null, put_item = lib.regoInputBoolean, lib.regoInputNull, lib.regoInputObjectItem
+        put_object, put_array = lib.regoInputObject, lib.regoInputArray
+    except AttributeError:
+        return regopy.Input(document)
+    handle = new_input()
+    keys: dict[str, bytes] = {}
+    failed = False
+
+    def add(value: Any) -> None:
+        nonlocal failed
+        kind = type(value)
+        if kind is str:
+            failed |= put_str(handle, value.encode("utf-8")) != ok
+        elif kind is dict:
+            for key, item in value.items():
+                encoded = keys.get(key)
+                if encoded is None:
+                    encoded = keys[key] = key.encode("utf-8")
+                failed |= put_str(handle, encoded) != ok
+                add(item)
+                failed |= put_item(handle) != ok
+            failed |= put_object(handle, len(value)) != ok
+        elif kind is list:
+            for item in value:
+                add(item)
+            failed |= put_array(handle, len(value)) != ok
+        elif kind is bool:
+            failed |= put_bool(handle, value) != ok
+        elif kind is int:
+            failed |= put_int(handle, value) != ok
+        elif kind is float:
+            failed |= put_float(handle, value) != ok
+        elif value is None:
+            failed |= put_null(handle) != ok
+        else:
+            raise TypeError(kind.__name__)
+
+    try:
+        add(document)
+    except Exception:  # regopy's own converter decides (and raises) instead
+        failed = True
+    if failed:
+        free_input(handle)
+        return regopy.Input(document)
+    converted = regopy.Input.__new__(regopy.Input)
+    converted._impl = handle
+    return converted
+
+
 def error_messages(output: Any) -> list[str]:
     """The messages of a failed output's ErrorSeq; never raises (a failed output is fragile)."""
     regopy = _regopy()
@@ -282,8 +470,16 @@ class RegopyEngine:
         self._lock = threading.Lock()
         self._regopy = _regopy()
         self._interp = self._new_interpreter(pack.policy_modules)
+        self._batches = area_batches(pack, self.areas)
+        batch_source = _batch_module(self._batches)
+        if batch_source:
+            try:
+                self._interp.add_module(f"{BATCH_PACKAGE}.rego", batch_source)
+            except Exception as exc:  # RegoError: an area name that is not a plain identifier
+                raise _fail(f"cannot batch the pack's areas: {first_line(exc)}") from None
         self._bundle: Any = None
         self.fallback_reason: str | None = None
+        self.fast_input = True  # rego_input(); False: regopy.Input (for differential tests)
         if mode in ("auto", "bundle"):
             try:
                 self._bundle = self._build()
@@ -316,9 +512,33 @@ class RegopyEngine:
                 raise _fail(f"{module.path} does not compile: {first_line(exc)}") from None
         return interp
 
+    @property
+    def packages(self) -> list[str]:
+        """What one evaluation answers: every rule package, then the risk package."""
+        return [*sorted(self._pack.rules), RISK_PACKAGE]
+
+    @property
+    def areas(self) -> list[str]:
+        """``glassbox.<area>`` above every package answered (``glassbox.network``, ..., ``glassbox.risk``)."""
+        return sorted({".".join(p.split(".")[:2]) for p in self.packages})
+
+    @property
+    def batches(self) -> list[list[str]]:
+        """The areas queried together, one query per batch (see :func:`area_batches`)."""
+        return self._batches
+
+    def _batch_entrypoint(self, index: int) -> str:
+        batch = self._batches[index]
+        return _entrypoint(batch[0]) if len(batch) == 1 else f"{BATCH_PACKAGE}/batch_{index}"
+
     def _build(self) -> Any:
+        # One entrypoint per batch of areas, queried one by one: rego-cpp 1.5.2 takes longer over the whole of
+        # data.glassbox in one query than over its areas one at a time, while one query per area still shares
+        # the complete rules its packages use (lib.network.input_ingress_rules, ...); areas importing one
+        # another (scope and evidence read risk.tier) share one query so the risk is assessed once.
+        # data.glassbox.lib is never queried: its input-sized complete rules are not part of the answer.
         try:
-            bundle = self._interp.build(QUERY)
+            bundle = self._interp.build(None, [self._batch_entrypoint(i) for i in range(len(self._batches))])
         except Exception as exc:
             raise _fail(f"policy pack does not compile: {first_line(exc)}") from None
         if not bundle.ok():
@@ -327,7 +547,7 @@ class RegopyEngine:
 
     def _canary(self) -> None:
         # The same small input through both paths must give the same document.
-        canary = normalise_input(
+        canary = prepare_input(
             {
                 "plan": {"digest": "", "stacks": [], "resources": []},
                 "changes": [],
@@ -341,31 +561,65 @@ class RegopyEngine:
         if self._raw(canary, bundle=True) != self._raw(canary, bundle=False):
             raise _fail("compiled bundle disagrees with the interpreter on a canary input")
 
-    def _raw(self, document: dict[str, Any], *, bundle: bool) -> Any:
+    def _checked(self, output: Any, what: str, areas: Sequence[str]) -> Any:
         regopy = self._regopy
-        try:
-            self._interp.set_input(regopy.Input(document))
-            output = self._interp.query_bundle(self._bundle) if bundle else self._interp.query(QUERY)
-        except Exception as exc:  # RegoError, or JSONDecodeError when rego-cpp writes invalid JSON
-            raise _fail(f"evaluation failed: {first_line(exc)}") from None
         # regopy does not notice a NULL output; touching one (str, node) crashes the process.
         if not output._impl:
             detail = ""
             with contextlib.suppress(Exception):  # diagnostics only
                 detail = regopy.rego_shared.rego_get_error(self._interp._impl)
-            raise _fail(f"evaluation returned no output: {detail[:500] or 'unknown error'}")
+            raise _fail(f"evaluation of {what} returned no output: {detail[:500] or 'unknown error'}")
         if not output.ok():
-            raise _fail(f"evaluation failed: {'; '.join(error_messages(output))}{self._culprits(document)}")
-        if not output.results or BINDING not in output.results[0].bindings:
-            raise _fail(f"data.{ROOT_PACKAGE} is undefined")
-        return output.results[0].bindings[BINDING]
+            culprits = self._culprits(areas)
+            raise _fail(f"evaluation of {what} failed: {'; '.join(error_messages(output))}{culprits}")
+        return output.results
 
-    def _culprits(self, document: dict[str, Any]) -> str:
-        """On failure only: which rule packages fail on their own (one query each)."""
-        failing: list[str] = []
-        for package in [*sorted(self._pack.rules), RISK_PACKAGE]:
+    def _raw(self, document: dict[str, Any], *, bundle: bool) -> dict[str, Any]:
+        """``data.glassbox`` restricted to the rule packages and the risk package, as one JSON document."""
+        try:
+            self._interp.set_input(
+                rego_input(self._regopy, document) if self.fast_input else self._regopy.Input(document)
+            )
+        except Exception as exc:  # RegoError: the input could not be converted
+            raise _fail(f"evaluation failed: {first_line(exc)}") from None
+        root: dict[str, Any] = {}
+        if not bundle:
+            # One query (one compilation) answering every area, but never data.glassbox.lib.
+            query = ", ".join(f'"{a.split(".", 1)[1]}": data.{a}' for a in self.areas)
             try:
-                output = self._interp.query(f"x = data.{package}")
+                output = self._interp.query(f"{BINDING} = {{{query}}}")
+            except Exception as exc:  # RegoError, or JSONDecodeError when rego-cpp writes invalid JSON
+                raise _fail(f"evaluation failed: {first_line(exc)}") from None
+            results = self._checked(output, f"data.{ROOT_PACKAGE}", [ROOT_PACKAGE])
+            value = results[0].bindings.get(BINDING) if results else None
+            if not isinstance(value, Mapping):
+                raise _fail(f"data.{ROOT_PACKAGE} is undefined or not an object")
+            return _restrict(value, self.packages)
+        for index, batch in enumerate(self._batches):
+            what = " + ".join(f"data.{a}" for a in batch)
+            try:
+                output = self._interp.query_bundle_entrypoint(self._bundle, self._batch_entrypoint(index))
+            except Exception as exc:  # RegoError, or JSONDecodeError when rego-cpp writes invalid JSON
+                raise _fail(f"evaluation of {what} failed: {first_line(exc)}") from None
+            results = self._checked(output, what, batch)
+            value = results[0].expressions[0] if results and results[0].expressions else None
+            if len(batch) == 1:
+                value = {batch[0].split(".", 1)[1]: value}
+            for area in batch:
+                part = value.get(area.split(".", 1)[1]) if isinstance(value, Mapping) else None
+                if not isinstance(part, Mapping):
+                    raise _fail(f"data.{area} is undefined or not an object")
+                _place(root, area, part)
+        return _restrict(root, self.packages)
+
+    def _culprits(self, areas: Sequence[str]) -> str:
+        """On failure only: which packages of the areas fail on their own (one query each, same input)."""
+        failing: list[str] = []
+        for package in self.packages:
+            if not any(package == a or package.startswith(a + ".") for a in areas):
+                continue
+            try:
+                output = self._interp.query(f"{BINDING} = data.{package}")
                 if not output._impl or not output.ok():
                     failing.append(package)
             except Exception:
@@ -373,18 +627,30 @@ class RegopyEngine:
         return f" (failing packages: {', '.join(failing)})" if failing else ""
 
     def evaluate_raw(self, input: Mapping[str, Any]) -> Any:
-        """The JSON value of ``data.glassbox`` for this input (for diagnostics and differential tests)."""
-        document = normalise_input(input)
-        check_shape(document)
+        """``data.glassbox`` for this input, restricted to the rule and risk packages (for diagnostics and
+        differential tests)."""
+        document = prepare_input(input)
         with self._lock:
             return self._raw(document, bundle=self._bundle is not None)
 
     def evaluate(self, input: Mapping[str, Any]) -> Evaluation:
         return interpret(self.evaluate_raw(input), self._pack, self.name)
 
+    def evaluate_prepared(self, document: dict[str, Any]) -> Evaluation:
+        """Evaluate a document exactly as given: it must already be normalised and carry an ``index``
+        (:func:`prepare_input`). For differential tests of the index itself; checks use :meth:`evaluate`."""
+        check_shape(document)
+        if not isinstance(document.get("index"), dict):
+            raise _fail("prepared policy input without an index")
+        with self._lock:
+            return interpret(self._raw(document, bundle=self._bundle is not None), self._pack, self.name)
+
     def query(self, ref: str, input: Mapping[str, Any] | None = None) -> Any:
         """Evaluate one reference (e.g. ``data.glassbox.network.gb_net_001``) through the interpreter."""
-        document = normalise_input(input or {})
+        try:
+            document = prepare_input(input or {})
+        except EngineError:  # not a whole policy input (e.g. a probe of one helper): evaluate it as given
+            document = normalise_input(input or {})
         with self._lock:
             try:
                 self._interp.set_input(self._regopy.Input(document))
@@ -396,6 +662,65 @@ class RegopyEngine:
             if not output.results or BINDING not in output.results[0].bindings:
                 raise _fail(f"{ref} is undefined")
             return output.results[0].bindings[BINDING]
+
+
+BATCH_PACKAGE = "glassbox_engine_batches"
+_IMPORT = re.compile(r"^import\s+data\.([A-Za-z_][A-Za-z0-9_.]*)", re.MULTILINE)
+
+
+def area_batches(pack: PolicyPack, areas: Sequence[str]) -> list[list[str]]:
+    """Areas joined when a module of one imports a package of another (``import data.glassbox.risk``), so
+    the complete rules they share are evaluated once per query. Batching never changes an answer."""
+    parent = {a: a for a in areas}
+
+    def root(a: str) -> str:
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    for module in pack.policy_modules:
+        own = ".".join(module.package.split(".")[:2])
+        if own not in parent:
+            continue
+        for ref in _IMPORT.findall(module.source):
+            other = ".".join(ref.split(".")[:2])
+            if other in parent and root(other) != root(own):
+                parent[root(own)] = root(other)
+    groups: dict[str, list[str]] = {}
+    for area in areas:
+        groups.setdefault(root(area), []).append(area)
+    return sorted(groups.values())
+
+
+def _batch_module(batches: Sequence[Sequence[str]]) -> str:
+    rules = [
+        f"batch_{i} := {{" + ", ".join(f'"{a.split(".", 1)[1]}": data.{a}' for a in batch) + "}"
+        for i, batch in enumerate(batches)
+        if len(batch) > 1
+    ]
+    return f"package {BATCH_PACKAGE}\n\nimport rego.v1\n\n" + "\n\n".join(rules) + "\n" if rules else ""
+
+
+def _entrypoint(package: str) -> str:
+    return package.replace(".", "/")
+
+
+def _place(root: dict[str, Any], package: str, value: Any) -> None:
+    """Put ``value`` at ``package``'s path below the root package (``glassbox.risk`` → ``root["risk"]``)."""
+    node = root
+    parts = package.split(".")[1:]
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _restrict(whole: Mapping[str, Any], packages: Sequence[str]) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    for package in packages:
+        value = _package_doc(whole, package)
+        if value is not None:
+            _place(root, package, value)
+    return root
 
 
 def first_line(exc: BaseException) -> str:
@@ -427,8 +752,7 @@ class OpaEngine:
         return self._pack
 
     def evaluate_raw(self, input: Mapping[str, Any]) -> Any:
-        document = normalise_input(input)
-        check_shape(document)
+        document = prepare_input(input)
         args = [self._binary, "eval", "--format", "json", "--stdin-input"]
         for module in self._pack.policy_modules:
             args += ["--data", str(self._pack.root / module.path)]
@@ -469,13 +793,38 @@ def opa_available() -> bool:
     return shutil.which("opa") is not None
 
 
+# Compiled regopy engines by pack digest: a process that checks many PRs against one base pack (the
+# pre-flight, the demo, a CI runner) compiles it once. The digest covers every module's bytes, and an
+# engine reads nothing of the pack but its modules and rule metadata, so equal digests are equal engines.
+_ENGINES: collections.OrderedDict[str, RegopyEngine] = collections.OrderedDict()
+_ENGINES_LOCK = threading.Lock()
+_ENGINES_KEPT = 4
+
+
+def _regopy_engine(pack: PolicyPack) -> RegopyEngine:
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(pack.digest)
+        if engine is not None:
+            _ENGINES.move_to_end(pack.digest)
+            return engine
+    engine = RegopyEngine(pack)
+    with _ENGINES_LOCK:
+        _ENGINES[pack.digest] = engine
+        while len(_ENGINES) > _ENGINES_KEPT:
+            _ENGINES.popitem(last=False)
+    return engine
+
+
 def make_engine(pack: PolicyPack, name: str | None = None) -> PolicyEngine:
-    """``regopy`` (default), ``opa``, or ``auto`` (opa when on PATH). ``GLASSBOX_REGO_ENGINE`` sets the default."""
+    """``regopy`` (default), ``opa``, or ``auto`` (opa when on PATH). ``GLASSBOX_REGO_ENGINE`` sets the default.
+
+    regopy engines are kept per pack digest (the last few), so a second check against the same pack skips
+    compilation."""
     choice = (name or os.environ.get("GLASSBOX_REGO_ENGINE") or "regopy").lower()
     if choice == "opa" or (choice == "auto" and opa_available()):
         return OpaEngine(pack)
     if choice in ("regopy", "auto"):
-        return RegopyEngine(pack)
+        return _regopy_engine(pack) if pack.digest else RegopyEngine(pack)
     raise _fail(f"unknown Rego engine {choice!r}; use regopy, opa or auto")
 
 
@@ -493,9 +842,11 @@ __all__ = [
     "PolicyResult",
     "RegopyEngine",
     "check_shape",
+    "derive_index",
     "interpret",
     "make_engine",
     "normalise_input",
     "opa_available",
+    "prepare_input",
     "timed",
 ]

@@ -17,11 +17,15 @@ import rego.v1
 
 import data.glassbox.lib.util
 
-destructive_changes(doc) := [c |
-	some c in util.changes(doc)
+# Tested once per class of the derived index (changes sharing type, action and environment).
+destructive_changes(doc) := [c | some i in ids; c := doc.changes[i]] if {
+	ids := util.group_positions([g | some g in doc.index.change_classes; destructive(util.representative(doc, g))])
+}
+
+destructive(c) if {
 	c.action in {"delete", "replace"}
 	util.is_prod(c.environment)
-]
+}
 
 destructive_result(c) := {
 	"msg": util.msg([c.action, " of ", c.type, " ", c.name, " in ", c.project, "/", c.stack, " (prod)"]),

@@ -15,28 +15,18 @@ package glassbox.change.gb_chg_002
 
 import rego.v1
 
+import data.glassbox.lib.manifest
 import data.glassbox.lib.util
 
-# concat fails on a non-string field, leaving the key undefined: such a change then counts as
+# Keys are lib.manifest's mf_key: a change whose key is undefined (a non-string field) counts as
 # undeclared (safe), and such a manifest entry as absent.
-manifest_key(x) := concat("|", [x.project, x.stack, x.type, x.name, x.action])
-
-declared(doc) := sort([manifest_key(e) | some e in util.as_list(object.get(doc.evidence, "expected_changes", []))])
-
-planned(doc) := sort([manifest_key(c) | some c in util.changes(doc)])
-
 applies(doc) if {
 	util.is_agent_pr(doc)
 	util.evidence_present(doc)
 }
 
-# Each key list is built once. Fast path: when the sorted lists are equal nothing is undeclared;
-# rego-cpp 1.5.2 scans on every membership test, so the join runs only when they differ.
-undeclared(doc) := [c | ps != ds; some c in doc.changes; not manifest_key(c) in ds] if {
-	applies(doc)
-	ds := declared(doc)
-	ps := planned(doc)
-}
+# Each key list is built once (lib.manifest), and the join runs only when the sorted lists differ.
+undeclared(doc) := manifest.mf_undeclared(doc.changes, manifest.mf_planned(doc), manifest.mf_declared(doc)) if applies(doc)
 
 undeclared(doc) := [] if not applies(doc)
 
@@ -46,14 +36,19 @@ undeclared_result(c) := {
 	"action": c.action,
 }
 
-deny_results(doc) := {undeclared_result(c) | some c in undeclared(doc); c.action in {"delete", "replace"}}
+deny_among(us) := {undeclared_result(c) | some c in us; c.action in {"delete", "replace"}}
 
-warn_results(doc) := {undeclared_result(c) | some c in undeclared(doc); c.action in {"create", "update"}}
+warn_among(us) := {undeclared_result(c) | some c in us; c.action in {"create", "update"}}
 
+deny_results(doc) := deny_among(undeclared(doc))
+
+warn_results(doc) := warn_among(undeclared(doc))
+
+# The input's undeclared changes come from lib.manifest: computed once for both deny and warn.
 deny contains result if {
-	some result in deny_results(input)
+	some result in deny_among(manifest.input_undeclared)
 }
 
 warn contains result if {
-	some result in warn_results(input)
+	some result in warn_among(manifest.input_undeclared)
 }

@@ -13,28 +13,18 @@ package glassbox.change.gb_chg_003
 
 import rego.v1
 
+import data.glassbox.lib.manifest
 import data.glassbox.lib.util
 
-planned_key(x) := concat("|", [x.project, x.stack, x.type, x.name, x.action])
-
-planned(doc) := sort([planned_key(c) | some c in util.changes(doc)])
-
-declared(doc) := sort([planned_key(e) | some e in util.as_list(object.get(doc.evidence, "expected_changes", []))])
-
-warn_results(doc) := {result |
-	keys != ds
-	some e in expected
-	not planned_key(e) in keys
-	result := {
-		"msg": util.msg(["declared ", e.action, " of ", e.type, " ", e.name, " in ", e.project, "/", e.stack, " is not in the plan"]),
-		"resource": util.msg([e.project, "/", e.stack, "/", e.name]),
-	}
-} if {
-	checked(doc)
-	keys := planned(doc)
-	ds := declared(doc)
-	expected := util.as_list(object.get(doc.evidence, "expected_changes", []))
+unplanned_result(e) := {
+	"msg": util.msg(["declared ", e.action, " of ", e.type, " ", e.name, " in ", e.project, "/", e.stack, " is not in the plan"]),
+	"resource": util.msg([e.project, "/", e.stack, "/", e.name]),
 }
+
+missing_from_plan(unplanned) := {unplanned_result(e) | some e in unplanned}
+
+# Key lists from lib.manifest, shared with GB-CHG-002; the join runs only when the sorted lists differ.
+warn_results(doc) := missing_from_plan(manifest.mf_unplanned(manifest.mf_expected(doc), manifest.mf_planned(doc), manifest.mf_declared(doc))) if checked(doc)
 
 warn_results(doc) := set() if not checked(doc)
 
@@ -44,5 +34,5 @@ checked(doc) if {
 }
 
 warn contains result if {
-	some result in warn_results(input)
+	some result in missing_from_plan(manifest.input_unplanned)
 }

@@ -19,7 +19,7 @@ import data.glassbox.lib.util
 
 settings := ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"]
 
-unblocked(doc) := s3.unreferenced(doc, s3.refs(doc, s3.pab_types))
+unblocked(doc) := s3.unreferenced(doc, s3.pab_types)
 
 deny_results(doc) := {result |
 	some b in unblocked(doc)

@@ -19,7 +19,7 @@ import data.glassbox.lib.s3
 import data.glassbox.lib.util
 
 unencrypted(doc) := [b |
-	some b in s3.unreferenced(doc, s3.refs(doc, s3.sse_types))
+	some b in s3.unreferenced(doc, s3.sse_types)
 	is_null(util.input_value(b, "serverSideEncryptionConfiguration", null))
 ]
 

@@ -19,15 +19,19 @@ import data.glassbox.lib.util
 
 enabled_inline(b) if object.get(util.input_value(b, "versioning", {}), "enabled", false) == true
 
-# Versioning resources whose status is Enabled, as bucket references.
-enabled_refs(doc) := {s3.scope_key(v, util.input_value(v, "bucket", "")) |
-	some v in util.resources_of_types(doc, s3.versioning_types)
+# A versioning resource with status Enabled points at the bucket (looked up in the derived index).
+enabled_versioning(doc, b) if {
+	some k in s3.bucket_keys(b)
+	some i in s3.companions_at(doc, s3.scope_key(b, k))
+	v := doc.plan.resources[i]
+	v.type in s3.versioning_types
 	object.get(util.input_value(v, "versioningConfiguration", {}), "status", "") == "Enabled"
 }
 
 deny_results(doc) := {result |
-	some b in s3.unreferenced(doc, enabled_refs(doc))
+	some b in s3.buckets(doc)
 	util.is_prod(b.environment)
+	not enabled_versioning(doc, b)
 	not enabled_inline(b)
 	result := {"msg": util.msg(["bucket ", b.name, " in ", b.environment, " does not have versioning enabled"]), "resource": util.resource_ref(b)}
 }

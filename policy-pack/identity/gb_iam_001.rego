@@ -16,12 +16,15 @@ import rego.v1
 import data.glassbox.lib.iam
 import data.glassbox.lib.util
 
-deny_results(doc) := {result |
-	some a in iam.allow_statements(doc)
-	"*" in iam.actions(a.stmt)
+deny_results(doc) := iam001_deny_from(iam.allow_statements(doc))
+
+# A list, not a set: rego-cpp 1.5.2 builds sets in quadratic time; `deny`/`warn` dedupe anyway.
+iam001_deny_from(items) := [result |
+	some a in items
+	"*" in a.actions
 	result := {"msg": util.msg([a.resource.type, " ", a.resource.name, " (", a.field, ") allows every action"]), "resource": util.resource_ref(a.resource)}
-}
+]
 
 deny contains result if {
-	some result in deny_results(input)
+	some result in iam001_deny_from(iam.input_allow_statements)
 }

@@ -16,9 +16,12 @@ import rego.v1
 import data.glassbox.lib.iam
 import data.glassbox.lib.util
 
-deny_results(doc) := {result |
-	some a in iam.allow_statements(doc)
-	some action in iam.actions(a.stmt)
+deny_results(doc) := iam002_deny_from(iam.allow_statements(doc))
+
+# A list, not a set: rego-cpp 1.5.2 builds sets in quadratic time; `deny`/`warn` dedupe anyway.
+iam002_deny_from(items) := [result |
+	some a in items
+	some action in a.actions
 	parts := split(action, ":")
 	count(parts) == 2
 	parts[1] == "*"
@@ -28,8 +31,8 @@ deny_results(doc) := {result |
 		"resource": util.resource_ref(a.resource),
 		"action": action,
 	}
-}
+]
 
 deny contains result if {
-	some result in deny_results(input)
+	some result in iam002_deny_from(iam.input_allow_statements)
 }

@@ -17,18 +17,21 @@ import rego.v1
 import data.glassbox.lib.iam
 import data.glassbox.lib.util
 
-deny_results(doc) := {result |
-	some a in iam.allow_statements(doc)
+deny_results(doc) := iam003_deny_from(iam.allow_statements(doc))
+
+# A list, not a set: rego-cpp 1.5.2 builds sets in quadratic time; `deny`/`warn` dedupe anyway.
+iam003_deny_from(items) := [result |
+	some a in items
 	"*" in iam.statement_resources(a.stmt)
-	writes := [x | some x in iam.actions(a.stmt); iam.is_write(x)]
+	writes := [x | some x in a.actions; iam.is_write(x)]
 	count(writes) > 0
 	result := {
 		"msg": util.msg([a.resource.type, " ", a.resource.name, " (", a.field, ") allows ", concat(",", writes), " on every resource"]),
 		"resource": util.resource_ref(a.resource),
 		"actions": writes,
 	}
-}
+]
 
 deny contains result if {
-	some result in deny_results(input)
+	some result in iam003_deny_from(iam.input_allow_statements)
 }

@@ -5,6 +5,9 @@ package glassbox.lib.fixtures_test
 
 import rego.v1
 
+import data.glassbox.lib.s3
+import data.glassbox.lib.util
+
 # Strings are joined with concat, not sprintf: rego-cpp 1.5.2's sprintf renders a string that is
 # itself a function argument with its JSON quotes ("x" instead of x).
 
@@ -50,8 +53,41 @@ good_evidence := {
 	"expected_changes": [], "claimed_risk": null,
 }
 
+# The engine's derived index (docs/contracts.md, bot.policy.engine.derive_index), rebuilt in Rego for the
+# inputs tests make; group order may differ from the engine's, which rules never depend on.
+fx_res_positions(resources, t) := [i | some i; r := resources[i]; r.type == t]
+
+fx_bucket_key(r) := s3.scope_key(r, util.input_value(r, "bucket", ""))
+
+fx_bucket_positions(resources, k) := [i | some i; r := resources[i]; fx_bucket_key(r) == k]
+
+fx_type_key(c) := json.marshal([object.get(c, "type", null)])
+
+fx_stack_key(c) := json.marshal([object.get(c, "project", null), object.get(c, "stack", null)])
+
+fx_class_key(c) := json.marshal([
+	object.get(c, "type", null), object.get(c, "action", null), object.get(c, "environment", null),
+	sort({json.marshal(object.get(x, "path", x)) | some x in util.as_list(object.get(c, "changed", []))}),
+])
+
+fx_type_positions(cs, k) := [i | some i; c := cs[i]; fx_type_key(c) == k]
+
+fx_stack_positions(cs, k) := [i | some i; c := cs[i]; fx_stack_key(c) == k]
+
+fx_class_positions(cs, k) := [i | some i; c := cs[i]; fx_class_key(c) == k]
+
+# Groups in order of their first change, as the engine lists them.
+index_of(resources, cs) := {
+	"resources_by_type": {t: ps | some r in resources; t := r.type; ps := fx_res_positions(resources, t)},
+	"bucket_companions": {k: ps | some r in resources; k := fx_bucket_key(r); ps := fx_bucket_positions(resources, k)},
+	"change_types": [{"changes": ps} | some i; c := cs[i]; ps := fx_type_positions(cs, fx_type_key(c)); ps[0] == i],
+	"change_stacks": [{"changes": ps} | some i; c := cs[i]; ps := fx_stack_positions(cs, fx_stack_key(c)); ps[0] == i],
+	"change_classes": [{"changes": ps} | some i; c := cs[i]; ps := fx_class_positions(cs, fx_class_key(c)); ps[0] == i],
+}
+
 # A human PR over these head resources and no changes.
 plan_input(resources) := {
+	"index": index_of(resources, []),
 	"plan": {"digest": "sha256:00", "stacks": [], "resources": resources},
 	"changes": [],
 	"files": {"changed_paths": [], "governance_paths": []},
@@ -70,6 +106,7 @@ change(t, name, action, env) := {
 
 # An agent PR with good evidence over these changes.
 agent_input(changes) := {
+	"index": index_of([], changes),
 	"plan": {"digest": "sha256:00", "stacks": [], "resources": []},
 	"changes": changes,
 	"files": {"changed_paths": ["infra/app/__main__.py"], "governance_paths": []},

@@ -54,12 +54,17 @@ identity_docs(doc) := array.concat(
 	],
 )
 
-# Allow statements of every identity document: {resource, field, stmt}.
-allow_statements(doc) := [{"resource": d.resource, "field": d.field, "stmt": s} |
+# Allow statements of every identity document: {resource, field, stmt, actions}, with the statement's
+# actions lower-cased once here rather than once per rule.
+allow_statements(doc) := [{"resource": d.resource, "field": d.field, "stmt": s, "actions": actions(s)} |
 	some d in identity_docs(doc)
 	some s in statements(d.doc)
 	allow(s)
 ]
+
+# The policy input's allow statements, evaluated once per query and shared by GB-IAM-001..003 (rego-cpp
+# memoises complete rules, not function calls; parsing every policy document is the costly part).
+input_allow_statements := allow_statements(input)
 
 # Services whose full wildcard ("svc:*") amounts to account takeover or data exposure.
 sensitive_services := {

@@ -68,6 +68,10 @@ ingress_rules(doc) := [rule |
 	some rule in rules_of(r)
 ]
 
+# The policy input's ingress rules, evaluated once per query and shared by the GB-NET rules (rego-cpp
+# memoises complete rules, not function calls).
+input_ingress_rules := ingress_rules(input)
+
 # Protocols that carry TCP/UDP ports; "-1" / "all" means every protocol and every port.
 all_protocols := {"-1", "all"}
 

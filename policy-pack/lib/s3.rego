@@ -39,13 +39,17 @@ bucket_keys(b) := {k | some k in [b.name, util.input_value(b, "bucket", null)]; 
 # concat, not sprintf: rego-cpp 1.5.2 sprintf("%v") quoted some string values inside keys.
 scope_key(r, k) := concat("|", [object.get(r, "project", ""), object.get(r, "stack", ""), k])
 
-# "project|stack|bucket-ref" of every companion of the given types, as a list: rego-cpp 1.5.2 builds sets
-# in quadratic time and scans on lookup anyway, so cross-resource rules test membership in this one
-# list instead of joining resource lists.
-refs(doc, types) := [scope_key(c, util.input_value(c, "bucket", "")) | some c in util.resources_of_types(doc, types)]
+# Resources whose `bucket` input names scope key k ("project|stack|bucket-ref"), by position: the
+# derived index's bucket_companions (docs/contracts.md). A lookup per bucket key instead of a join of
+# every bucket with every companion (quadratic in rego-cpp 1.5.2, which scans lists on membership).
+companions_at(doc, k) := object.get(doc.index.bucket_companions, k, [])
 
-# Buckets of the document that no companion in refs points at.
-unreferenced(doc, refs) := [b |
-	some b in buckets(doc)
-	count([k | some k in bucket_keys(b); scope_key(b, k) in refs]) == 0
-]
+# Some companion of the given types points at bucket b.
+referenced(doc, b, types) if {
+	some k in bucket_keys(b)
+	some i in companions_at(doc, scope_key(b, k))
+	doc.plan.resources[i].type in types
+}
+
+# Buckets of the document that no companion of the given types points at.
+unreferenced(doc, types) := [b | some b in buckets(doc); not referenced(doc, b, types)]

@@ -17,8 +17,11 @@ import rego.v1
 import data.glassbox.lib.network
 import data.glassbox.lib.util
 
-deny_results(doc) := {result |
-	some rule in network.ingress_rules(doc)
+deny_results(doc) := net001_deny_from(network.ingress_rules(doc))
+
+# A list, not a set: rego-cpp 1.5.2 builds sets in quadratic time; `deny`/`warn` dedupe anyway.
+net001_deny_from(items) := [result |
+	some rule in items
 	network.world_open(rule)
 	some port in network.admin_ports
 	network.covers_port(rule, port)
@@ -27,8 +30,8 @@ deny_results(doc) := {result |
 		"resource": util.resource_ref(rule.resource),
 		"port": port,
 	}
-}
+]
 
 deny contains result if {
-	some result in deny_results(input)
+	some result in net001_deny_from(network.input_ingress_rules)
 }

@@ -17,16 +17,19 @@ import rego.v1
 import data.glassbox.lib.network
 import data.glassbox.lib.util
 
-deny_results(doc) := {result |
-	some rule in network.ingress_rules(doc)
+deny_results(doc) := net004_deny_from(network.ingress_rules(doc))
+
+# A list, not a set: rego-cpp 1.5.2 builds sets in quadratic time; `deny`/`warn` dedupe anyway.
+net004_deny_from(items) := [result |
+	some rule in items
 	network.world_open(rule)
 	network.all_ports(rule)
 	result := {
 		"msg": util.msg([rule.resource.type, " ", rule.resource.name, " allows all traffic: ", network.describe(rule)]),
 		"resource": util.resource_ref(rule.resource),
 	}
-}
+]
 
 deny contains result if {
-	some result in deny_results(input)
+	some result in net004_deny_from(network.input_ingress_rules)
 }

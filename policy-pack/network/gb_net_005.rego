@@ -17,8 +17,11 @@ import rego.v1
 import data.glassbox.lib.network
 import data.glassbox.lib.util
 
-warn_results(doc) := {result |
-	some rule in network.ingress_rules(doc)
+warn_results(doc) := net005_warn_from(network.ingress_rules(doc))
+
+# A list, not a set: rego-cpp 1.5.2 builds sets in quadratic time; `deny`/`warn` dedupe anyway.
+net005_warn_from(items) := [result |
+	some rule in items
 	network.world_open(rule)
 	not network.all_ports(rule)
 	not sensitive(rule)
@@ -26,7 +29,7 @@ warn_results(doc) := {result |
 		"msg": util.msg([rule.resource.type, " ", rule.resource.name, " is reachable from the internet: ", network.describe(rule)]),
 		"resource": util.resource_ref(rule.resource),
 	}
-}
+]
 
 sensitive(rule) if {
 	some port in network.admin_ports | network.database_ports
@@ -34,5 +37,5 @@ sensitive(rule) if {
 }
 
 warn contains result if {
-	some result in warn_results(input)
+	some result in net005_warn_from(network.input_ingress_rules)
 }

@@ -49,55 +49,82 @@ exposes_after(c) if {
 	network.exposes({"type": c.type, "inputs": c.after})
 }
 
-# One entry per reason category with the labels of the changes that fall in it. Reasons are per
+# One entry per reason category: its count and the labels of its first changes. Reasons are per
 # category (count + first labels), not per change: a set of thousands of strings costs quadratic
 # time in rego-cpp 1.5.2, and reviewers read a summary better anyway.
+#
+# Changes are taken by class from the derived index (docs/contracts.md): a class shares type, action,
+# environment and changed paths, so each test below runs once per class on its representative, not once
+# per change. Only the exposure test reads `after` and runs per change, on the few exposure-type changes.
 categories(doc) := [
-	{"rank": 3, "title": "critical: governance path changed", "items": sort([p | some p in governance.governed(doc)]), "labelled": true},
-	{"rank": 2, "title": "high: IAM change", "labelled": false, "items": [c |
-		some c in cs
-		startswith(c.type, "aws:iam/")
-		not tag_only(c)
-	]},
-	{"rank": 2, "title": "high: destructive change in prod", "labelled": false, "items": [c |
-		some c in cs
-		c.action in destructive_actions
-		util.is_prod(c.environment)
-	]},
-	{"rank": 2, "title": "high: network exposure to the internet", "labelled": false, "items": [c |
-		some c in cs
-		c.type in network.exposure_types
-		exposes_after(c)
-		not tag_only(c)
-	]},
-	{"rank": 1, "title": "medium: prod change", "labelled": false, "items": [c |
-		some c in cs
-		util.is_prod(c.environment)
-		not tag_only(c)
-	]},
-	{"rank": 1, "title": "medium: data-store change", "labelled": false, "items": [c |
-		some c in cs
-		data_store(c.type)
-		not tag_only(c)
-	]},
+	{"rank": 3, "title": "critical: governance path changed", "count": count(gov), "shown": array.slice(gov, 0, shown)},
+	change_category(cs, iam_groups, 2, "high: IAM change"),
+	change_category(cs, destructive_groups, 2, "high: destructive change in prod"),
+	exposure_category(cs, exposed_groups),
+	change_category(cs, prod_groups, 1, "medium: prod change"),
+	change_category(cs, data_groups, 1, "medium: data-store change"),
 ] if {
 	cs := util.changes(doc)
+	classes := doc.index.change_classes
+	gov := sort([p | some p in governance.governed(doc)])
+	iam_groups := [g | some g in classes; iam_class(util.representative(doc, g))]
+	destructive_groups := [g | some g in classes; destructive_class(util.representative(doc, g))]
+	exposed_groups := [e |
+		some g in classes
+		exposure_class(util.representative(doc, g))
+		kept := [i | some i in g.changes; exposes_after(cs[i])]
+		count(kept) > 0
+		e := {"changes": kept}
+	]
+	prod_groups := [g | some g in classes; prod_class(util.representative(doc, g))]
+	data_groups := [g | some g in classes; data_class(util.representative(doc, g))]
+}
+
+iam_class(c) if {
+	startswith(c.type, "aws:iam/")
+	not tag_only(c)
+}
+
+destructive_class(c) if {
+	c.action in destructive_actions
+	util.is_prod(c.environment)
+}
+
+exposure_class(c) if {
+	c.type in network.exposure_types
+	not tag_only(c)
+}
+
+prod_class(c) if {
+	util.is_prod(c.environment)
+	not tag_only(c)
+}
+
+data_class(c) if {
+	data_store(c.type)
+	not tag_only(c)
 }
 
 shown := 5
 
-# Labels only for the items shown: building a label per change is the costly part at 1,000 changes.
-shown_labels(cat) := array.slice(cat.items, 0, shown) if cat.labelled
+# Labels only for the changes shown: building a label per change is the costly part at 1,000 changes.
+change_category(cs, groups, rank, title) := {"rank": rank, "title": title, "count": util.group_count(groups), "shown": labels} if {
+	labels := [l | some i in util.leading_positions(groups, shown); l := label(cs[i])]
+}
 
-shown_labels(cat) := [label(c) | some c in array.slice(cat.items, 0, shown)] if not cat.labelled
+# Filtering per change breaks the groups' order by first position: rank the first few of every group.
+exposure_category(cs, groups) := {"rank": 2, "title": "high: network exposure to the internet", "count": util.group_count(groups), "shown": labels} if {
+	firsts := [i | some g in groups; some i in array.slice(g.changes, 0, shown)]
+	labels := [l | some i in util.ranked(firsts, shown); l := label(cs[i])]
+}
 
-reason(cat) := util.msg([cat.title, " (", count(cat.items), "): ", concat(", ", shown_labels(cat)), more(cat.items)])
+reason(cat) := util.msg([cat.title, " (", cat.count, "): ", concat(", ", cat.shown), more(cat.count)])
 
-more(items) := "" if count(items) <= shown
+more(n) := "" if n <= shown
 
-more(items) := util.msg([" and ", count(items) - shown, " more"]) if count(items) > shown
+more(n) := util.msg([" and ", n - shown, " more"]) if n > shown
 
-findings(doc) := [{"rank": cat.rank, "reason": reason(cat)} | some cat in categories(doc); count(cat.items) > 0]
+findings(doc) := [{"rank": cat.rank, "reason": reason(cat)} | some cat in categories(doc); cat.count > 0]
 
 evidence(doc) := object.get(doc, "evidence", {})
 

@@ -17,21 +17,24 @@ import rego.v1
 
 import data.glassbox.lib.util
 
-deny_results(doc) := {result |
-	some c in changes
-	not util.glob_any(scope, c.type)
+# Types are tested once per group of the derived index (changes of one type), not once per change.
+# A list, not a set: rego-cpp 1.5.2 builds sets in quadratic time; `deny` dedupes anyway.
+deny_results(doc) := [result |
+	some i in outside
+	c := changes[i]
 	result := {
 		"msg": util.msg([c.type, " ", c.name, " is outside the agent's resource types"]),
 		"resource": object.get(c, "urn", util.msg([c.project, "/", c.stack, "/", c.name])),
 		"type": c.type,
 	}
-} if {
+] if {
 	util.is_agent_pr(doc)
 	scope := object.get(object.get(util.agent_obj(doc), "scope", {}), "resource_types", [])
 	changes := util.changes(doc)
+	outside := util.group_positions([g | some g in doc.index.change_types; not util.glob_any(scope, util.representative(doc, g).type)])
 }
 
-deny_results(doc) := set() if not util.is_agent_pr(doc)
+deny_results(doc) := [] if not util.is_agent_pr(doc)
 
 deny contains result if {
 	some result in deny_results(input)

@@ -19,21 +19,24 @@ in_scope(scope, c) if util.glob_any(scope, c.stack)
 
 in_scope(scope, c) if util.glob_any(scope, concat("/", [c.project, c.stack]))
 
-deny_results(doc) := {result |
-	some c in changes
-	not in_scope(scope, c)
+# Stacks are tested once per group of the derived index (changes of one project and stack).
+# A list, not a set: rego-cpp 1.5.2 builds sets in quadratic time; `deny` dedupes anyway.
+deny_results(doc) := [result |
+	some i in outside
+	c := changes[i]
 	result := {
 		"msg": util.msg(["change to ", c.type, " ", c.name, " in ", c.project, "/", c.stack, " is outside the agent's stacks"]),
 		"resource": object.get(c, "urn", util.msg([c.project, "/", c.stack, "/", c.name])),
 		"stack": c.stack,
 	}
-} if {
+] if {
 	util.is_agent_pr(doc)
 	scope := object.get(object.get(util.agent_obj(doc), "scope", {}), "stacks", [])
 	changes := util.changes(doc)
+	outside := util.group_positions([g | some g in doc.index.change_stacks; not in_scope(scope, util.representative(doc, g))])
 }
 
-deny_results(doc) := set() if not util.is_agent_pr(doc)
+deny_results(doc) := [] if not util.is_agent_pr(doc)
 
 deny contains result if {
 	some result in deny_results(input)

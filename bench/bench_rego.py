@@ -1,0 +1,138 @@
+"""Rego evaluation time with a prepared engine, and where it goes.
+
+For agent PRs over ``mixed_resources(n)`` (n = 10, 100, 1000; mostly compliant, a few violations, every
+change declared), and for any policy inputs given with ``--inputs`` (JSON files, e.g. written by
+``bench/bench_check.py --dump-inputs DIR``), prints:
+
+- ``evaluate``: ``RegopyEngine.evaluate`` on a compiled bundle (compiled once, before timing) — the
+  figure the target "Rego over 1,000 resources within 50 ms" is about;
+- its parts: ``prepare`` (normalise + derived index, Python), ``convert`` (the input handed to rego-cpp
+  node by node), ``set_input`` (rego-cpp ingesting it) and the queries, one per batch of areas of the pack;
+- with ``--baseline REF``: the same for the pack at a git commit (e.g. the one before the derived index),
+  run by this engine, and whether both packs give identical results.
+
+Run: ``.venv/bin/python bench/bench_rego.py [--sizes 10,100,1000] [--repeat 5] [--inputs DIR]
+[--baseline 7ef044e05155febdafe7c9b66f8e78327c318b87]``. Figures are min / median of ``--repeat`` runs.
+A bench, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import git
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from bot.check import export_tree  # noqa: E402
+from bot.policy.engine import RegopyEngine, prepare_input, rego_input  # noqa: E402
+from bot.policy.pack import load_pack  # noqa: E402
+from tests.unit.policy.rego_inputs import mixed_resources, policy_input  # noqa: E402
+
+TARGET_MS = 50.0
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return min(samples), statistics.median(samples)
+
+
+def breakdown(engine: RegopyEngine, doc: dict[str, Any], repeat: int) -> dict[str, tuple[float, float]]:
+    import regopy
+
+    interp = engine._interp  # a bench looks inside on purpose
+    bundle = engine._bundle
+    prepared = prepare_input(doc)
+    parts = {
+        "evaluate": timed(lambda: engine.evaluate(doc), repeat),
+        "prepare": timed(lambda: prepare_input(doc), repeat),
+        "convert": timed(lambda: rego_input(regopy, prepared), repeat),
+    }
+    convert = parts["convert"]
+    both = timed(lambda: interp.set_input(rego_input(regopy, prepared)), repeat)
+    parts["set_input"] = (max(both[0] - convert[0], 0.0), max(both[1] - convert[1], 0.0))
+    interp.set_input(rego_input(regopy, prepared))
+    for i, batch in enumerate(engine.batches):
+        entry = engine._batch_entrypoint(i)
+        label = "+".join(a.split(".", 1)[1] for a in batch)
+        parts[label] = timed(lambda e=entry: interp.query_bundle_entrypoint(bundle, e), repeat)
+    return parts
+
+
+def baseline_pack(ref: str, scratch: Path) -> Path:
+    repo = git.Repo(REPO_ROOT)
+    try:
+        return export_tree(repo.commit(ref), "policy-pack", scratch)
+    finally:
+        repo.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--inputs", type=Path, help="a directory of policy-input JSON files to time as well")
+    parser.add_argument("--baseline", help="a git commit whose policy pack to time and compare (same engine)")
+    args = parser.parse_args(argv)
+
+    docs: list[tuple[str, dict[str, Any], int]] = []
+    for n in [int(s) for s in args.sizes.split(",") if s]:
+        docs.append((f"agent-{n}", policy_input(mixed_resources(n), agent=True), n))
+    if args.inputs:
+        for file in sorted(args.inputs.glob("*.json")):
+            doc = json.loads(file.read_text(encoding="utf-8"))
+            docs.append((file.stem, doc, len(doc["plan"]["resources"])))
+
+    with tempfile.TemporaryDirectory(prefix="glassbox-bench-rego-") as tmp:
+        packs = [("this pack", load_pack(REPO_ROOT / "policy-pack"))]
+        if args.baseline:
+            packs.append((f"pack@{args.baseline[:12]}", load_pack(baseline_pack(args.baseline, Path(tmp)))))
+        engines = []
+        for label, pack in packs:
+            start = time.perf_counter()
+            engine = RegopyEngine(pack, mode="bundle")
+            prepared_ms = (time.perf_counter() - start) * 1000
+            engines.append((label, engine))
+            print(
+                f"{label}: {len(pack.rules)} rules, {pack.digest}; bundle of {len(engine.batches)} queries in "
+                f"{prepared_ms:.0f} ms"
+            )
+
+        for name, doc, n in docs:
+            print(f"\n== {name}: {n} resources, {len(doc['changes'])} changes (ms, min / median of {args.repeat})")
+            evaluations = []
+            for label, engine in engines:
+                evaluation = engine.evaluate(doc)
+                evaluations.append(evaluation)
+                parts = breakdown(engine, doc, args.repeat)
+                line = "  ".join(f"{k} {v[0]:.1f}/{v[1]:.1f}" for k, v in parts.items())
+                print(f"  {label}: {line}")
+                print(
+                    f"    {len(evaluation.denies)} denies, {len(evaluation.warns)} warns, tier {evaluation.tier.value}"
+                )
+                if n >= 1000 and label == "this pack":
+                    best = parts["evaluate"][0]
+                    verdict = "PASS" if best <= TARGET_MS else "MISS"
+                    print(f"    target: Rego over 1,000 resources within {TARGET_MS:.0f} ms: {best:.1f} ms  {verdict}")
+            if len(evaluations) == 2:
+                neutral = {"engine": "-", "pack_digest": "-"}
+                same = evaluations[0].model_copy(update=neutral) == evaluations[1].model_copy(update=neutral)
+                print(f"    results identical to the baseline pack: {'yes' if same else 'NO'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

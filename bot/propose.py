@@ -41,7 +41,7 @@ from bot.records import (
     canonical_json,
     summarize_request,
 )
-from bot.redaction import find_secrets, redact_tree
+from bot.redaction import find_secrets, redact_text, redact_tree
 from bot.registry import GOVERNANCE_PATHS, AgentStatus, Registry, path_in_scope
 
 PROPOSE_TOOL = "propose_change"
@@ -145,6 +145,10 @@ def _is_governance(path: str) -> bool:
     return False
 
 
+# '.git' in any case, and the NTFS short names of '.git' and '.gitmodules' (CVE-2014-9390, CVE-2019-1353)
+_GIT_METADATA = re.compile(r"\.git|\.gitmodules|git~\d+|gitmod~\d+")
+
+
 def path_problems(path: str) -> list[str]:
     """Why a change path is unsafe on its face (before looking at scope)."""
     problems = []
@@ -163,6 +167,14 @@ def path_problems(path: str) -> list[str]:
         problems.append(f"path {path!r} contains '..' and could escape the repository")
     if "." in path.split("/") or "//" in path or path.endswith("/"):
         problems.append(f"path {path!r} is not normalised (no '.', '//' or trailing '/')")
+    named = [p for p in path.split("/") if p not in ("", ".", "..")]
+    if any(p != p.rstrip(". ") for p in named):
+        # Windows drops a trailing dot or space: 'registry.' would be written into 'registry'
+        problems.append(f"path {path!r} has a component ending in a dot or a space")
+    if any(_GIT_METADATA.fullmatch(p.rstrip(". ").casefold()) for p in named):
+        problems.append(f"path {path!r} names git metadata (.git, .gitmodules or a short-name alias of them)")
+    if find_secrets(path):
+        problems.append(f"path {path!r} contains a secret; a file name lands in the repository in clear")
     return problems
 
 
@@ -412,13 +424,47 @@ def _event_details(
     }
 
 
+def _not_utf8(value: Any, path: str) -> list[str]:
+    """Field paths whose text cannot be encoded as UTF-8 (a lone surrogate survives JSON decoding)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _not_utf8(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _not_utf8(v, f"{path}.{i}")]
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return [path]
+    return []
+
+
+def _utf8_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _utf8_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_utf8_safe(v) for v in value]
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _redacted(reasons: Sequence[str]) -> list[str]:
+    return [redact_text(r, "reason")[0] for r in reasons]
+
+
 def propose(request: ChangeRequest, ctx: ProposeContext) -> Proposal:
     """Open the PR for ``request`` (or return the one already open); raise ``Denied`` with every reason."""
+    bad_text = _not_utf8(request.model_dump(mode="python"), "")
+    if bad_text:
+        # refuse with a clear reason; the record and the event carry an escaped copy, never the raw text
+        request = ChangeRequest.model_validate(_utf8_safe(request.model_dump(mode="python")))
     record = build_evidence(request, ctx.registry, ctx.policy_pack_digest, ctx.signer)
     actor = Actor(id=request.agent_id, kind=ActorKind.AGENT)
     subject = Subject(repo=request.repo)
 
     def refuse(reasons: list[str], stage: str) -> Denied:
+        # reasons quote the request (paths, stacks, requester): a secret planted there stays out (I9)
+        reasons = _redacted(reasons)
         ctx.ledger.append(
             ctx.signer,
             actor=actor,
@@ -431,9 +477,14 @@ def propose(request: ChangeRequest, ctx: ProposeContext) -> Proposal:
         )
         return Denied(f"proposal {request.correlation_id} refused ({stage})", reasons)
 
+    if bad_text:
+        raise refuse([f"field {p} is not valid UTF-8 text (it holds a lone surrogate)" for p in bad_text], "input")
     reasons = []
     if ctx.signer.identity != request.agent_id:
         reasons.append(f"the key in use belongs to {ctx.signer.identity!r}, not to agent {request.agent_id!r}")
+    if request.repo.casefold() != ctx.forge.repo.casefold():
+        # the evidence and every ledger event name request.repo: it must be where the PR goes
+        reasons.append(f"the request names repository {request.repo!r} but the forge in use is {ctx.forge.repo!r}")
     try:
         reasons += scope_reasons(request, ctx)
     except GlassboxError as exc:
@@ -455,7 +506,8 @@ def propose(request: ChangeRequest, ctx: ProposeContext) -> Proposal:
     req_digest = request_digest(request)
     existing = ctx.forge.find_open_pull_request(branch)
     if existing is not None:
-        return _existing(request, ctx, record, existing, req_digest, branch)
+        _same_request_or_refuse(request, ctx, record, existing, req_digest)
+    # Opening is idempotent on the branch: a rerun gets the existing PR back, labels made whole.
 
     evidence_file = evidence_path(request)
     changes = [*request.changes, _evidence_change(evidence_file, record)]
@@ -474,18 +526,20 @@ def propose(request: ChangeRequest, ctx: ProposeContext) -> Proposal:
             signer=lambda data: ssh_sign(ctx.signer, data),
         )
     except GlassboxError as exc:
+        [cause] = _redacted([exc.message])
         ctx.ledger.append(
             ctx.signer,
             actor=actor,
             action="propose",
             outcome=Outcome.ERROR,
-            reason=f"opening the PR failed: {exc.message}",
+            reason=f"opening the PR failed: {cause}",
             correlation_id=request.correlation_id,
             subject=subject,
-            details=_event_details(request, record, [exc.message], stage="forge", result="error"),
+            details=_event_details(request, record, [cause], stage="forge", result="error"),
         )
         raise
-    return _opened(request, ctx, record, pr, branch, ProposalOutcome.OPENED)
+    outcome = ProposalOutcome.OPENED if existing is None else ProposalOutcome.EXISTING
+    return _opened(request, ctx, record, pr, branch, outcome)
 
 
 def _evidence_change(path: str, record: EvidenceRecord) -> Any:
@@ -494,9 +548,9 @@ def _evidence_change(path: str, record: EvidenceRecord) -> Any:
     return FileChange(path=path, content=record.model_dump_json(indent=2) + "\n")
 
 
-def _existing(
-    request: ChangeRequest, ctx: ProposeContext, record: EvidenceRecord, pr: PullRequest, req_digest: str, branch: str
-) -> Proposal:
+def _same_request_or_refuse(
+    request: ChangeRequest, ctx: ProposeContext, record: EvidenceRecord, pr: PullRequest, req_digest: str
+) -> None:
     marker = EVIDENCE_MARKER.search(pr.body)
     if marker is None or marker.group(2) != req_digest:
         reasons = [f"correlation id {request.correlation_id} already names PR #{pr.number} for a different request"]
@@ -511,7 +565,6 @@ def _existing(
             details=_event_details(request, record, reasons, stage="idempotency", result="refused"),
         )
         raise Denied(f"proposal {request.correlation_id} refused (idempotency)", reasons)
-    return _opened(request, ctx, record, pr, branch, ProposalOutcome.EXISTING)
 
 
 def _opened(

@@ -363,6 +363,10 @@ class GitHubForge:
             raise UserError("a pull request needs at least one file change")
         existing = self.find_open_pull_request(branch)
         if existing is not None:
+            missing = [label for label in labels if label not in existing.labels]
+            if missing:  # an earlier attempt stopped between opening the PR and labelling it
+                data = self._write("label PR", "POST", f"/issues/{existing.number}/labels", {"labels": missing})
+                existing = existing.model_copy(update={"labels": [str(label["name"]) for label in data]})
             return existing
 
         # 1. base commit and tree in one request

@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +99,8 @@ class DemoWorld:
         with tempfile.TemporaryDirectory() as scratch:
             self.registry = load_registry(export_tree(self.main(), REGISTRY_DIR, Path(scratch)))
         self.checkov = CheckovWorker()
+        self.direct_push: str | None = None  # commits made outside glassbox, for the audit to find
+        self.override_merge: str | None = None
 
     def close(self) -> None:
         self.checkov.close()
@@ -280,6 +283,7 @@ def run_demo(source: Path, root: Path, say: Say) -> list[Scenario]:
         scenarios += _denials(world, examples)
         scenarios += _break_glass(world, examples)
         scenarios += _direct_push(world)
+        scenarios += _audit(world, scenarios[0].correlation_id)
         report = world.ledger.verify(world.ledger_keys())
         scenarios.append(
             Scenario(
@@ -388,6 +392,7 @@ def _break_glass(world: DemoWorld, examples: Path) -> list[Scenario]:
     pr = world.forge("glassbox-bot").get_pull_request(proposal.pr_number)
     merged = world.forge("glassbox-bot").merge(proposal.pr_number, expected_head_sha=pr.head_sha)
     world.say(f"  admin override merge: {merged.sha[:12] if merged.sha else merged.message}")
+    world.override_merge = merged.sha
     try:
         world.deploy(merged.sha or "")
         refused.actual = "deployed"
@@ -417,8 +422,25 @@ def _direct_push(world: DemoWorld) -> list[Scenario]:
     s = Scenario("deploy of a direct push refused", "refused")
     repo = git.Repo(world.bare)
     head = repo.commit("refs/heads/main")
-    sha = repo.git.commit_tree(head.tree.hexsha, "-p", head.hexsha, "-m", "hotfix pushed directly")
+    # a person with push rights edits a governed file on main itself, outside any PR
+    config = (head.tree / "infra/network/Pulumi.dev.yaml").data_stream.read().decode("utf-8")
+    blob = (
+        subprocess.run(
+            ["git", "-C", str(world.bare), "hash-object", "-w", "--stdin"],
+            input=config.replace("REJECT", "ALL").encode("utf-8"),
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    index = {"GIT_INDEX_FILE": str(world.root / "direct-push.index")}
+    repo.git.read_tree(head.tree.hexsha, env=index)
+    repo.git.update_index("--cacheinfo", f"100644,{blob},infra/network/Pulumi.dev.yaml", env=index)
+    tree = repo.git.write_tree(env=index)
+    sha = repo.git.commit_tree(tree, "-p", head.hexsha, "-m", "hotfix pushed directly")
     repo.git.update_ref("refs/heads/main", sha)
+    world.direct_push = sha
     try:
         world.deploy(sha)
         s.actual = "deployed"
@@ -426,3 +448,62 @@ def _direct_push(world: DemoWorld) -> list[Scenario]:
         _refusal(s, exc, "refused")
         world.say(f"  refused: {exc.reasons[0]}")
     return [s]
+
+
+def _audit(world: DemoWorld, correlation_id: str | None) -> list[Scenario]:
+    """What an auditor runs afterwards: one decision end to end, the whole history, the metrics, the report."""
+    from bot.audit.history import VerifyRequest, ViolationKind, verify_history
+    from bot.audit.metrics import compute_metrics
+    from bot.audit.reconstruct import ShowRequest, reconstruct
+    from bot.audit.report import ReportRequest, write_report
+
+    world.say("[5] audit: show one decision, verify the history, compute the metrics, write the report")
+    show = Scenario(
+        "audit show: the auto-merged decision, every link verified", "verified", correlation_id=correlation_id
+    )
+    started = time.monotonic()
+    chain = reconstruct(
+        ShowRequest(
+            query=correlation_id or "",
+            ledger=world.ledger.path,
+            repo=world.bare,
+            attestations=world.attestations,
+            deploy_state=world.state,
+        )
+    )
+    took = time.monotonic() - started
+    show.actual = "verified" if chain.ok else "broken"
+    show.detail = [f"{len(chain.links)} links in {took * 1000:.0f} ms", *chain.problems]
+    world.say(f"  audit show {correlation_id}: {show.actual}, {show.detail[0]}")
+
+    verify = Scenario("audit verify: flags the out-of-band merge and the direct push", "flagged")
+    history = verify_history(
+        VerifyRequest(
+            ledger=world.ledger.path, repo=world.bare, attestations=world.attestations, deploy_state=world.state
+        )
+    )
+    pushed = {v.commit for v in history.violations if v.kind is ViolationKind.DIRECT_PUSH}
+    expected = {world.direct_push, world.override_merge}
+    verify.actual = "flagged" if pushed == expected else f"flagged {len(pushed)} of {len(expected)}"
+    verify.detail = [f"{v.kind.value} {str(v.commit or '')[:12]}: {v.message}" for v in history.violations]
+    world.say(f"  audit verify: {len(history.governed_commits)} governed commits; {'; '.join(verify.detail)}")
+
+    metrics = compute_metrics(world.ledger.events())
+    (world.root / "metrics.json").write_text(json.dumps(metrics.as_dict(), indent=2) + "\n", encoding="utf-8")
+    overall = metrics.overall.as_dict()
+    world.say(
+        f"  audit metrics: auto-approved {overall['auto_approved']['display']}, "
+        f"escalated {overall['escalated']['display']} (all in {world.root / 'metrics.json'})"
+    )
+
+    page = Scenario("audit report: HTML page for auditors", "written")
+    result = write_report(
+        ReportRequest(
+            ledger=world.ledger.path, attestations=world.attestations, deploy_state=world.state, repo=world.bare
+        ),
+        world.root / "report.html",
+    )
+    page.actual = "written" if result.verified else "written, integrity broken"
+    page.detail = [f"{world.root / 'report.html'}: {result.decisions} decisions, {result.events} events"]
+    world.say(f"  audit report: {page.detail[0]}")
+    return [show, verify, page]

@@ -13,6 +13,7 @@ import re
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -400,6 +401,28 @@ def _worker(request: CheckRequest, policy: CheckovPolicy) -> Iterator[CheckovWor
             yield worker
 
 
+def _checkov_findings(
+    request: CheckRequest,
+    policy: CheckovPolicy,
+    plan: Plan,
+    files_root: Path,
+    raw_files: list[str],
+    versions: dict[str, str],
+) -> list[Finding]:
+    """checkov over the translated plan and over any raw IaC files the change touches."""
+    if not plan.resources and not raw_files:
+        return []
+    out: list[Finding] = []
+    with _worker(request, policy) as worker:
+        versions["checkov"] = worker.version()
+        if plan.resources:
+            report = worker.scan_plan(to_terraform_plan(plan.resources))
+            out += checkov_findings(report, plan, address_map(plan.resources))
+        if raw_files:
+            out += checkov_findings(worker.scan_files(files_root, raw_files), plan, {}, raw=True)
+    return out
+
+
 def run_check(request: CheckRequest) -> CheckResult:
     """Run the whole check. Never raises for a problem with the change: that is a FAILED verdict."""
     try:
@@ -444,24 +467,21 @@ def run_check(request: CheckRequest) -> CheckResult:
                 )
             plan = build_plan(request.repo_path, base.hexsha, head.hexsha, timeout=request.plan_timeout)
             data = policy_input(plan, paths, governance, evidence, author, request, head, registry, now)
-            rego, tier, reasons, engine_name = rego_findings(anchors.pack_dir, data)
-            versions["rego"] = engine_name
-            findings += rego
             raw_files = [p for p in paths if RAW_IAC.search(p) and _exists(head, p)]
-            if plan.resources or raw_files:
-                with _worker(request, anchors.checkov_policy) as worker:
-                    versions["checkov"] = worker.version()
-                    if plan.resources:
-                        report = worker.scan_plan(to_terraform_plan(plan.resources))
-                        findings += checkov_findings(report, plan, address_map(plan.resources))
-                    if raw_files:
-                        files_root = Path(scratch) / "head-files"
-                        for p in raw_files:
-                            target = files_root / p
-                            target.parent.mkdir(parents=True, exist_ok=True)
-                            target.write_bytes((head.tree / p).data_stream.read())
-                        report = worker.scan_files(files_root, raw_files)
-                        findings += checkov_findings(report, plan, {}, raw=True)
+            files_root = Path(scratch) / "head-files"
+            for p in raw_files:
+                target = files_root / p
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes((head.tree / p).data_stream.read())
+            # checkov scans in its own process while Rego evaluates here: the two overlap on two cores
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                scanning = pool.submit(
+                    _checkov_findings, request, anchors.checkov_policy, plan, files_root, raw_files, versions
+                )
+                rego, tier, reasons, engine_name = rego_findings(anchors.pack_dir, data)
+                versions["rego"] = engine_name
+                findings += rego
+                findings += scanning.result()
             findings, waiver_notes = apply_waivers(findings, anchors.waivers, now)
             reasons += waiver_notes
             claimed = evidence.record.request.claimed_risk if evidence.record else None

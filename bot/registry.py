@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import jsonschema
 from pydantic import Field, ValidationError, model_validator
@@ -177,6 +177,37 @@ def write_schemas(root: Path) -> list[Path]:
         path.write_text(json.dumps(schema_for(filename), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         written.append(path)
     return written
+
+
+# --------------------------------------------------------------------------------------------------
+# side configs beside the registry (siem.yaml, retention.yaml, controls.yaml): one loader for all
+
+ConfigT = TypeVar("ConfigT", bound=Record)
+
+
+def config_schema(model: type[Record], name: str) -> dict[str, Any]:
+    """The JSON Schema of a registry-side config file, as published under ``registry/schema/``."""
+    schema = model.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://glassbox.dev/schema/registry/{name}.json"
+    return schema
+
+
+def load_config(path: Path, model: type[ConfigT], *, name: str, what: str) -> ConfigT:
+    """Load ``path``: checked against ``schema/<name>.schema.json`` beside it (or the model's), then parsed."""
+    data = load_document(path)
+    schema_file = path.parent / "schema" / f"{name}.schema.json"
+    schema = json.loads(schema_file.read_text(encoding="utf-8")) if schema_file.exists() else config_schema(model, name)
+    problems = [
+        f"{path}: {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
+        for e in jsonschema.Draft202012Validator(schema).iter_errors(data)
+    ]
+    if problems:
+        raise ValidationFailed(problems, summary=f"{what} {path} is invalid")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(validation_lines(str(path), exc), summary=f"{what} {path} is invalid") from None
 
 
 # --------------------------------------------------------------------------------------------------

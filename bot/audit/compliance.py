@@ -33,17 +33,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import git
-import jsonschema
 from pydantic import Field, ValidationError, model_validator
 
 from bot.audit.keys import Signer, sign_json, verify_json_envelope
 from bot.audit.ledger import Ledger
 from bot.audit.report import Decision, Trust, check_integrity, group_decisions, load_trust
 from bot.deploy.gate import attestation_path
-from bot.documents import load_document
-from bot.errors import GlassboxError, IntegrityError, UserError, ValidationFailed
+from bot.errors import GlassboxError, IntegrityError, UserError
 from bot.policy.attestation import verify_attestation
-from bot.records import AuditEvent, Outcome, Record, validation_lines
+from bot.records import AuditEvent, Outcome, Record
+from bot.registry import config_schema, load_config
 
 PACK_PAYLOAD_TYPE = "application/vnd.glassbox.compliance-pack.v1+json"
 MANIFEST = "manifest.dsse.json"
@@ -131,31 +130,14 @@ class ControlsFile(Record):
 
 
 def controls_schema() -> dict[str, Any]:
-    schema = ControlsFile.model_json_schema(mode="validation")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://glassbox.dev/schema/registry/controls.json"
-    return schema
+    return config_schema(ControlsFile, "controls")
 
 
 def load_controls(path: Path) -> ControlsFile:
     """The control mapping at ``path``, schema-checked then parsed."""
     if not path.exists():
         raise UserError(f"{path}: controls mapping not found (pass --controls FILE)")
-    data = load_document(path)
-    schema_file = path.parent / "schema" / "controls.schema.json"
-    schema = json.loads(schema_file.read_text(encoding="utf-8")) if schema_file.exists() else controls_schema()
-    problems = [
-        f"{path}: {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
-        for e in jsonschema.Draft202012Validator(schema).iter_errors(data)
-    ]
-    if problems:
-        raise ValidationFailed(problems, summary=f"controls mapping {path} is invalid")
-    try:
-        return ControlsFile.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailed(
-            validation_lines(str(path), exc), summary=f"controls mapping {path} is invalid"
-        ) from None
+    return load_config(path, ControlsFile, name="controls", what="controls mapping")
 
 
 def _action_matches(pattern: str, action: str) -> bool:

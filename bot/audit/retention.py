@@ -31,13 +31,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import jsonschema
 from pydantic import Field, ValidationError, model_validator
 
 from bot.audit.keys import Signer, sign_json, verify_bytes, verify_json_envelope
 from bot.audit.ledger import EVENT_PAYLOAD_TYPE, Ledger, LedgerReport
-from bot.documents import load_document
-from bot.errors import IntegrityError, UserError, ValidationFailed
+from bot.errors import IntegrityError, UserError
 from bot.records import (
     GENESIS,
     Actor,
@@ -49,8 +47,8 @@ from bot.records import (
     canonical_json,
     digest,
     sha256_hex,
-    validation_lines,
 )
+from bot.registry import config_schema, load_config
 
 log = logging.getLogger("glassbox.retention")
 
@@ -115,31 +113,14 @@ class RetentionPolicy(Record):
 
 
 def retention_schema() -> dict[str, Any]:
-    schema = RetentionPolicy.model_json_schema(mode="validation")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://glassbox.dev/schema/registry/retention.json"
-    return schema
+    return config_schema(RetentionPolicy, "retention")
 
 
 def load_retention(path: Path) -> RetentionPolicy:
     """The retention policy at ``path``, schema-checked then parsed."""
     if not path.exists():
         raise UserError(f"{path}: retention config not found (pass --retention FILE)")
-    data = load_document(path)
-    schema_file = path.parent / "schema" / "retention.schema.json"
-    schema = json.loads(schema_file.read_text(encoding="utf-8")) if schema_file.exists() else retention_schema()
-    problems = [
-        f"{path}: {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
-        for e in jsonschema.Draft202012Validator(schema).iter_errors(data)
-    ]
-    if problems:
-        raise ValidationFailed(problems, summary=f"retention config {path} is invalid")
-    try:
-        return RetentionPolicy.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailed(
-            validation_lines(str(path), exc), summary=f"retention config {path} is invalid"
-        ) from None
+    return load_config(path, RetentionPolicy, name="retention", what="retention config")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -33,13 +33,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-import jsonschema
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from bot.audit.ocsf import API_ACTIVITY, COMPLIANCE_FINDING, DETECTION_FINDING, Detections, OcsfMapper, render, to_ecs
-from bot.documents import load_document
-from bot.errors import UserError, ValidationFailed
-from bot.records import AuditEvent, Identifier, Record, validation_lines
+from bot.errors import UserError
+from bot.records import AuditEvent, Identifier, Record
+from bot.registry import config_schema, load_config
 
 log = logging.getLogger("glassbox.siem")
 
@@ -121,29 +120,14 @@ class SiemConfig(Record):
 
 
 def siem_schema() -> dict[str, Any]:
-    schema = SiemConfig.model_json_schema(mode="validation")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://glassbox.dev/schema/registry/siem.json"
-    return schema
+    return config_schema(SiemConfig, "siem")
 
 
 def load_siem_config(path: Path | None) -> SiemConfig:
     """The SIEM config at ``path`` (schema-checked, then parsed); the default JSONL sink when absent."""
     if path is None or not path.exists():
         return SiemConfig()
-    data = load_document(path)
-    schema_file = path.parent / "schema" / "siem.schema.json"
-    schema = json.loads(schema_file.read_text(encoding="utf-8")) if schema_file.exists() else siem_schema()
-    problems = [
-        f"{path}: {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
-        for e in jsonschema.Draft202012Validator(schema).iter_errors(data)
-    ]
-    if problems:
-        raise ValidationFailed(problems, summary=f"SIEM config {path} is invalid")
-    try:
-        return SiemConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailed(validation_lines(str(path), exc), summary=f"SIEM config {path} is invalid") from None
+    return load_config(path, SiemConfig, name="siem", what="SIEM config")
 
 
 def default_state_dir() -> Path:

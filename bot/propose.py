@@ -35,6 +35,7 @@ from bot.records import (
     Autonomy,
     ChangeRequest,
     EvidenceRecord,
+    FileChange,
     Outcome,
     Record,
     Subject,
@@ -542,9 +543,7 @@ def propose(request: ChangeRequest, ctx: ProposeContext) -> Proposal:
     return _opened(request, ctx, record, pr, branch, outcome)
 
 
-def _evidence_change(path: str, record: EvidenceRecord) -> Any:
-    from bot.records import FileChange
-
+def _evidence_change(path: str, record: EvidenceRecord) -> FileChange:
     return FileChange(path=path, content=record.model_dump_json(indent=2) + "\n")
 
 

@@ -21,7 +21,8 @@ the agent's ``propose`` event. A metric with nothing to count is ``n/a`` (``null
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -128,13 +129,45 @@ class MetricsReport:
     since: datetime | None
     overall: Metrics
     per_agent: dict[str, Metrics]
+    # how long `audit show` took to rebuild each decision (measured, not read from the trail); None if not asked
+    audit_show: dict[str, Durations] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "since": self.since.isoformat() if self.since else None,
             "overall": self.overall.as_dict(),
             "per_agent": {k: v.as_dict() for k, v in sorted(self.per_agent.items())},
         }
+        if self.audit_show is not None:
+            data["audit_show_seconds"] = {k: v.as_dict() for k, v in sorted(self.audit_show.items())}
+        return data
+
+
+def time_audit_show(
+    events: Iterable[AuditEvent], show: Callable[[str], object], *, per_agent_limit: int = 20
+) -> dict[str, Durations]:
+    """Time ``show`` (an `audit show` by correlation id) on up to ``per_agent_limit`` decisions per agent.
+
+    The result has one entry per agent and one named ``overall``; it measures the reconstruction itself,
+    which is the seed's "reconstruct a decision" bar, here in seconds rather than minutes.
+    """
+    chosen: dict[str, list[str]] = {}
+    for event in events:
+        agent = event.details.get("agent_id")
+        if event.action != "propose" or not event.correlation_id or not isinstance(agent, str):
+            continue
+        ids = chosen.setdefault(agent, [])
+        if event.correlation_id not in ids and len(ids) < per_agent_limit:
+            ids.append(event.correlation_id)
+    timings: dict[str, list[float]] = {}
+    for agent, ids in chosen.items():
+        for cid in ids:
+            started = time.perf_counter()
+            show(cid)
+            took = time.perf_counter() - started
+            timings.setdefault(agent, []).append(took)
+            timings.setdefault("overall", []).append(took)
+    return {k: Durations(tuple(v)) for k, v in timings.items()}
 
 
 PrKey = tuple[str, ...]

@@ -138,13 +138,25 @@ def export(
 def metrics(
     since: SinceOption = None,
     ledger: LedgerOption = None,
+    repo: Annotated[
+        Path | None, typer.Option("--repo", help="With --attestations: also time `audit show` per decision.")
+    ] = None,
+    attestations: Annotated[Path | None, typer.Option("--attestations", help="Verdict attestation store.")] = None,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
-    """Auto-approval, escalation, denial and override rates, time to approval, tool failures: per agent."""
+    """Auto-approval, escalation, denial and override rates, time to approval, tool failures, `audit show` time."""
     path = ledger_path(ledger)
     assert path is not None
     start = parse_time(since, option="--since") if since else None
     report = compute_metrics(_events(path, None), since=start)
+    if repo is not None and attestations is not None:
+        from bot.audit.metrics import time_audit_show
+        from bot.audit.reconstruct import ShowRequest, reconstruct
+
+        def show(cid: str) -> object:
+            return reconstruct(ShowRequest(query=cid, ledger=path, repo=repo, attestations=attestations))
+
+        report.audit_show = time_audit_show(_events(path, None), show)
 
     def render_table(console: Console) -> None:
         agents = sorted(report.per_agent)
@@ -152,6 +164,15 @@ def metrics(
         columns = [report.overall.rows()] + [report.per_agent[a].rows() for a in agents]
         for i, (name, _) in enumerate(columns[0]):
             table.add_row(name, *(col[i][1] for col in columns))
+        if report.audit_show is not None:
+
+            def ms(key: str) -> str:
+                d = report.audit_show.get(key) if report.audit_show else None
+                if d is None or d.mean is None or d.p90 is None:
+                    return "n/a"
+                return f"mean {d.mean * 1000:.0f} ms, p90 {d.p90 * 1000:.0f} ms"
+
+            table.add_row("audit show", ms("overall"), *(ms(a) for a in agents))
         console.print(table)
 
     emit(report.as_dict(), output, render_table)

@@ -208,3 +208,17 @@ def test_overrides_count_closed_prs_and_blocking_reviews(tmp_path: Path, signers
     m = compute_metrics(b.ledger.events()).per_agent["cost-optimizer"]
     assert (m.human_override_rate.numerator, m.human_override_rate.denominator) == (2, 3)
     assert m.auto_approved.value == 1.0
+
+
+def test_audit_show_is_timed_per_agent_on_a_bounded_sample(ledger: Ledger) -> None:
+    from bot.audit.metrics import time_audit_show
+
+    shown: list[str] = []
+    timings = time_audit_show(ledger.events(), shown.append, per_agent_limit=1)
+    agents = {k for k in timings if k != "overall"}
+    assert agents and len(shown) == len(agents)  # one decision per agent, each rebuilt once
+    assert len(timings["overall"].seconds) == len(shown)
+    assert all(t >= 0 for t in timings["overall"].seconds)
+    report = compute_metrics(ledger.events())
+    report.audit_show = timings
+    assert set(report.as_dict()["audit_show_seconds"]) == agents | {"overall"}

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +264,56 @@ def test_outputs_attestation_and_ledger(estate: Estate, keys: dict[str, Signer],
     assert verdict == result.verdict
     [event] = list(ledger.events())
     assert event.action == "check" and event.outcome is Outcome.ALLOW and event.subject.tree == verdict.change.head_tree
+
+
+def test_waivers_cover_a_deny_until_they_expire() -> None:
+    from bot.check import apply_waivers
+    from bot.records import Finding, Waiver
+
+    urn = "urn:pulumi:prod::network::aws:ec2/securityGroup:SecurityGroup::app"
+    deny = Finding(
+        engine="rego",
+        rule_id="GB-NET-005",
+        severity=RiskTier.HIGH,
+        status=FindingStatus.DENY,
+        message="port 8443 open to the world",
+        resource=urn,
+    )
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    live = Waiver(
+        rule_id="GB-NET-005",
+        resource=urn,
+        justification="partner integration until the VPN lands",
+        approver="alice",
+        expires=now + timedelta(days=7),
+    )
+    expired = live.model_copy(update={"expires": now - timedelta(days=1)})
+    other = live.model_copy(update={"resource": "urn:pulumi:prod::network::aws:ec2/securityGroup:SecurityGroup::db"})
+    [waived], notes = apply_waivers([deny], [live], now)
+    assert waived.status is FindingStatus.WAIVED and waived.waiver == live and notes == []
+    [kept], notes = apply_waivers([deny], [expired], now)
+    assert kept.status is FindingStatus.DENY and "expired" in notes[0] and "ignored" in notes[0]
+    [kept], _ = apply_waivers([deny], [other], now)
+    assert kept.status is FindingStatus.DENY
+
+
+def test_a_waiver_is_read_from_the_base_commit(estate: Estate) -> None:
+    (estate.root / "registry/waivers.yaml").write_text(
+        "waivers:\n"
+        "  - rule_id: GB-NET-001\n"
+        "    resource: '*'\n"
+        "    justification: vendor RDP during the migration window (SEC-77)\n"
+        "    approver: alice\n"
+        "    expires: '2099-01-01T00:00:00+00:00'\n"
+    )
+    base = estate.commit("security grants a waiver")
+    estate.edit(
+        "infra/network/__main__.py",
+        "cidr_blocks=[vpc_cidr],",
+        "cidr_blocks=[vpc_cidr],\n        ),\n        aws.ec2.SecurityGroupIngressArgs(\n"
+        '            protocol="tcp", from_port=3389, to_port=3389, cidr_blocks=["0.0.0.0/0"],',
+    )
+    estate.commit("open RDP for the vendor")
+    findings = estate.check("carol", base=base).verdict.findings
+    waived = [f for f in findings if f.rule_id == "GB-NET-001"]
+    assert waived and all(f.status is FindingStatus.WAIVED for f in waived)

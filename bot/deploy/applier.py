@@ -43,6 +43,7 @@ from pydantic import ValidationError
 from bot.deploy.broker import DEFAULT_MAX_TTL, ReplayStore, credential_token, verify_credential
 from bot.deploy.events import EventSink
 from bot.deploy.model import (
+    Credential,
     Deployment,
     InflightRecord,
     IssuedCredential,
@@ -219,6 +220,31 @@ def stack_lock(path: Path, *, timeout: float, stack: str, poll: float = 0.02) ->
 # the local applier
 
 
+def _admit(
+    applier: LocalApplier | PulumiAutomationApplier,
+    resources: Sequence[Mapping[str, Any]],
+    stack: str,
+    commit: str,
+    credential: IssuedCredential | Mapping[str, Any],
+    now: datetime | None,
+) -> tuple[datetime, Credential, StackRef, dict[str, dict[str, Any]]]:
+    """What every applier does first: verify the credential for this stack and commit (I10), then
+    normalise the planned resources of that stack. Returns (start time, claims, stack, resources)."""
+    started = (now or datetime.now(UTC)).astimezone(UTC)
+    claims = verify_credential(
+        credential,
+        stack=stack,
+        commit=commit,
+        trusted=applier.trusted,
+        now=started,
+        replay_store=applier.replay_store,
+        sink=applier.sink,
+        max_ttl=applier.max_ttl,
+    )
+    ref = StackRef.parse(stack)
+    return started, claims, ref, normalize_resources(resources, ref)
+
+
 class LocalApplier:
     """Applies a stack's resources to a local state file. Simulated: no cloud API is called."""
 
@@ -326,19 +352,7 @@ class LocalApplier:
         now: datetime | None = None,
     ) -> Deployment:
         """Verify the credential, then apply ``resources`` as the whole desired state of ``stack``."""
-        started = (now or datetime.now(UTC)).astimezone(UTC)
-        claims = verify_credential(
-            credential,
-            stack=stack,
-            commit=commit,
-            trusted=self.trusted,
-            now=started,
-            replay_store=self.replay_store,
-            sink=self.sink,
-            max_ttl=self.max_ttl,
-        )
-        ref = StackRef.parse(stack)
-        target = normalize_resources(resources, ref)
+        started, claims, ref, target = _admit(self, resources, stack, commit, credential, now)
         paths = self.paths(ref)
         with stack_lock(paths["lock"], timeout=self.lock_timeout, stack=str(ref)):
             self._stage("locked")
@@ -493,19 +507,7 @@ class PulumiAutomationApplier:
     ) -> Deployment:
         if not self.available():
             raise EngineError("the pulumi CLI is not on PATH; deploy with the local applier", engine="pulumi")
-        started = (now or datetime.now(UTC)).astimezone(UTC)
-        claims = verify_credential(
-            credential,
-            stack=stack,
-            commit=commit,
-            trusted=self.trusted,
-            now=started,
-            replay_store=self.replay_store,
-            sink=self.sink,
-            max_ttl=self.max_ttl,
-        )
-        ref = StackRef.parse(stack)
-        planned = normalize_resources(resources, ref)
+        started, claims, ref, planned = _admit(self, resources, stack, commit, credential, now)
         project_dir = self.infra_dir / ref.project
         token = credential_token(credential)
         with stack_lock(stack_dir(self.state_dir, ref) / ".lock", timeout=self.lock_timeout, stack=str(ref)):

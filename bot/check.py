@@ -24,13 +24,16 @@ import git
 from pydantic import ValidationError
 
 from bot import __version__
+from bot.approvals.model import CHECK_CONTEXT
 from bot.audit.keys import Signer
 from bot.audit.ledger import Ledger
 from bot.documents import parse_document
 from bot.errors import GlassboxError, UserError
+from bot.forge.model import StatusState
+from bot.forge.port import Forge
 from bot.plan import Plan, build_plan
 from bot.plan.terraform import address_map, to_terraform_plan
-from bot.policy.attestation import sign_verdict
+from bot.policy.attestation import sign_verdict, store_attestation
 from bot.policy.checkov import CheckovPolicy, CheckovReport, CheckovWorker, load_policy
 from bot.policy.render import sarif, summary_markdown
 from bot.records import (
@@ -631,3 +634,46 @@ def preflight_for(
         return deny_reasons(preflight_verdict(base_repo, repo_name, request, record, checkov=checkov))
 
     return run
+
+
+# --------------------------------------------------------------------------------------------------
+# CI on one pull request, against a forge
+
+
+def check_pull_request(
+    forge: Forge,
+    repo_path: Path,
+    pr_number: int,
+    *,
+    signer: Signer,
+    ledger: Ledger,
+    store: Path,
+    checkov: CheckovWorker | None = None,
+    comment: bool = True,
+) -> CheckResult:
+    """What the check workflow does: judge the PR's head, sign and file the verdict, publish ``glassbox/check``."""
+    pr = forge.get_pull_request(pr_number)
+    result = run_check(
+        CheckRequest(
+            repo_path=repo_path,
+            base=pr.base_sha,
+            head=pr.head_sha,
+            repo=forge.repo,
+            pr=pr_number,
+            author=pr.author,
+            checkov=checkov,
+        )
+    )
+    attest_and_record(result, signer=signer, ledger=ledger)
+    assert result.attestation is not None
+    store_attestation(store, pr.head_sha, result.attestation)
+    verdict = result.verdict
+    forge.set_status(
+        pr.head_sha,
+        context=CHECK_CONTEXT,
+        state=StatusState.SUCCESS if verdict.result is VerdictResult.PASSED else StatusState.FAILURE,
+        description=f"{verdict.result.value}, risk {verdict.risk.value}",
+    )
+    if comment:
+        forge.comment(pr_number, result.summary)
+    return result

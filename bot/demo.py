@@ -29,24 +29,21 @@ from bot.audit.keys import Signer, load_signer, trusted_keys
 from bot.audit.ledger import Ledger
 from bot.check import (
     REGISTRY_DIR,
-    CheckRequest,
-    attest_and_record,
+    check_pull_request,
     export_tree,
     policy_pack_digest,
     preflight_for,
-    run_check,
 )
 from bot.deploy.breakglass import GrantStore, open_grant
-from bot.deploy.gate import DeployContext, attestation_path, deploy, store_attestation
+from bot.deploy.gate import DeployContext, deploy
 from bot.errors import Denied
 from bot.forge.github import GitHubForge
-from bot.forge.model import StatusState
 from bot.forge.server import ADMIN, init_forge, load_tokens, repo_path, start_forge
 from bot.forge.settings import ForgeSettings
-from bot.policy.attestation import verify_attestation
+from bot.policy.attestation import stored_verdict
 from bot.policy.checkov import CheckovWorker
 from bot.propose import ProposeContext, propose
-from bot.records import ChangeRequest, Verdict, VerdictResult
+from bot.records import ChangeRequest, Verdict
 from bot.registry import KeyRole, load_registry
 
 REPO = "acme/infra"
@@ -134,38 +131,20 @@ class DemoWorld:
         return propose(request, ctx)
 
     def ci(self, pr_number: int) -> Verdict:
-        ci = self.forge("glassbox-ci")
-        pr = ci.get_pull_request(pr_number)
-        result = run_check(
-            CheckRequest(
-                repo_path=self.bare,
-                base=pr.base_sha,
-                head=pr.head_sha,
-                repo=REPO,
-                pr=pr_number,
-                author=pr.author,
-                checkov=self.checkov,
-            )
+        result = check_pull_request(
+            self.forge("glassbox-ci"),
+            self.bare,
+            pr_number,
+            signer=self.signer("glassbox-ci"),
+            ledger=self.ledger,
+            store=self.attestations,
+            checkov=self.checkov,
         )
-        attest_and_record(result, signer=self.signer("glassbox-ci"), ledger=self.ledger)
-        assert result.attestation is not None
-        store_attestation(self.attestations, pr.head_sha, result.attestation)
-        passed = result.verdict.result is VerdictResult.PASSED
-        ci.set_status(
-            pr.head_sha,
-            context="glassbox/check",
-            state=StatusState.SUCCESS if passed else StatusState.FAILURE,
-            description=f"{result.verdict.result.value}, risk {result.verdict.risk.value}",
-        )
-        ci.comment(pr_number, result.summary)
         self.say(f"  CI: {result.verdict.result.value}, risk {result.verdict.risk.value} (PR #{pr_number})")
         return result.verdict
 
     def verdict_for(self, head: str) -> Verdict | None:
-        path = attestation_path(self.attestations, head)
-        if not path.exists():
-            return None
-        return verify_attestation(json.loads(path.read_text(encoding="utf-8")), self.registry)[0]
+        return stored_verdict(self.attestations, head, self.registry)
 
     def approve(self, pr_number: int, reviewer: str) -> None:
         self.github(reviewer).get_repo(REPO).get_pull(pr_number).create_review(event="APPROVE", body="Approved.")

@@ -133,43 +133,24 @@ def _dev_network_config(days: int) -> str:
 
 def ci_check(flow: Flow, pr_number: int, checkov: Any = None) -> Any:
     """Run `glassbox check` on a PR as CI: verdict, signed attestation in the store, status on the head."""
-    from bot.check import CheckRequest, attest_and_record, run_check
-    from bot.commands.check import CHECK_CONTEXT, status_for
-    from bot.deploy.gate import store_attestation
+    from bot.check import check_pull_request
 
-    ci = flow.forge("glassbox-ci")
-    pr = ci.get_pull_request(pr_number)
-    result = run_check(
-        CheckRequest(
-            repo_path=flow.bare,
-            base=pr.base_sha,
-            head=pr.head_sha,
-            repo=REPO,
-            pr=pr_number,
-            author=pr.author,
-            checkov=checkov,
-        )
-    )
-    attest_and_record(result, signer=flow.signer("glassbox-ci"), ledger=flow.ledger)
-    assert result.attestation is not None
-    store_attestation(flow.attestations, pr.head_sha, result.attestation)
-    ci.set_status(pr.head_sha, context=CHECK_CONTEXT, state=status_for(result.verdict.result))
-    return result.verdict
+    return check_pull_request(
+        flow.forge("glassbox-ci"),
+        flow.bare,
+        pr_number,
+        signer=flow.signer("glassbox-ci"),
+        ledger=flow.ledger,
+        store=flow.attestations,
+        checkov=checkov,
+        comment=False,
+    ).verdict
 
 
 def verdict_loader(flow: Flow) -> Any:
-    from bot.deploy.gate import attestation_path
-    from bot.policy.attestation import verify_attestation
+    from bot.policy.attestation import stored_verdict
 
-    def load(head: str) -> Any:
-        path = attestation_path(flow.attestations, head)
-        if not path.exists():
-            return None
-        import json
-
-        return verify_attestation(json.loads(path.read_text()), flow.registry)[0]
-
-    return load
+    return lambda head: stored_verdict(flow.attestations, head, flow.registry)
 
 
 def approve(flow: Flow, pr_number: int, reviewer: str) -> None:

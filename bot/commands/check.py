@@ -14,11 +14,11 @@ from bot.audit.keys import load_signer
 from bot.audit.ledger import Ledger
 from bot.check import REGISTRY_DIR, CheckRequest, attest_and_record, deny_reasons, export_tree, run_check
 from bot.commands._common import KeysOption, LedgerOption, OutputFormat, OutputOption, emit, keys_dir, ledger_path
-from bot.deploy.gate import store_attestation
 from bot.errors import Denied, UserError
 from bot.forge.github import GitHubForge
 from bot.forge.model import StatusState
 from bot.forge.settings import ForgeUrlOption, TokenOption, resolve_settings
+from bot.policy.attestation import store_attestation
 from bot.records import VerdictResult
 from bot.registry import load_registry
 

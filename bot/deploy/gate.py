@@ -39,7 +39,7 @@ from bot.errors import Denied, GlassboxError
 from bot.forge.model import PullState
 from bot.forge.port import Forge
 from bot.plan import build_plan
-from bot.policy.attestation import verify_attestation
+from bot.policy.attestation import attestation_path, store_attestation, verify_attestation
 from bot.records import Outcome, Record, Verdict, VerdictResult
 from bot.registry import Registry, load_registry
 
@@ -98,17 +98,7 @@ class DeployContext:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
-def attestation_path(store: Path, head_sha: str) -> Path:
-    return store / f"{head_sha}.dsse.json"
-
-
-def store_attestation(store: Path, head_sha: str, envelope: dict[str, Any]) -> Path:
-    store.mkdir(parents=True, exist_ok=True)
-    path = attestation_path(store, head_sha)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(envelope, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+__all__ = ["DeployContext", "DeployReport", "GateCheck", "attestation_path", "deploy", "store_attestation"]
 
 
 class _Gate:

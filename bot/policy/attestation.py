@@ -7,7 +7,9 @@ verify it with the ``verdict-signer`` keys of ``registry/trust.yaml`` and compar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from bot.audit.keys import Signer, sign_json, trusted_keys, verify_json_envelope
@@ -70,3 +72,32 @@ def verify_attestation(envelope: Mapping[str, Any], registry: Registry) -> tuple
     if payload != statement(verdict):
         raise IntegrityError("attestation subjects or predicate disagree with the verdict they carry")
     return verdict, keyid
+
+
+# --------------------------------------------------------------------------------------------------
+# the attestation store: one signed verdict per PR head commit, ``<store>/<head sha>.dsse.json``
+
+
+def attestation_path(store: Path, head_sha: str) -> Path:
+    return store / f"{head_sha}.dsse.json"
+
+
+def store_attestation(store: Path, head_sha: str, envelope: dict[str, Any]) -> Path:
+    store.mkdir(parents=True, exist_ok=True)
+    path = attestation_path(store, head_sha)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(envelope, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def stored_verdict(store: Path, head_sha: str, registry: Registry) -> Verdict | None:
+    """The verified verdict filed for ``head_sha``; None when there is none (IntegrityError if it does not verify)."""
+    path = attestation_path(store, head_sha)
+    if not path.exists():
+        return None
+    try:
+        envelope = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise IntegrityError(f"{path}: not JSON: {exc}") from None
+    return verify_attestation(envelope, registry)[0]

@@ -1,19 +1,21 @@
-"""Rego evaluation time with a prepared engine, and where it goes.
+"""Rego evaluation time with a prepared engine, and where it goes, for each in-process engine.
 
 For agent PRs over ``mixed_resources(n)`` (n = 10, 100, 1000; mostly compliant, a few violations, every
 change declared), and for any policy inputs given with ``--inputs`` (JSON files, e.g. written by
-``bench/bench_check.py --dump-inputs DIR``), prints:
+``bench/bench_check.py --dump-inputs DIR``), prints per engine:
 
-- ``evaluate``: ``RegopyEngine.evaluate`` on a compiled bundle (compiled once, before timing) — the
-  figure the target "Rego over 1,000 resources within 50 ms" is about;
-- its parts: ``prepare`` (normalise + derived index, Python), ``convert`` (the input handed to rego-cpp
-  node by node), ``set_input`` (rego-cpp ingesting it) and the queries, one per batch of areas of the pack;
-- with ``--baseline REF``: the same for the pack at a git commit (e.g. the one before the derived index),
-  run by this engine, and whether both packs give identical results.
+- ``evaluate``: ``engine.evaluate`` (compiled once, before timing) — the figure the target "Rego over
+  1,000 resources within 50 ms" is about; it includes preparing the input in Python;
+- regopy's parts: ``prepare`` (normalise + derived index, Python), ``convert`` (the input handed to
+  rego-cpp node by node), ``set_input`` (rego-cpp ingesting it) and the queries, one per batch of areas;
+- regorus's parts: ``prepare``, ``set_input`` (JSON text handed over and parsed) and its one ``query``;
+- whether both engines give identical results;
+- with ``--baseline REF``: regopy over the pack at a git commit (e.g. the one before the derived index),
+  and whether both packs give identical results.
 
-Run: ``.venv/bin/python bench/bench_rego.py [--sizes 10,100,1000] [--repeat 5] [--inputs DIR]
-[--baseline 7ef044e05155febdafe7c9b66f8e78327c318b87]``. Figures are min / median of ``--repeat`` runs.
-A bench, not a test: it asserts nothing.
+Run: ``.venv/bin/python bench/bench_rego.py [--sizes 10,100,1000] [--repeat 5] [--engines regopy,regorus]
+[--inputs DIR] [--baseline 7ef044e05155febdafe7c9b66f8e78327c318b87]``. Figures are min / median of
+``--repeat`` runs. A bench, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bot.check import export_tree  # noqa: E402
-from bot.policy.engine import RegopyEngine, prepare_input, rego_input  # noqa: E402
+from bot.policy.engine import RegopyEngine, RegorusEngine, prepare_input, rego_input, regorus_available  # noqa: E402
 from bot.policy.pack import load_pack  # noqa: E402
 from tests.unit.policy.rego_inputs import mixed_resources, policy_input  # noqa: E402
 
@@ -72,6 +74,19 @@ def breakdown(engine: RegopyEngine, doc: dict[str, Any], repeat: int) -> dict[st
     return parts
 
 
+def regorus_breakdown(engine: RegorusEngine, doc: dict[str, Any], repeat: int) -> dict[str, tuple[float, float]]:
+    native = engine._engine()  # a bench looks inside on purpose
+    prepared = prepare_input(doc)
+    parts = {
+        "evaluate": timed(lambda: engine.evaluate(doc), repeat),
+        "prepare": timed(lambda: prepare_input(doc), repeat),
+        "set_input": timed(lambda: engine._set_input(native, prepared), repeat),
+    }
+    engine._set_input(native, prepared)
+    parts["query"] = timed(lambda: engine._answer(native, engine._query), repeat)
+    return parts
+
+
 def baseline_pack(ref: str, scratch: Path) -> Path:
     repo = git.Repo(REPO_ROOT)
     try:
@@ -85,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--inputs", type=Path, help="a directory of policy-input JSON files to time as well")
-    parser.add_argument("--baseline", help="a git commit whose policy pack to time and compare (same engine)")
+    parser.add_argument("--engines", default="regopy,regorus", help="in-process engines to time")
+    parser.add_argument("--baseline", help="a git commit whose policy pack to time and compare (regopy)")
     args = parser.parse_args(argv)
 
     docs: list[tuple[str, dict[str, Any], int]] = []
@@ -97,40 +113,47 @@ def main(argv: list[str] | None = None) -> int:
             docs.append((file.stem, doc, len(doc["plan"]["resources"])))
 
     with tempfile.TemporaryDirectory(prefix="glassbox-bench-rego-") as tmp:
-        packs = [("this pack", load_pack(REPO_ROOT / "policy-pack"))]
-        if args.baseline:
-            packs.append((f"pack@{args.baseline[:12]}", load_pack(baseline_pack(args.baseline, Path(tmp)))))
-        engines = []
-        for label, pack in packs:
+        pack = load_pack(REPO_ROOT / "policy-pack")
+        wanted = [e for e in args.engines.split(",") if e]
+        engines: list[tuple[str, RegopyEngine | RegorusEngine]] = []
+        for kind in wanted:
+            if kind == "regorus" and not regorus_available():
+                print("regorus: not installed, skipped")
+                continue
             start = time.perf_counter()
-            engine = RegopyEngine(pack, mode="bundle")
+            engine = RegopyEngine(pack, mode="bundle") if kind == "regopy" else RegorusEngine(pack)
             prepared_ms = (time.perf_counter() - start) * 1000
-            engines.append((label, engine))
-            print(
-                f"{label}: {len(pack.rules)} rules, {pack.digest}; bundle of {len(engine.batches)} queries in "
-                f"{prepared_ms:.0f} ms"
-            )
+            engines.append((engine.name, engine))
+            print(f"{engine.name}: {len(pack.rules)} rules, {pack.digest}; compiled in {prepared_ms:.0f} ms")
+        if args.baseline:
+            old = RegopyEngine(load_pack(baseline_pack(args.baseline, Path(tmp))), mode="bundle")
+            engines.append((f"regopy, pack@{args.baseline[:12]}", old))
 
         for name, doc, n in docs:
             print(f"\n== {name}: {n} resources, {len(doc['changes'])} changes (ms, min / median of {args.repeat})")
             evaluations = []
             for label, engine in engines:
                 evaluation = engine.evaluate(doc)
-                evaluations.append(evaluation)
-                parts = breakdown(engine, doc, args.repeat)
+                evaluations.append((label, evaluation))
+                if isinstance(engine, RegorusEngine):
+                    parts = regorus_breakdown(engine, doc, args.repeat)
+                else:
+                    parts = breakdown(engine, doc, args.repeat)
                 line = "  ".join(f"{k} {v[0]:.1f}/{v[1]:.1f}" for k, v in parts.items())
                 print(f"  {label}: {line}")
                 print(
                     f"    {len(evaluation.denies)} denies, {len(evaluation.warns)} warns, tier {evaluation.tier.value}"
                 )
-                if n >= 1000 and label == "this pack":
+                if n >= 1000 and "pack@" not in label:
                     best = parts["evaluate"][0]
                     verdict = "PASS" if best <= TARGET_MS else "MISS"
                     print(f"    target: Rego over 1,000 resources within {TARGET_MS:.0f} ms: {best:.1f} ms  {verdict}")
-            if len(evaluations) == 2:
+            if len(evaluations) > 1:
                 neutral = {"engine": "-", "pack_digest": "-"}
-                same = evaluations[0].model_copy(update=neutral) == evaluations[1].model_copy(update=neutral)
-                print(f"    results identical to the baseline pack: {'yes' if same else 'NO'}")
+                first_label, first = evaluations[0]
+                for label, other in evaluations[1:]:
+                    same = first.model_copy(update=neutral) == other.model_copy(update=neutral)
+                    print(f"    {label} identical to {first_label}: {'yes' if same else 'NO'}")
     return 0
 
 

@@ -1,14 +1,16 @@
 """Running the pack's Rego unit tests (``test_`` rules of ``*_test`` packages) without ``opa test``.
 
-regopy has no test runner, so each test rule is evaluated on its own and must be exactly ``true``;
-undefined, false or an engine error is a failure with its reason. All modules (policies, helpers,
-fixtures and tests) are compiled once into a bundle with one entrypoint per test; if the bundle cannot
-be built, each test is queried through a reused interpreter instead. A test that errors never stops
-the others.
+Neither in-process engine has a test runner, so each test rule is evaluated on its own and must be
+exactly ``true``; undefined, false or an engine error is a failure with its reason. With regopy (the
+default) all modules (policies, helpers, fixtures and tests) are compiled once into a bundle with one
+entrypoint per test; if the bundle cannot be built, each test is queried through a reused interpreter
+instead. With regorus one engine holds every module and answers one query per test. A test that errors
+never stops the others.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 from pydantic import Field
 
 from bot.errors import EngineError
-from bot.policy.engine import error_messages, first_line
+from bot.policy.engine import _fatal, _regorus, _regorus_message, error_messages, first_line
 from bot.policy.pack import ENGINE, PolicyPack, RegoTestCase
 from bot.records import Record
 
@@ -55,12 +57,22 @@ def _verdict(output: Any) -> tuple[bool, str | None]:
 
 
 def run_rego_tests(
-    pack: PolicyPack, only: Sequence[RegoTestCase] | None = None, *, use_bundle: bool = True
+    pack: PolicyPack,
+    only: Sequence[RegoTestCase] | None = None,
+    *,
+    use_bundle: bool = True,
+    engine: str = "regopy",
 ) -> list[RegoTestResult]:
-    """Run every test of ``pack`` (or just ``only``) and return one result per test, in pack order."""
+    """Run every test of ``pack`` (or just ``only``) and return one result per test, in pack order.
+
+    ``engine``: ``regopy`` or ``regorus``."""
+    cases = list(only) if only is not None else pack.tests()
+    if engine == "regorus":
+        return _run_regorus(pack, cases)
+    if engine != "regopy":
+        raise EngineError(f"Rego tests run on regopy or regorus, not {engine!r}", engine=ENGINE)
     import regopy
 
-    cases = list(only) if only is not None else pack.tests()
     interp = regopy.Interpreter()
     interp.log_level = regopy.LogLevel.NONE
     for module in pack.modules:
@@ -90,6 +102,47 @@ def run_rego_tests(
             passed, error = _verdict(output)
         except Exception as exc:
             passed, error = False, first_line(exc)
+        results.append(
+            RegoTestResult(
+                package=case.package,
+                name=case.name,
+                path=case.path,
+                passed=passed,
+                error=error,
+                duration_ms=(time.perf_counter() - start) * 1000,
+            )
+        )
+    return results
+
+
+def _run_regorus(pack: PolicyPack, cases: Sequence[RegoTestCase]) -> list[RegoTestResult]:
+    regorus = _regorus()
+    engine = regorus.Engine()
+    for module in pack.modules:
+        try:
+            engine.add_policy(module.path, module.source)
+        except BaseException as exc:  # a module that does not parse: every test fails with the cause
+            if _fatal(exc):
+                raise
+            raise EngineError(f"{module.path} does not compile: {_regorus_message(exc)}", engine=ENGINE) from None
+    engine.set_input_json("{}")
+    results: list[RegoTestResult] = []
+    for case in cases:
+        start = time.perf_counter()
+        try:
+            answer = json.loads(engine.eval_query_as_json(f"x := {case.ref}"))
+            found = answer.get("result") or []
+            value = found[0]["bindings"]["x"] if found else None
+            if not found:
+                passed, error = False, "undefined"
+            elif value is True:
+                passed, error = True, None
+            else:
+                passed, error = False, f"evaluated to {value!r:.200} instead of true"
+        except BaseException as exc:  # an engine error (or a Rust panic) fails this test only
+            if _fatal(exc):
+                raise
+            passed, error = False, _regorus_message(exc)
         results.append(
             RegoTestResult(
                 package=case.package,

@@ -14,6 +14,6 @@ test_deny_unverified if {
 }
 
 test_edge_flag_missing_counts_as_unverified if {
-	inp := object.union(f.agent_input([]), {"evidence": f.evidence_without("digest_verified")})
+	inp := f.patched(f.agent_input([]), {"evidence": f.evidence_without("digest_verified")})
 	count(rule.deny_results(inp)) == 1
 }

@@ -14,6 +14,6 @@ test_deny_other_agent if {
 }
 
 test_edge_missing_agent_id if {
-	inp := object.union(f.agent_input([]), {"evidence": f.evidence_without("agent_id")})
+	inp := f.patched(f.agent_input([]), {"evidence": f.evidence_without("agent_id")})
 	count(rule.deny_results(inp)) == 1
 }

@@ -116,16 +116,19 @@ agent_input(changes) := {
 	"now": "2026-11-25T10:00:00+00:00",
 }
 
-human_input(changes) := object.union(agent_input(changes), {"evidence": {"present": false}, "pr": human_pr, "registry": {"agent": null, "governance_paths": governance_paths}})
+human_input(changes) := patched(agent_input(changes), {"evidence": {"present": false}, "pr": human_pr, "registry": {"agent": null, "governance_paths": governance_paths}})
 
-# Shallow merges at each level: rego-cpp's object.union does not merge nested objects (OPA's does).
-with_evidence(doc, patch) := object.union(doc, {"evidence": object.union(doc.evidence, patch)})
+# obj with the top-level keys of patch replaced (never merged below them). object.union alone is not
+# engine-neutral here: OPA and regorus merge nested objects, rego-cpp 1.5.2 replaces them.
+patched(obj, patch) := object.union(object.remove(obj, object.keys(patch)), patch)
 
-with_agent(doc, patch) := object.union(doc, {"registry": object.union(doc.registry, {"agent": object.union(doc.registry.agent, patch)})})
+with_evidence(doc, patch) := patched(doc, {"evidence": patched(doc.evidence, patch)})
 
-with_scope(doc, patch) := with_agent(doc, {"scope": object.union(doc.registry.agent.scope, patch)})
+with_agent(doc, patch) := patched(doc, {"registry": patched(doc.registry, {"agent": patched(doc.registry.agent, patch)})})
 
-with_paths(doc, paths) := object.union(doc, {"files": {"changed_paths": paths, "governance_paths": []}})
+with_scope(doc, patch) := with_agent(doc, {"scope": patched(doc.registry.agent.scope, patch)})
+
+with_paths(doc, paths) := patched(doc, {"files": {"changed_paths": paths, "governance_paths": []}})
 
 # Evidence without one key.
 evidence_without(key) := {k: v | some k; v := good_evidence[k]; k != key}

@@ -84,7 +84,7 @@ test_escalation_caps_at_critical if {
 }
 
 test_missing_confidence_escalates_agent_pr if {
-	inp := object.union(f.agent_input([]), {"evidence": f.evidence_without("confidence_score")})
+	inp := f.patched(f.agent_input([]), {"evidence": f.evidence_without("confidence_score")})
 	risk.tier_of(inp) == "medium"
 }
 

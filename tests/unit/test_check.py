@@ -150,6 +150,22 @@ def test_world_open_ssh_is_denied(estate: Estate) -> None:
     assert result.verdict.risk.rank >= RiskTier.HIGH.rank
 
 
+def test_the_check_runs_on_regorus_when_asked(estate: Estate, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GLASSBOX_REGO_ENGINE=regorus: same finding, and the verdict names the engine that decided.
+    monkeypatch.setenv("GLASSBOX_REGO_ENGINE", "regorus")
+    estate.edit(
+        "infra/network/__main__.py",
+        "cidr_blocks=[vpc_cidr],",
+        "cidr_blocks=[vpc_cidr],\n        ),\n        aws.ec2.SecurityGroupIngressArgs(\n"
+        '            protocol="tcp", from_port=22, to_port=22, cidr_blocks=["0.0.0.0/0"],',
+    )
+    estate.commit("open ssh")
+    result = estate.check("carol")
+    assert result.verdict.result is VerdictResult.FAILED
+    assert "GB-NET-001" in _denied(result)
+    assert result.verdict.verifier["rego"].startswith("regorus-")
+
+
 def test_a_public_bucket_is_denied(estate: Estate) -> None:
     estate.edit("infra/data/__main__.py", "block_public_acls=True", "block_public_acls=False")
     estate.commit("public bucket")

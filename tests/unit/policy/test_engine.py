@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.errors import EngineError
 from bot.policy.engine import (
@@ -16,6 +18,7 @@ from bot.policy.engine import (
     OpaEngine,
     PolicyEngine,
     RegopyEngine,
+    _normalise,
     interpret,
     make_engine,
     normalise_input,
@@ -241,6 +244,36 @@ def test_datetimes_and_floats_are_normalised() -> None:
     tz = timezone(timedelta(hours=-5))
     doc = normalise_input({"a": datetime(2026, 1, 1, 7, 0, tzinfo=tz), "port": 22.0, "ratio": 0.5, "t": (1, 2)})
     assert doc == {"a": "2026-01-01T12:00:00+00:00", "port": 22, "ratio": 0.5, "t": [1, 2]}
+
+
+_TIMESTAMPS = st.sampled_from(
+    ["2026-11-25T10:00:00Z", "2026-11-25t10:00:00.5+02:00", "2026-11-25 10:00:00-05:30", "2026-13-45T99:00:00Z"]
+)
+_LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=25) | _TIMESTAMPS
+_JSONISH = st.recursive(
+    _LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=5) | st.integers(), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=5), _JSONISH, max_size=5))
+def test_fast_normalisation_matches_the_located_walk(doc: dict[str, Any]) -> None:
+    # normalise_input's fast path for plain JSON must give exactly what the general walk gives, and
+    # refuse exactly what it refuses, with the same located message.
+    try:
+        expected: Any = _normalise(doc, None)
+    except EngineError as exc:
+        with pytest.raises(EngineError) as info:
+            normalise_input(doc)
+        assert info.value.message == exc.message
+        return
+    assert json.dumps(normalise_input(doc)) == json.dumps(expected)
 
 
 def test_non_json_input_is_rejected() -> None:

@@ -18,9 +18,19 @@ CASES = PACK.tests()
 CONTROL = re.compile(r"^(SOC2-(CC|A)\d+\.\d+|ISO27001-A\.\d+\.\d+|NIST-[A-Z]{2}-\d+|CIS-AWS-\d+(\.\d+)*)$")
 
 
+ENGINES = ["regopy", "regorus"]
+_RESULTS: dict[str, dict[str, RegoTestResult]] = {}
+
+
+def _results(engine: str) -> dict[str, RegoTestResult]:
+    if engine not in _RESULTS:
+        _RESULTS[engine] = {r.id: r for r in run_rego_tests(PACK, engine=engine)}
+    return _RESULTS[engine]
+
+
 @pytest.fixture(scope="module")
 def rego_results() -> dict[str, RegoTestResult]:
-    return {r.id: r for r in run_rego_tests(PACK)}
+    return _results("regopy")
 
 
 def test_pack_has_at_least_25_rules() -> None:
@@ -62,14 +72,17 @@ def test_risk_package_has_tests() -> None:
     assert len([c for c in CASES if c.package == "glassbox.risk_test"]) >= 10
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_rego(case: RegoTestCase, rego_results: dict[str, RegoTestResult]) -> None:
-    result = rego_results[case.id]
-    assert result.passed, f"{result.path}: {result.name}: {result.error}"
+def test_rego(case: RegoTestCase, engine: str) -> None:
+    # Every Rego test passes on both in-process engines: the pack and its tests are engine-neutral.
+    result = _results(engine)[case.id]
+    assert result.passed, f"{engine}: {result.path}: {result.name}: {result.error}"
 
 
-def test_every_discovered_test_ran(rego_results: dict[str, RegoTestResult]) -> None:
-    assert set(rego_results) == {c.id for c in CASES}
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_discovered_test_ran(engine: str) -> None:
+    assert set(_results(engine)) == {c.id for c in CASES}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,9 +141,15 @@ def test_failing_rego_test_is_reported(tmp_path: Path) -> None:
     path.write_text(path.read_text() + "\ntest_broken if {\n\tcount(rule.deny_results(f.plan_input([]))) == 1\n}\n")
     pack: PolicyPack = load_pack(root)
     broken = [c for c in pack.tests() if c.name == "test_broken"]
-    (result,) = run_rego_tests(pack, only=broken)
-    assert not result.passed
-    assert result.error == "undefined"
+    for engine in ENGINES:
+        (result,) = run_rego_tests(pack, only=broken, engine=engine)
+        assert not result.passed, engine
+        assert result.error == "undefined", engine
+
+
+def test_rego_tests_refuse_an_unknown_engine() -> None:
+    with pytest.raises(EngineError, match="regopy or regorus"):
+        run_rego_tests(PACK, only=CASES[:1], engine="opa")
 
 
 def test_interpreter_fallback_agrees_with_bundle(rego_results: dict[str, RegoTestResult]) -> None:

@@ -17,12 +17,15 @@ For each estate, measured in the same run:
 - the plain CLI ``checkov -f plan.json --framework terraform_plan`` (the tool environment's entry point,
   checkov's offline switches as ``bot/policy/checkov.py`` sets them, the pack's skipped checks) on the
   same Terraform plan JSON the check hands to the worker;
-- Rego only: the prepared engine (compiled once) evaluating the same policy input the check built,
-  split into input conversion and query;
+- Rego only: the prepared regopy engine (compiled once) evaluating the same policy input the check built,
+  split into input conversion and query; and the regorus engine on the same input, with whether both
+  engines' results are identical;
 - on the IAM-heavy estate, whether the check's checkov findings equal the CLI's.
 
 Targets (printed with PASS/MISS): whole check within 1.5x of the CLI on mixed-1000; faster than the CLI
 with identical findings on iam-250; Rego over 1,000 resources within 50 ms.
+
+The whole check uses the default engine (regopy) unless ``GLASSBOX_REGO_ENGINE`` says otherwise.
 
 Run: ``.venv/bin/python bench/bench_check.py [--sizes 10,100,1000] [--iam-policies 250] [--repeat 1]``.
 A bench, not a test: it asserts nothing; the exit code is 0 unless a step fails outright.
@@ -53,7 +56,14 @@ from bot.audit.keys import generate_key  # noqa: E402
 from bot.check import CheckRequest, CheckResult, attest_and_record, run_check  # noqa: E402
 from bot.plan.terraform import to_terraform_plan  # noqa: E402
 from bot.policy.checkov import CheckovWorker, checkov_python, load_policy, worker_environment  # noqa: E402
-from bot.policy.engine import RegopyEngine, prepare_input, rego_input  # noqa: E402
+from bot.policy.engine import (  # noqa: E402
+    RegopyEngine,
+    RegorusEngine,
+    make_engine,
+    prepare_input,
+    rego_input,
+    regorus_available,
+)
 from bot.policy.pack import load_pack  # noqa: E402
 
 # --------------------------------------------------------------------------------------------------
@@ -274,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     skips = policy.skipped_ids
     pack = load_pack(REPO_ROOT / "policy-pack")
     engine = RegopyEngine(pack)
-    print(f"cpus {os.cpu_count()}, checkov python {checkov_python()}, rego engine {engine.name}")
+    fast = RegorusEngine(pack) if regorus_available() else None
+    print(
+        f"cpus {os.cpu_count()}, checkov python {checkov_python()}, the check's rego engine {make_engine(pack).name}"
+        f"; Rego-only figures: {engine.name} and {fast.name if fast else 'regorus (not installed)'}"
+    )
 
     # The policy input each check built, captured on its way into the Rego engine.
     captured: list[dict[str, Any]] = []
@@ -341,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
                 args.dump_inputs.mkdir(parents=True, exist_ok=True)
                 (args.dump_inputs / f"{name}.json").write_text(json.dumps(captured[-1]), encoding="utf-8")
             total_ms, conv_ms, query_ms = rego_split(engine, captured[-1], args.rego_repeat)
+            fast_ms, agree = float("nan"), None
+            if fast is not None:
+                fast_s, fast_eval = median_time(lambda d=captured[-1]: fast.evaluate(d), args.rego_repeat)
+                fast_ms = fast_s * 1000
+                neutral = {"engine": "-"}
+                agree = fast_eval.model_copy(update=neutral) == engine.evaluate(captured[-1]).model_copy(update=neutral)
             ours = check_failed(result)
             rows.append(
                 {
@@ -352,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                     "rego_ms": total_ms,
                     "conv_ms": conv_ms,
                     "query_ms": query_ms,
+                    "fast_ms": fast_ms,
+                    "agree": agree,
                     "same": all(r[1] == ours for r in cli_runs),
                     "ours": len(ours),
                     "cli": len(cli_runs[0][1]),
@@ -362,8 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             r = rows[-1]
             print(
                 f"{name}: {r['resources']} resources, {r['changes']} changes; check {seconds:.2f} s, "
-                f"CLI {cli_s:.2f} s, Rego {total_ms:.1f} ms; verdict {r['verdict']}; last check: "
-                + ", ".join(f"{k} {v:.2f} s" for k, v in r["phases"].items()),
+                f"CLI {cli_s:.2f} s, Rego {total_ms:.1f} ms (regorus {fast_ms:.1f} ms); verdict {r['verdict']}; "
+                "last check: " + ", ".join(f"{k} {v:.2f} s" for k, v in r["phases"].items()),
                 flush=True,
             )
     check_module.rego_findings = original  # type: ignore[assignment]
@@ -371,12 +393,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"\n{'estate':>10} {'res':>5} {'chg':>5} {'check s':>8} {'CLI s':>7} {'check/CLI':>9} "
-        f"{'rego ms':>8} {'(input':>7} {'query)':>7} {'ckv failed':>10} {'CLI failed':>10} same"
+        f"{'rego ms':>8} {'(input':>7} {'query)':>7} {'regorus':>8} {'agree':>5} {'ckv failed':>10} "
+        f"{'CLI failed':>10} same"
     )
     for r in rows:
         print(
             f"{r['name']:>10} {r['resources']:>5} {r['changes']:>5} {r['check_s']:8.2f} {r['cli_s']:7.2f} "
             f"{r['check_s'] / r['cli_s']:9.2f} {r['rego_ms']:8.1f} {r['conv_ms']:7.1f} {r['query_ms']:7.1f} "
+            f"{r['fast_ms']:8.1f} {'-' if r['agree'] is None else 'yes' if r['agree'] else 'NO':>5} "
             f"{r['ours']:>10} {r['cli']:>10} {'yes' if r['same'] else 'NO'}"
         )
     print("\ntargets")
@@ -385,7 +409,15 @@ def main(argv: list[str] | None = None) -> int:
         r = by_name["mixed-1000"]
         ratio = r["check_s"] / r["cli_s"]
         print(f"  whole check within 1.5x of the CLI on mixed-1000: {ratio:.2f}x  {verdict_line(ratio <= 1.5)}")
-        print(f"  Rego over 1,000 resources within 50 ms: {r['rego_ms']:.1f} ms  {verdict_line(r['rego_ms'] <= 50)}")
+        print(
+            f"  Rego over 1,000 resources within 50 ms, regopy (default): {r['rego_ms']:.1f} ms  "
+            f"{verdict_line(r['rego_ms'] <= 50)}"
+        )
+        if fast is not None:
+            print(
+                f"  Rego over 1,000 resources within 50 ms, regorus (opt-in): {r['fast_ms']:.1f} ms  "
+                f"{verdict_line(r['fast_ms'] <= 50)}; results identical to regopy: {'yes' if r['agree'] else 'NO'}"
+            )
     iam = by_name.get(f"iam-{args.iam_policies}")
     if iam:
         ok = iam["check_s"] < iam["cli_s"] and iam["same"]

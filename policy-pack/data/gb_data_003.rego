@@ -21,13 +21,21 @@ settings := ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restri
 
 unblocked(doc) := s3.unreferenced(doc, s3.pab_types)
 
-deny_results(doc) := {result |
-	some b in unblocked(doc)
+deny_results(doc) := data003_deny_from(doc, unblocked(doc))
+
+warn_results(doc) := data003_warn_from(unblocked(doc))
+
+# The buckets without a block come as an argument: the input's are computed once (lib.s3) for deny and warn.
+data003_deny_from(doc, buckets) := {result |
+	some b in buckets
 	util.is_prod(b.environment)
 	result := {"msg": util.msg(["bucket ", b.name, " in ", b.environment, " has no public access block"]), "resource": util.resource_ref(b)}
 } | {result |
 	some pab in util.resources_of_types(doc, s3.pab_types)
-	off := [s | some s in settings; util.input_value(pab, s, false) != true]
+	# util.input_value(pab, s, false) != true, with the inputs looked up once per block: a null setting
+	# is off either way.
+	pab_inputs := object.get(pab, "inputs", {})
+	off := [s | some s in settings; object.get(pab_inputs, s, false) != true]
 	count(off) > 0
 	result := {
 		"msg": util.msg(["public access block ", pab.name, " leaves ", concat(", ", off), " off"]),
@@ -36,16 +44,16 @@ deny_results(doc) := {result |
 	}
 }
 
-warn_results(doc) := {result |
-	some b in unblocked(doc)
+data003_warn_from(buckets) := {result |
+	some b in buckets
 	not util.is_prod(b.environment)
 	result := {"msg": util.msg(["bucket ", b.name, " in ", b.environment, " has no public access block"]), "resource": util.resource_ref(b)}
 }
 
 deny contains result if {
-	some result in deny_results(input)
+	some result in data003_deny_from(input, s3.input_unreferenced_pab)
 }
 
 warn contains result if {
-	some result in warn_results(input)
+	some result in data003_warn_from(s3.input_unreferenced_pab)
 }

@@ -18,27 +18,35 @@ import rego.v1
 import data.glassbox.lib.s3
 import data.glassbox.lib.util
 
-unencrypted(doc) := [b |
-	some b in s3.unreferenced(doc, s3.sse_types)
+unencrypted(doc) := unencrypted_among(s3.unreferenced(doc, s3.sse_types))
+
+# The buckets without an SSE resource come as an argument: the input's are computed once (lib.s3) for
+# deny and warn.
+unencrypted_among(buckets) := [b |
+	some b in buckets
 	is_null(util.input_value(b, "serverSideEncryptionConfiguration", null))
 ]
 
-deny_results(doc) := {result |
-	some b in unencrypted(doc)
+deny_results(doc) := data004_deny_from(unencrypted(doc))
+
+warn_results(doc) := data004_warn_from(unencrypted(doc))
+
+data004_deny_from(buckets) := {result |
+	some b in buckets
 	util.is_prod(b.environment)
 	result := {"msg": util.msg(["bucket ", b.name, " in ", b.environment, " has no server-side encryption configuration"]), "resource": util.resource_ref(b)}
 }
 
-warn_results(doc) := {result |
-	some b in unencrypted(doc)
+data004_warn_from(buckets) := {result |
+	some b in buckets
 	not util.is_prod(b.environment)
 	result := {"msg": util.msg(["bucket ", b.name, " in ", b.environment, " has no server-side encryption configuration"]), "resource": util.resource_ref(b)}
 }
 
 deny contains result if {
-	some result in deny_results(input)
+	some result in data004_deny_from(unencrypted_among(s3.input_unreferenced_sse))
 }
 
 warn contains result if {
-	some result in warn_results(input)
+	some result in data004_warn_from(unencrypted_among(s3.input_unreferenced_sse))
 }

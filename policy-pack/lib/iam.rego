@@ -10,16 +10,14 @@ import rego.v1
 import data.glassbox.lib.util
 
 # Policy documents arrive as JSON strings; an object is accepted too. Unparseable → no statements.
+# An else chain: regorus evaluates every body of a function on each call (validating the JSON twice).
 parse_doc(d) := json.unmarshal(d) if {
 	is_string(d)
 	json.is_valid(d)
-}
-
-parse_doc(d) := d if is_object(d)
-
-parse_doc(d) := {} if {
+} else := d if {
+	is_object(d)
+} else := {} if {
 	is_string(d)
-	not json.is_valid(d)
 }
 
 statements(d) := util.as_list(object.get(parse_doc(d), "Statement", []))
@@ -75,10 +73,7 @@ sensitive_services := {
 # Read-only verb prefixes; any other verb is treated as a write.
 read_prefixes := ["get", "list", "describe", "head", "view", "search", "lookup", "query", "scan", "select", "batchget"]
 
-read_verb(verb) if {
-	some p in read_prefixes
-	startswith(verb, p)
-}
+read_verb(verb) if strings.any_prefix_match(verb, read_prefixes)
 
 is_write(action) if action == "*"
 

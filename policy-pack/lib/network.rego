@@ -27,21 +27,25 @@ protocol(p) := lower(util.text(p))
 
 cidrs(a, b) := array.concat(util.as_list(a), util.as_list(b))
 
+inline_sg_types := {sg_type, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"}
+
 # Ingress rules of one resource, normalised to {resource, index, protocol, from, to, cidrs}.
-# Each body's guard sits outside its comprehension: a comprehension is always defined.
+# Each case's guard sits outside its comprehension: a comprehension is always defined. An else chain,
+# not one body per type: regorus evaluates every body of a function on each call.
 rules_of(r) := [rule |
 	ingress := util.as_list(util.input_value(r, "ingress", []))
 	some i # "some i, x in" inside a comprehension trips rego-cpp's parser (comma = item separator)
 	ing := ingress[i]
 	rule := {
 		"resource": r, "index": i,
-		"protocol": protocol(object.get(ing, "protocol", "-1")),
+		# protocol() and cidrs() written out: this runs per ingress entry, at head and in after-states.
+		"protocol": lower(util.text(object.get(ing, "protocol", "-1"))),
 		"from": object.get(ing, "fromPort", 0), "to": object.get(ing, "toPort", 0),
-		"cidrs": cidrs(object.get(ing, "cidrBlocks", []), object.get(ing, "ipv6CidrBlocks", [])),
+		"cidrs": array.concat(util.as_list(object.get(ing, "cidrBlocks", [])), util.as_list(object.get(ing, "ipv6CidrBlocks", []))),
 	}
-] if r.type in {sg_type, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"}
-
-rules_of(r) := [rule |
+] if {
+	r.type in inline_sg_types
+} else := [rule |
 	util.input_value(r, "type", "") == "ingress"
 	rule := {
 		"resource": r, "index": 0,
@@ -49,18 +53,20 @@ rules_of(r) := [rule |
 		"from": util.input_value(r, "fromPort", 0), "to": util.input_value(r, "toPort", 0),
 		"cidrs": cidrs(util.input_value(r, "cidrBlocks", []), util.input_value(r, "ipv6CidrBlocks", [])),
 	}
-] if r.type == sg_rule_type
-
-rules_of(r) := [rule |
+] if {
+	r.type == sg_rule_type
+} else := [rule |
 	rule := {
 		"resource": r, "index": 0,
 		"protocol": protocol(util.input_value(r, "ipProtocol", "-1")),
 		"from": util.input_value(r, "fromPort", 0), "to": util.input_value(r, "toPort", 0),
 		"cidrs": cidrs(util.input_value(r, "cidrIpv4", []), util.input_value(r, "cidrIpv6", [])),
 	}
-] if r.type == vpc_ingress_type
-
-rules_of(r) := [] if not r.type in exposure_types
+] if {
+	r.type == vpc_ingress_type
+} else := [] if {
+	not r.type in exposure_types
+}
 
 # Every ingress rule at head.
 ingress_rules(doc) := [rule |
@@ -72,14 +78,22 @@ ingress_rules(doc) := [rule |
 # memoises complete rules, not function calls).
 input_ingress_rules := ingress_rules(input)
 
+# Those of them open to the world, filtered once for GB-NET-001, 002, 004 and 005 (whose results all
+# require world_open and so are the same over this list as over every ingress rule).
+input_world_open_rules := [rule | some rule in input_ingress_rules; world_open(rule)]
+
 # Protocols that carry TCP/UDP ports; "-1" / "all" means every protocol and every port.
 all_protocols := {"-1", "all"}
 
 port_protocols := {"tcp", "udp", "6", "17"}
 
-world_open(rule) if world_ipv4 in rule.cidrs
+world_cidrs := {world_ipv4, world_ipv6}
 
-world_open(rule) if world_ipv6 in rule.cidrs
+# One body: regorus evaluates every body of a function on each call.
+world_open(rule) if {
+	some c in rule.cidrs
+	c in world_cidrs
+}
 
 # The rule admits traffic to port p. With protocol -1 the ports are ignored (all traffic).
 covers_port(rule, p) if rule.protocol in all_protocols

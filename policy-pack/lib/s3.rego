@@ -44,12 +44,31 @@ scope_key(r, k) := concat("|", [object.get(r, "project", ""), object.get(r, "sta
 # every bucket with every companion (quadratic in rego-cpp 1.5.2, which scans lists on membership).
 companions_at(doc, k) := object.get(doc.index.bucket_companions, k, [])
 
+# The types of the companions that point at bucket b (one entry per reference). bucket_keys, scope_key
+# and companions_at are written out inline: this runs per bucket, and each function call costs regorus
+# about as much as the lookup itself (a key listed twice only repeats a type).
+companion_types(doc, b) := [t |
+	some k in [b.name, util.input_value(b, "bucket", null)]
+	is_string(k)
+	some i in object.get(doc.index.bucket_companions, concat("|", [object.get(b, "project", ""), object.get(b, "stack", ""), k]), [])
+	t := doc.plan.resources[i].type
+]
+
 # Some companion of the given types points at bucket b.
 referenced(doc, b, types) if {
-	some k in bucket_keys(b)
-	some i in companions_at(doc, scope_key(b, k))
-	doc.plan.resources[i].type in types
+	some t in companion_types(doc, b)
+	t in types
 }
 
 # Buckets of the document that no companion of the given types points at.
 unreferenced(doc, types) := [b | some b in buckets(doc); not referenced(doc, b, types)]
+
+# The policy input's buckets with their companions' types, looked up once per query, and the buckets
+# without a public access block or an SSE configuration resource among them, shared by each rule's deny
+# and warn (neither rego-cpp nor regorus memoises function calls, so rules calling unreferenced(input, ...)
+# from both deny and warn would join every bucket twice per type).
+input_bucket_companion_types := [{"bucket": b, "types": companion_types(input, b)} | some b in buckets(input)]
+
+input_unreferenced_pab := [e.bucket | some e in input_bucket_companion_types; count([t | some t in e.types; t in pab_types]) == 0]
+
+input_unreferenced_sse := [e.bucket | some e in input_bucket_companion_types; count([t | some t in e.types; t in sse_types]) == 0]

@@ -29,17 +29,15 @@ is_agent_pr(doc) if {
 evidence_present(doc) if doc.evidence.present == true
 
 # A value as a list: lists stay, sets become lists, scalars/objects become one item, null becomes empty.
-as_list(x) := x if is_array(x)
-
-as_list(x) := [v | some v in x] if is_set(x)
-
-as_list(x) := [x] if {
-	not is_array(x)
-	not is_set(x)
-	not is_null(x)
-}
-
-as_list(x) := [] if is_null(x)
+# An else chain, not one body per case: regorus evaluates every body of a function on each call, and
+# stops an else chain at the first case that holds (lists, the usual case, come first).
+as_list(x) := x if {
+	is_array(x)
+} else := [v | some v in x] if {
+	is_set(x)
+} else := [] if {
+	is_null(x)
+} else := [x]
 
 # Plain references, not object.get: rego-cpp 1.5.2 copies a builtin's arguments and result, which
 # costs a deep copy of the whole plan per call. The engine checks these keys exist before evaluating.
@@ -87,14 +85,10 @@ resource_ref(r) := concat("/", [text(object.get(r, "project", "")), text(object.
 	not is_string(r.urn)
 }
 
-# An input of a resource, or the fallback when the key is absent or null.
-input_value(r, key, fallback) := v if {
+# An input of a resource, or the fallback when the key is absent or null. One body that picks by type
+# name: regorus evaluates every body of a function on each call, and this helper runs per resource.
+input_value(r, key, fallback) := object.get({"null": fallback}, type_name(v), v) if {
 	v := object.get(object.get(r, "inputs", {}), key, null)
-	not is_null(v)
-}
-
-input_value(r, key, fallback) := fallback if {
-	is_null(object.get(object.get(r, "inputs", {}), key, null))
 }
 
 # Risk tiers, ordered.
@@ -113,9 +107,9 @@ glob_any(patterns, value) if {
 }
 
 # Any value as text: strings as they are, everything else in Rego's rendering (numbers, lists).
-text(x) := x if is_string(x)
-
-text(x) := sprintf("%v", [x]) if not is_string(x)
+text(x) := x if {
+	is_string(x)
+} else := sprintf("%v", [x])
 
 # A message from parts, joined without separators: util.msg(["bucket ", b.name, " is public"]).
 msg(parts) := concat("", [text(p) | some p in parts])

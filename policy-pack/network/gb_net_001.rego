@@ -33,5 +33,5 @@ net001_deny_from(items) := [result |
 ]
 
 deny contains result if {
-	some result in net001_deny_from(network.input_ingress_rules)
+	some result in net001_deny_from(network.input_world_open_rules)
 }

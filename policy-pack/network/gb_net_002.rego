@@ -34,5 +34,5 @@ net002_deny_from(items) := [result |
 ]
 
 deny contains result if {
-	some result in net002_deny_from(network.input_ingress_rules)
+	some result in net002_deny_from(network.input_world_open_rules)
 }

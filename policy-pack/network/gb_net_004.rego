@@ -31,5 +31,5 @@ net004_deny_from(items) := [result |
 ]
 
 deny contains result if {
-	some result in net004_deny_from(network.input_ingress_rules)
+	some result in net004_deny_from(network.input_world_open_rules)
 }

@@ -37,5 +37,5 @@ sensitive(rule) if {
 }
 
 warn contains result if {
-	some result in net005_warn_from(network.input_ingress_rules)
+	some result in net005_warn_from(network.input_world_open_rules)
 }

@@ -36,6 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Literal, Protocol
 
+import pydantic_core
 from pydantic import Field
 
 from bot.errors import EngineError
@@ -922,7 +923,15 @@ class RegorusEngine:
 
     def _set_input(self, engine: Any, document: Mapping[str, Any]) -> None:
         try:
-            engine.set_input_json(json.dumps(document, separators=(",", ":"), allow_nan=False))
+            # pydantic-core's serializer writes the (already normalised) document about 3x faster than json;
+            # whatever it refuses (a lone surrogate, ...) goes through json, which then decides.
+            text = pydantic_core.to_json(document).decode("utf-8")
+        except Exception:
+            text = None
+        try:
+            if text is None:
+                text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+            engine.set_input_json(text)
         except (TypeError, ValueError) as exc:
             raise _fail(f"policy input is not JSON: {exc}") from None
         except BaseException as exc:

@@ -178,3 +178,17 @@ def test_regorus_query_answers_one_reference(regorus: RegorusEngine) -> None:
     assert regorus.query("time.parse_rfc3339_ns(input.now)", {"now": "2026-11-25T10:00:00Z"}) == 1795600800000000000
     with pytest.raises(EngineError, match="is undefined"):
         regorus.query("data.glassbox.no_such_package.rule", {})
+
+
+def test_text_no_engine_can_read_fails_closed_on_both(regopy: RegopyEngine, regorus: RegorusEngine) -> None:
+    # A lone surrogate is not UTF-8: neither engine may evaluate around it, and neither may crash.
+    doc = policy_input([])
+    doc["pr"]["author"]["id"] = "\ud800x"
+    for engine in (regopy, regorus):
+        with pytest.raises(EngineError, match="evaluation failed"):
+            engine.evaluate(doc)
+
+
+def test_large_numbers_and_unicode_reach_regorus_intact(regorus: RegorusEngine) -> None:
+    doc = {"n": 2**62 + 1, "s": 'é\u2028"\\', "f": 1.5e300}
+    assert regorus.query("input", doc) == doc

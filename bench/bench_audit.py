@@ -14,8 +14,9 @@ What it builds (everything in a temp dir, the forge on 127.0.0.1 only):
    measurement. The real decision sits in the middle (half the synthetic decisions before it, half after).
 3. **Timings**: ``audit show`` (``reconstruct``) of the real decision by correlation id, PR and commit
    (median of ``--repeat`` runs, each building everything afresh: git, registries, index look-ups,
-   signatures); ``audit verify``: the ledger part (``Ledger.verify`` over every event, then the one pass that
-   gathers merges, approvals and deploys) and the whole command. The synthetic merges and deploys name
+   signatures); ``audit verify``: the ledger part (``Ledger.verify`` over every event in one process, then
+   spread over worker processes as it runs by default, then the one pass that gathers merges, approvals and
+   deploys) and the whole command. The synthetic merges and deploys name
    commits that are not in the repository, so ``audit verify`` reports each of them as history-rewritten;
    the bench prints the counts by kind.
 
@@ -322,10 +323,15 @@ def main() -> int:
                 print(f"audit show by {label}: {seconds * 1000:,.0f} ms median of {args.repeat} ({state})")
 
             trusted = flow.ledger_keys()
-            seconds, report = timed(lambda: flow.ledger.verify(trusted), 1)
+            seconds, report = timed(lambda: flow.ledger.verify(trusted, workers=1), 1)
             print(
                 f"audit verify, ledger chain (Ledger.verify: parse, sequence, chain, digest, signature): "
                 f"{seconds:,.1f} s for {report.events:,} events ({report.events / seconds:,.0f}/s, ok: {report.ok})"
+            )
+            seconds, parallel = timed(lambda: flow.ledger.verify(trusted), 1)
+            print(
+                f"audit verify, ledger chain in {flow.ledger.last_verify_workers} processes (Ledger.verify default): "
+                f"{seconds:,.1f} s ({parallel.events / seconds:,.0f}/s, same report: {parallel == report})"
             )
             seconds, _ = timed(lambda: ledger_facts(flow.ledger), 1)
             print(f"audit verify, ledger facts (merges, approvals, deploys): {seconds:,.1f} s")

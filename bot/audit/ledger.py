@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
+import multiprocessing
 import os
 import sqlite3
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,9 +40,12 @@ from bot.records import (
     Subject,
     canonical_json,
     digest,
+    digest_bytes,
 )
 
 EVENT_PAYLOAD_TYPE = "application/vnd.glassbox.audit-event.v1+json"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,7 @@ class Ledger:
         self.index_path = path.with_name(path.name + ".index.sqlite")
         self.lock_path = path.with_name(path.name + ".lock")
         self.torn_path = path.with_name(path.name + ".torn")
+        self.last_verify_workers = 1  # processes the last ``verify`` used (1: this one)
 
     # ---------------------------------------------------------------------------------------------- writing
 
@@ -419,43 +426,94 @@ class Ledger:
 
     # ---------------------------------------------------------------------------------------------- verifying
 
-    def verify(self, trusted: Mapping[str, bytes], *, start_seq: int = 1, start_prev: str = GENESIS) -> LedgerReport:
+    def verify(
+        self,
+        trusted: Mapping[str, bytes],
+        *,
+        start_seq: int = 1,
+        start_prev: str = GENESIS,
+        workers: int | None = None,
+    ) -> LedgerReport:
         """Check every line: parses, sequence, chain, digest, signature by a trusted key; then the tail.
 
         ``start_seq`` and ``start_prev`` anchor the first line when an archived prefix was cut off (see
         ``bot.audit.retention``): the live file then starts after the archive's last event.
+
+        ``workers`` spreads the per-line work (parse, digest, signature) over that many processes; the
+        sequence and chain links between the ranges are then checked here, in line order, so the report is
+        the same as the one-process check. ``None`` (the default) picks a count from the usable CPUs, and only
+        for a ledger of at least ``PARALLEL_MIN_BYTES``; ``1`` checks in this process. When worker processes
+        cannot be started (or fail), the check runs again in this process: never a weaker check. Workers are
+        spawned (never forked), so a script calling this on a large ledger needs the usual
+        ``if __name__ == "__main__":`` guard, as with any spawn-based multiprocessing, or ``workers=1``.
         """
+        self.last_verify_workers = 1
         report = LedgerReport(path=str(self.path), head=start_prev)
         if not self.path.exists():
             return report
-        expected_seq, prev = start_seq, start_prev
-        line_no = 0
-        with self.path.open("rb") as fh:
-            for raw in fh:
-                line_no += 1
-                if not raw.endswith(b"\n"):
-                    report.problems.append(
-                        LedgerProblem(line_no, None, "torn", "the last line is unterminated (an interrupted append)")
-                    )
+        keys = {str(keyid): bytes(raw) for keyid, raw in trusted.items()}
+        anchor = (start_seq, start_prev)
+        count = _verify_workers(workers, self.path.stat().st_size)
+        results: list[_RangeResult] | None = None
+        if count > 1:
+            results = self._verify_parallel(keys, anchor, count)
+        if results is None:
+            results = [_verify_range(str(self.path), 0, None, keys, anchor, None)]
+        else:
+            self.last_verify_workers = count
+        return self._merge(report, results, anchor)
+
+    def _verify_parallel(
+        self, keys: dict[str, bytes], anchor: tuple[int, str], count: int
+    ) -> list[_RangeResult] | None:
+        """Verify byte ranges of the file in ``count`` worker processes; None when that cannot be done."""
+        if multiprocessing.current_process().daemon:
+            return None  # a daemonic process may not have children
+        try:
+            with self.path.open("rb") as fh:
+                st = os.fstat(fh.fileno())
+                ranges = _split_lines(fh, st.st_size, count * _RANGES_PER_WORKER)
+            identity = (st.st_dev, st.st_ino)
+            context = multiprocessing.get_context("spawn")  # never fork: callers may run threads
+            with ProcessPoolExecutor(max_workers=min(count, len(ranges)), mp_context=context) as pool:
+                futures = [
+                    pool.submit(_verify_range, str(self.path), begin, end, keys, anchor if i == 0 else None, identity)
+                    for i, (begin, end) in enumerate(ranges)
+                ]
                 try:
-                    event = AuditEvent.model_validate_json(raw)
-                except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"])
-                    report.problems.append(
-                        LedgerProblem(line_no, None, "malformed", f"not a valid event: {where}: {first['msg']}")
-                    )
-                    expected_seq += 1
-                    continue
-                self._check_event(report, line_no, event, expected_seq, prev, trusted)
-                report.events += 1
-                expected_seq, prev = event.seq + 1, event.digest
+                    return [future.result() for future in futures]
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+        except Exception as exc:  # no processes here (sandbox, limits), a broken pool, the file replaced, ...
+            log.debug("parallel ledger verification unavailable (%s); verifying in this process", exc)
+            return None
+
+    def _merge(self, report: LedgerReport, results: list[_RangeResult], anchor: tuple[int, str]) -> LedgerReport:
+        """Join range results in file order: the pending links between ranges, line numbers, counts, the tail."""
+        expected_seq, prev = anchor
+        base = 0
+        for result in results:
+            problems = result.problems
+            if result.pending is not None:
+                line, seq, event_prev, skipped, at = result.pending
+                links = _linkage(line, seq, event_prev, expected_seq + skipped, prev)
+                problems = problems[:at] + links + problems[at:]
+            report.problems.extend(LedgerProblem(base + line, seq, kind, msg) for line, seq, kind, msg in problems)
+            report.events += result.events
+            for actor, n in result.signers.items():
+                report.signers[actor] = report.signers.get(actor, 0) + n
+            if result.end is not None:
+                expected_seq, prev = result.end
+            else:  # every line of the range was malformed
+                expected_seq += result.lines
+            base += result.lines
         report.head = prev
         indexed = self._indexed_max_seq()
         if indexed is not None and indexed > expected_seq - 1:
             report.problems.append(
                 LedgerProblem(
-                    line_no,
+                    base,
                     None,
                     "truncated",
                     f"the index saw {indexed} events but the file ends at seq {expected_seq - 1}: "
@@ -464,36 +522,155 @@ class Ledger:
             )
         return report
 
-    @staticmethod
-    def _check_event(
-        report: LedgerReport,
-        line_no: int,
-        event: AuditEvent,
-        expected_seq: int,
-        prev: str,
-        trusted: Mapping[str, bytes],
-    ) -> None:
-        problems = report.problems
-        if event.seq != expected_seq:
-            kind = "events missing (deleted)" if event.seq > expected_seq else "event out of order or repeated"
-            problems.append(
-                LedgerProblem(line_no, event.seq, "sequence", f"seq {event.seq} where {expected_seq} was due: {kind}")
-            )
-        if event.prev != prev:
-            problems.append(
-                LedgerProblem(
-                    line_no, event.seq, "chain", "prev does not match the previous event's digest (removed or inserted)"
-                )
-            )
-        body = event.body()
-        if digest(body) != event.digest:
-            problems.append(LedgerProblem(line_no, event.seq, "edited", "content does not match its digest (edited)"))
-        raw = trusted.get(event.signature.keyid)
-        if raw is None:
-            problems.append(
-                LedgerProblem(line_no, event.seq, "unknown-key", f"signed by an untrusted key {event.signature.keyid}")
-            )
-        elif not verify_bytes(raw, EVENT_PAYLOAD_TYPE, canonical_json(body), event.signature.sig):
-            problems.append(LedgerProblem(line_no, event.seq, "signature", "signature does not verify"))
+
+# -------------------------------------------------------------------------------------------------- verifying
+# Module-level, so that worker processes (spawned, not forked) can import and run them.
+
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+"""Below this size ``verify(workers=None)`` stays in one process: starting workers costs more than it saves."""
+MAX_VERIFY_WORKERS = 8
+_RANGES_PER_WORKER = 4  # more ranges than workers: a slow range does not leave the others idle
+
+# (line number within the range, seq, kind, message)
+_Problem = tuple[int, int | None, str, str]
+
+
+class _LedgerReplaced(Exception):
+    """The file a worker opened is not the one the ranges were cut from."""
+
+
+@dataclass
+class _RangeResult:
+    """What one range of lines yields: compact and picklable, no events.
+
+    ``pending`` is set when the range was checked without knowing the state before it (every range but the
+    first): its first well-formed line as (line, seq, prev, malformed lines before it, index in ``problems``
+    where that line's sequence and chain problems belong). ``end`` is (expected seq, prev) after the range,
+    None when no line of it was well-formed.
+    """
+
+    lines: int = 0
+    events: int = 0
+    problems: list[_Problem] = field(default_factory=list)
+    signers: dict[str, int] = field(default_factory=dict)
+    pending: tuple[int, int, str, int, int] | None = None
+    end: tuple[int, str] | None = None
+
+
+def _verify_workers(workers: int | None, size: int) -> int:
+    if workers is not None:
+        return max(1, workers)
+    if size < PARALLEL_MIN_BYTES:
+        return 1
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        usable = os.cpu_count() or 1
+    return max(1, min(usable, MAX_VERIFY_WORKERS))
+
+
+def _split_lines(fh: BinaryIO, size: int, parts: int) -> list[tuple[int, int | None]]:
+    """About ``parts`` (begin, end) byte ranges that start on line starts; the last one runs to the end of file."""
+    cuts = [0]
+    for i in range(1, parts):
+        target = size * i // parts
+        if target <= cuts[-1]:
+            continue
+        fh.seek(target - 1)
+        fh.readline()  # up to and including the newline at or after ``target - 1``
+        cut = fh.tell()
+        if cut >= size:
+            break
+        if cut > cuts[-1]:
+            cuts.append(cut)
+    ends: list[int | None] = [*cuts[1:], None]
+    return list(zip(cuts, ends, strict=True))
+
+
+def _verify_range(
+    path: str,
+    begin: int,
+    end: int | None,
+    trusted: dict[str, bytes],
+    anchor: tuple[int, str] | None,
+    identity: tuple[int, int] | None,
+) -> _RangeResult:
+    """Check the lines from byte ``begin`` up to ``end`` (None: the end of file), as ``Ledger.verify`` does.
+
+    With an ``anchor`` (expected seq, prev) every line's sequence and chain link is checked; without one the
+    first well-formed line's link is left ``pending`` for the caller, who knows the range before it.
+    """
+    with open(path, "rb") as fh:
+        if identity is not None:
+            st = os.fstat(fh.fileno())
+            if (st.st_dev, st.st_ino) != identity:
+                raise _LedgerReplaced(f"{path} was replaced while it was being verified")
+        fh.seek(begin)
+        return _check_lines(fh, None if end is None else end - begin, trusted, anchor)
+
+
+def _check_lines(
+    fh: BinaryIO, limit: int | None, trusted: dict[str, bytes], anchor: tuple[int, str] | None
+) -> _RangeResult:
+    result = _RangeResult()
+    problems = result.problems
+    known = anchor is not None
+    expected_seq, prev = anchor if anchor is not None else (0, GENESIS)
+    skipped = 0  # malformed lines before the first well-formed one, while the state before the range is unknown
+    consumed = 0
+    line_no = 0
+    for raw in fh:
+        line_no += 1
+        if not raw.endswith(b"\n"):
+            problems.append((line_no, None, "torn", "the last line is unterminated (an interrupted append)"))
+        try:
+            event = AuditEvent.model_validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            problems.append((line_no, None, "malformed", f"not a valid event: {where}: {first['msg']}"))
+            expected_seq += 1
+            skipped += not known
         else:
-            report.signers[event.actor.id] = report.signers.get(event.actor.id, 0) + 1
+            if known:
+                problems.extend(_linkage(line_no, event.seq, event.prev, expected_seq, prev))
+            else:
+                result.pending = (line_no, event.seq, event.prev, skipped, len(problems))
+                known = True
+            _check_content(problems, result.signers, line_no, event, trusted)
+            result.events += 1
+            expected_seq, prev = event.seq + 1, event.digest
+        if limit is not None:
+            consumed += len(raw)
+            if consumed >= limit:
+                break
+    result.lines = line_no
+    result.end = (expected_seq, prev) if known else None
+    return result
+
+
+def _linkage(line_no: int, seq: int, event_prev: str, expected_seq: int, prev: str) -> list[_Problem]:
+    """The sequence and chain problems of a well-formed line, given what the lines before it left due."""
+    out: list[_Problem] = []
+    if seq != expected_seq:
+        kind = "events missing (deleted)" if seq > expected_seq else "event out of order or repeated"
+        out.append((line_no, seq, "sequence", f"seq {seq} where {expected_seq} was due: {kind}"))
+    if event_prev != prev:
+        out.append((line_no, seq, "chain", "prev does not match the previous event's digest (removed or inserted)"))
+    return out
+
+
+def _check_content(
+    problems: list[_Problem], signers: dict[str, int], line_no: int, event: AuditEvent, trusted: Mapping[str, bytes]
+) -> None:
+    """What a line proves on its own: its digest, and a signature by a trusted key (counted per actor)."""
+    payload = canonical_json(event.body())
+    if digest_bytes(payload) != event.digest:
+        problems.append((line_no, event.seq, "edited", "content does not match its digest (edited)"))
+    raw = trusted.get(event.signature.keyid)
+    if raw is None:
+        problems.append((line_no, event.seq, "unknown-key", f"signed by an untrusted key {event.signature.keyid}"))
+    elif not verify_bytes(raw, EVENT_PAYLOAD_TYPE, payload, event.signature.sig):
+        problems.append((line_no, event.seq, "signature", "signature does not verify"))
+    else:
+        signers[event.actor.id] = signers.get(event.actor.id, 0) + 1

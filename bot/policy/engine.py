@@ -419,6 +419,16 @@ def _results_of(rule: RulePackage, doc: Mapping[str, Any]) -> Iterator[PolicyRes
             )
 
 
+def answered_packages(pack: PolicyPack) -> list[str]:
+    """What one evaluation answers: every rule package, then the risk package."""
+    return [*sorted(pack.rules), RISK_PACKAGE]
+
+
+def pack_areas(pack: PolicyPack) -> list[str]:
+    """``glassbox.<area>`` above every package answered (``glassbox.network``, ..., ``glassbox.risk``)."""
+    return sorted({".".join(p.split(".")[:2]) for p in answered_packages(pack)})
+
+
 def interpret(root: Any, pack: PolicyPack, engine: str) -> Evaluation:
     """Turn the value of ``data.glassbox`` into an :class:`Evaluation`, checking every package answered."""
     if not isinstance(root, Mapping):
@@ -596,13 +606,11 @@ class RegopyEngine:
 
     @property
     def packages(self) -> list[str]:
-        """What one evaluation answers: every rule package, then the risk package."""
-        return [*sorted(self._pack.rules), RISK_PACKAGE]
+        return answered_packages(self._pack)
 
     @property
     def areas(self) -> list[str]:
-        """``glassbox.<area>`` above every package answered (``glassbox.network``, ..., ``glassbox.risk``)."""
-        return sorted({".".join(p.split(".")[:2]) for p in self.packages})
+        return pack_areas(self._pack)
 
     @property
     def batches(self) -> list[list[str]]:
@@ -881,11 +889,11 @@ class RegorusEngine:
 
     @property
     def packages(self) -> list[str]:
-        return [*sorted(self._pack.rules), RISK_PACKAGE]
+        return answered_packages(self._pack)
 
     @property
     def areas(self) -> list[str]:
-        return sorted({".".join(p.split(".")[:2]) for p in self.packages})
+        return pack_areas(self._pack)
 
     def _engine(self) -> Any:
         engine = getattr(self._local, "engine", None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import Field
@@ -91,17 +91,27 @@ def run_rego_tests(
         except Exception:
             bundle = None
 
-    results: list[RegoTestResult] = []
-    for case in cases:
-        start = time.perf_counter()
+    def one(case: RegoTestCase) -> tuple[bool, str | None]:
         try:
             if bundle is not None:
                 output = interp.query_bundle_entrypoint(bundle, _entrypoint(case))
             else:
                 output = interp.query(f"x = {case.ref}")
-            passed, error = _verdict(output)
+            return _verdict(output)
         except Exception as exc:
-            passed, error = False, first_line(exc)
+            return False, first_line(exc)
+
+    return _run_each(cases, one)
+
+
+def _run_each(
+    cases: Sequence[RegoTestCase], one: Callable[[RegoTestCase], tuple[bool, str | None]]
+) -> list[RegoTestResult]:
+    """One timed result per case; ``one`` answers (passed, why not) and never raises for a failing test."""
+    results: list[RegoTestResult] = []
+    for case in cases:
+        start = time.perf_counter()
+        passed, error = one(case)
         results.append(
             RegoTestResult(
                 package=case.package,
@@ -126,31 +136,20 @@ def _run_regorus(pack: PolicyPack, cases: Sequence[RegoTestCase]) -> list[RegoTe
                 raise
             raise EngineError(f"{module.path} does not compile: {_regorus_message(exc)}", engine=ENGINE) from None
     engine.set_input_json("{}")
-    results: list[RegoTestResult] = []
-    for case in cases:
-        start = time.perf_counter()
+
+    def one(case: RegoTestCase) -> tuple[bool, str | None]:
         try:
             answer = json.loads(engine.eval_query_as_json(f"x := {case.ref}"))
-            found = answer.get("result") or []
-            value = found[0]["bindings"]["x"] if found else None
-            if not found:
-                passed, error = False, "undefined"
-            elif value is True:
-                passed, error = True, None
-            else:
-                passed, error = False, f"evaluated to {value!r:.200} instead of true"
         except BaseException as exc:  # an engine error (or a Rust panic) fails this test only
             if _fatal(exc):
                 raise
-            passed, error = False, _regorus_message(exc)
-        results.append(
-            RegoTestResult(
-                package=case.package,
-                name=case.name,
-                path=case.path,
-                passed=passed,
-                error=error,
-                duration_ms=(time.perf_counter() - start) * 1000,
-            )
-        )
-    return results
+            return False, _regorus_message(exc)
+        found = answer.get("result") or []
+        if not found:
+            return False, "undefined"
+        value = found[0].get("bindings", {}).get("x")
+        if value is True:
+            return True, None
+        return False, f"evaluated to {value!r:.200} instead of true"
+
+    return _run_each(cases, one)

@@ -136,7 +136,7 @@ def test_a_compliant_agent_change_passes_at_low_risk(estate: Estate, keys: dict[
     assert [c.name for c in result.plan.changes] == ["vpc-flow-logs"]  # type: ignore[union-attr]
 
 
-def test_world_open_ssh_is_denied(estate: Estate) -> None:
+def _open_ssh_to_the_world(estate: Estate) -> None:
     estate.edit(
         "infra/network/__main__.py",
         "cidr_blocks=[vpc_cidr],",
@@ -144,6 +144,10 @@ def test_world_open_ssh_is_denied(estate: Estate) -> None:
         '            protocol="tcp", from_port=22, to_port=22, cidr_blocks=["0.0.0.0/0"],',
     )
     estate.commit("open ssh")
+
+
+def test_world_open_ssh_is_denied(estate: Estate) -> None:
+    _open_ssh_to_the_world(estate)
     result = estate.check("carol")
     assert result.verdict.result is VerdictResult.FAILED
     assert {"GB-NET-001", "CKV_AWS_24"} <= _denied(result)
@@ -153,13 +157,7 @@ def test_world_open_ssh_is_denied(estate: Estate) -> None:
 def test_the_check_runs_on_regorus_when_asked(estate: Estate, monkeypatch: pytest.MonkeyPatch) -> None:
     # GLASSBOX_REGO_ENGINE=regorus: same finding, and the verdict names the engine that decided.
     monkeypatch.setenv("GLASSBOX_REGO_ENGINE", "regorus")
-    estate.edit(
-        "infra/network/__main__.py",
-        "cidr_blocks=[vpc_cidr],",
-        "cidr_blocks=[vpc_cidr],\n        ),\n        aws.ec2.SecurityGroupIngressArgs(\n"
-        '            protocol="tcp", from_port=22, to_port=22, cidr_blocks=["0.0.0.0/0"],',
-    )
-    estate.commit("open ssh")
+    _open_ssh_to_the_world(estate)
     result = estate.check("carol")
     assert result.verdict.result is VerdictResult.FAILED
     assert "GB-NET-001" in _denied(result)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
+
+from bot.policy.pack import load_pack
 
 GOVERNANCE = ["policy-pack/", "registry/", ".github/", "CODEOWNERS", ".glassbox/"]
 
@@ -178,3 +182,22 @@ def mixed_resources(n: int) -> list[dict[str, Any]]:
             out.append(resource("aws:ec2/instance:Instance", f"vm{i}", {"instanceType": "t3.micro"}, env=env))
         i += 1
     return out[:n]
+
+
+def copy_pack(tmp_path: Path) -> Path:
+    """A copy of the repository's Rego modules (no YAML or Python) to break on purpose."""
+    root = tmp_path / "pack"
+    shutil.copytree(load_pack().root, root, ignore=shutil.ignore_patterns("*.yaml", "*.yml", "*.py", "__pycache__"))
+    return root
+
+
+def add_conflicting_rule(root: Path) -> None:
+    """GB-NET-099: a complete rule with two values whenever the PR has a number (a runtime conflict)."""
+    (root / "network" / "gb_net_099.rego").write_text(
+        "# METADATA\n# title: Conflict\n# description: Two values for one complete rule.\n# custom:\n"
+        "#   id: GB-NET-099\n#   severity: low\n#   controls: [NIST-CM-3]\n"
+        "#   remediation: Nothing to remediate; this rule exists to test failure.\n"
+        "package glassbox.network.gb_net_099\n\nimport rego.v1\n\n"
+        "mode := 1 if input.pr.number > 0\n\nmode := 2 if input.pr.number > 0\n\n"
+        'deny contains {"msg": "m", "resource": "x"} if mode == 1\n'
+    )

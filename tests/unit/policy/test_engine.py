@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,15 @@ from bot.policy.engine import (
 )
 from bot.policy.pack import PolicyPack, load_pack
 from bot.records import FindingStatus, RiskTier
-from tests.unit.policy.rego_inputs import change, compliant_bucket, mixed_resources, policy_input, resource
+from tests.unit.policy.rego_inputs import (
+    add_conflicting_rule,
+    change,
+    compliant_bucket,
+    copy_pack,
+    mixed_resources,
+    policy_input,
+    resource,
+)
 
 PACK = load_pack()
 
@@ -34,12 +41,6 @@ PACK = load_pack()
 @pytest.fixture(scope="module")
 def engine() -> RegopyEngine:
     return RegopyEngine(PACK)
-
-
-def _copy(tmp_path: Path) -> Path:
-    root = tmp_path / "pack"
-    shutil.copytree(PACK.root, root, ignore=shutil.ignore_patterns("*.yaml", "*.yml", "*.py", "__pycache__"))
-    return root
 
 
 def _open_ssh() -> dict[str, Any]:
@@ -160,7 +161,7 @@ def test_bundle_and_interpreter_agree() -> None:
 
 
 def test_broken_policy_file_fails_closed(tmp_path: Path) -> None:
-    root = _copy(tmp_path)
+    root = copy_pack(tmp_path)
     path = root / "data" / "gb_data_006.rego"
     path.write_text(path.read_text().replace("deny contains result if {", "deny contains result if {{", 1))
     pack = load_pack(root)
@@ -170,15 +171,8 @@ def test_broken_policy_file_fails_closed(tmp_path: Path) -> None:
 
 
 def test_runtime_conflict_fails_closed_and_names_the_package(tmp_path: Path) -> None:
-    root = _copy(tmp_path)
-    (root / "network" / "gb_net_099.rego").write_text(
-        "# METADATA\n# title: Conflict\n# description: Two values for one complete rule.\n# custom:\n"
-        "#   id: GB-NET-099\n#   severity: low\n#   controls: [NIST-CM-3]\n"
-        "#   remediation: Nothing to remediate; this rule exists to test failure.\n"
-        "package glassbox.network.gb_net_099\n\nimport rego.v1\n\n"
-        "mode := 1 if input.pr.number > 0\n\nmode := 2 if input.pr.number > 0\n\n"
-        'deny contains {"msg": "m", "resource": "x"} if mode == 1\n'
-    )
+    root = copy_pack(tmp_path)
+    add_conflicting_rule(root)
     engine = RegopyEngine(load_pack(root), mode="bundle")
     with pytest.raises(EngineError) as info:
         engine.evaluate(_open_ssh())

@@ -7,7 +7,6 @@ used by the benches, and the hand-made inputs of the engine tests.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import threading
 from pathlib import Path
@@ -18,7 +17,15 @@ import pytest
 from bot.errors import EngineError
 from bot.policy.engine import Evaluation, RegopyEngine, RegorusEngine, make_engine, regorus_available
 from bot.policy.pack import load_pack
-from tests.unit.policy.rego_inputs import change, compliant_bucket, mixed_resources, policy_input, resource
+from tests.unit.policy.rego_inputs import (
+    add_conflicting_rule,
+    change,
+    compliant_bucket,
+    copy_pack,
+    mixed_resources,
+    policy_input,
+    resource,
+)
 from tests.unit.policy.test_rego_speed_equivalence import CORPUS, IDS
 
 PACK = load_pack()
@@ -37,12 +44,6 @@ def regorus() -> RegorusEngine:
 def _same(a: Evaluation, b: Evaluation) -> None:
     neutral = {"engine": "-"}
     assert a.model_copy(update=neutral) == b.model_copy(update=neutral)
-
-
-def _copy(tmp_path: Path) -> Path:
-    root = tmp_path / "pack"
-    shutil.copytree(PACK.root, root, ignore=shutil.ignore_patterns("*.yaml", "*.yml", "*.py", "__pycache__"))
-    return root
 
 
 def test_regorus_is_installed_by_the_lock() -> None:
@@ -140,7 +141,7 @@ def test_each_thread_gets_its_own_engine(regopy: RegopyEngine, regorus: RegorusE
 
 
 def test_broken_policy_file_fails_closed_under_regorus(tmp_path: Path) -> None:
-    root = _copy(tmp_path)
+    root = copy_pack(tmp_path)
     path = root / "data" / "gb_data_006.rego"
     path.write_text(path.read_text().replace("deny contains result if {", "deny contains result if {{", 1))
     with pytest.raises(EngineError, match=r"data/gb_data_006\.rego does not compile") as info:
@@ -150,15 +151,8 @@ def test_broken_policy_file_fails_closed_under_regorus(tmp_path: Path) -> None:
 
 
 def test_runtime_conflict_fails_closed_under_regorus(tmp_path: Path) -> None:
-    root = _copy(tmp_path)
-    (root / "network" / "gb_net_099.rego").write_text(
-        "# METADATA\n# title: Conflict\n# description: Two values for one complete rule.\n# custom:\n"
-        "#   id: GB-NET-099\n#   severity: low\n#   controls: [NIST-CM-3]\n"
-        "#   remediation: Nothing to remediate; this rule exists to test failure.\n"
-        "package glassbox.network.gb_net_099\n\nimport rego.v1\n\n"
-        "mode := 1 if input.pr.number > 0\n\nmode := 2 if input.pr.number > 0\n\n"
-        'deny contains {"msg": "m", "resource": "x"} if mode == 1\n'
-    )
+    root = copy_pack(tmp_path)
+    add_conflicting_rule(root)
     engine = RegorusEngine(load_pack(root))
     with pytest.raises(EngineError, match="evaluation failed") as info:
         engine.evaluate(policy_input([]))

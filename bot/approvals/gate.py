@@ -14,10 +14,13 @@ Which reviews count (GitHub's review model, made stricter where separation of du
   earlier decisive review is "superseded", a PENDING review was never submitted.
 - An approval counts only on the PR's current head commit (I3), only by a member of a required owner set
   (teams resolved through ``members(team)`` at evaluation time), and never by the PR author, an agent, the
-  requester recorded in the evidence, or the CI, deploy or bot identity.
+  requester recorded in the evidence, the CI, deploy or bot identity, or anyone who authored or committed a
+  commit in the PR (the forge account linked to the commit's git author or committer; a commit with no linked
+  account disqualifies nobody, and the platform's own committer, ``web-flow``, is not a person).
 - A reviewer's latest CHANGES_REQUESTED blocks when the reviewer is a required owner, whatever commit it
   was left on: as on GitHub, a change request stays until that reviewer approves or it is dismissed
-  (pushing new commits does not clear it). An owner who may not approve (the requester) may still veto.
+  (pushing new commits does not clear it). An owner who may not approve (the requester, a contributor) may
+  still veto.
   Change requests from non-owners are reported, not blocking (GitHub would block on them too when the
   reviewer has write access; glassbox's gate is about owners, the forge's own protection still applies).
 - A dismissed review is the reviewer's latest word: an earlier approval does not come back when a later
@@ -42,7 +45,7 @@ from bot.approvals.model import (
     Requirement,
     RequirementSource,
 )
-from bot.forge.model import PullRequest, PullState, Review, ReviewState
+from bot.forge.model import PullCommit, PullRequest, PullState, Review, ReviewState
 from bot.records import Autonomy, EvidenceRecord, FindingStatus, RiskTier, Verdict, VerdictResult
 from bot.registry import Agent, AgentStatus, Registry
 
@@ -51,6 +54,33 @@ Members = Callable[[str], Sequence[str]]
 _DECISIVE = (ReviewState.APPROVED, ReviewState.CHANGES_REQUESTED, ReviewState.DISMISSED)
 _SERVICE_REASONS = {"ci": DiscardReason.CI, "deployer": DiscardReason.DEPLOYER, "bot": DiscardReason.BOT}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PLATFORM_COMMITTERS = frozenset({"web-flow"})
+"""Logins the forge itself commits as (GitHub's web UI, merges, suggestions): the platform, not a person."""
+_SHAS_SHOWN = 5
+
+
+def _contributions(commits: Sequence[PullCommit]) -> dict[str, dict[str, list[str]]]:
+    """login (lower-case) -> role ("authored", "committed") -> the SHAs of the PR commits in that role."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for c in commits:
+        for role, login in (("authored", c.author), ("committed", c.committer)):
+            if not login or login.lower() in PLATFORM_COMMITTERS:
+                continue
+            shas = out.setdefault(login.lower(), {}).setdefault(role, [])
+            if c.sha not in shas:
+                shas.append(c.sha)
+    return out
+
+
+def _roles(roles: dict[str, list[str]]) -> str:
+    parts = []
+    for role in ("authored", "committed"):
+        shas = roles.get(role, [])
+        if shas:
+            shown = ", ".join(_short(s) for s in shas[:_SHAS_SHOWN])
+            more = f" and {len(shas) - _SHAS_SHOWN} more" if len(shas) > _SHAS_SHOWN else ""
+            parts.append(f"{role} {shown}{more}")
+    return " and ".join(parts)
 
 
 def _short(sha: str | None) -> str:
@@ -233,6 +263,7 @@ def evaluate(
     members: Members | None = None,
     evidence: Sequence[EvidenceRecord] = (),
     repo: str | None = None,
+    commits: Sequence[PullCommit] = (),
 ) -> ApprovalState:
     """Decide whether ``pr`` has the approvals it needs at its current head commit, and explain why."""
     head = pr.head_sha
@@ -253,6 +284,7 @@ def evaluate(
     agent = _agent_for(pr, registry, evidence)
     requesters = sorted({r.request.requested_by.id.lower() for r in evidence})
     agent_ids = {a.id for a in registry.agents.agents} | {r.request.agent_id for r in evidence}
+    contributors = _contributions(commits)
 
     # -- the verdict (fail closed)
     verdict_ok = False
@@ -358,7 +390,30 @@ def evaluate(
             return DiscardReason.REQUESTER, f"{login} requested this change (recorded in the evidence)"
         if kind in _SERVICE_REASONS:
             return _SERVICE_REASONS[kind], f"{login} is the {kind} identity; service identities never approve"
+        if login in contributors:
+            return (
+                DiscardReason.CONTRIBUTOR,
+                f"{login} {_roles(contributors[login])} in this PR; a contributor never approves their own change",
+            )
         return None
+
+    if commits:
+        who = "; ".join(f"{login} {_roles(roles)}" for login, roles in sorted(contributors.items()))
+        explanation.append(
+            f"{len(commits)} commit(s) in the PR; contributors who may not approve: {who or 'none with an account'}"
+        )
+        unlinked = sorted(
+            {
+                email or "(no email)"
+                for c in commits
+                for login, email in ((c.author, c.author_email), (c.committer, c.committer_email))
+                if not login
+            }
+        )
+        if unlinked:
+            explanation.append(
+                f"git identities linked to no forge account (they disqualify nobody): {', '.join(unlinked)}"
+            )
 
     # -- reviews: the latest decisive review per person decides
     ordered = sorted(reviews, key=lambda r: (r.submitted_at or _EPOCH, r.id))

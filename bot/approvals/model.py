@@ -57,6 +57,7 @@ class DiscardReason(StrEnum):
     AUTHOR = "author"
     AGENT = "agent"
     REQUESTER = "requester"
+    CONTRIBUTOR = "contributor"  # authored or committed a commit in the PR
     CI = "ci"
     DEPLOYER = "deployer"
     BOT = "bot"

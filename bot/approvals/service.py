@@ -1,12 +1,13 @@
 """The approvals service: read a PR through the forge port, run the pure gate, publish and record the result.
 
-``evaluate_pr`` reads the PR, its reviews and changed files, CODEOWNERS from the BASE commit (a PR never
-judges itself), the evidence record(s) the PR adds (for the requester and the confidence), and the verdict
-for the head commit; it publishes the ``glassbox/approvals`` commit status on the head and appends an
-``approvals`` ledger event. ``merge_pr`` re-evaluates, then merges as the bot identity only when
-``glassbox/check`` and ``glassbox/approvals`` are green on the head (set by the CI and the bot identities),
-pinned to that head with ``expected_head_sha``; it appends a ``merge`` event either way. Any exception is a
-deny recorded with its cause (I5), with the same fields as an allow (I6).
+``evaluate_pr`` reads the PR, its reviews, changed files and commits (whose authors and committers may not
+approve), CODEOWNERS from the BASE commit (a PR never judges itself), the evidence record(s) the PR adds (for
+the requester and the confidence), and the verdict for the head commit; it publishes the
+``glassbox/approvals`` commit status on the head and appends an ``approvals`` ledger event. ``merge_pr``
+re-evaluates, then merges as the bot identity only when ``glassbox/check`` and ``glassbox/approvals`` are
+green on the head (set by the CI and the bot identities), pinned to that head with ``expected_head_sha``; it
+appends a ``merge`` event either way. Any exception is a deny recorded with its cause (I5), with the same
+fields as an allow (I6).
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ def evaluate_pr(
         pr = forge.get_pull_request(pr_number)
         reviews = forge.list_reviews(pr_number)
         files = forge.list_changed_files(pr_number)
+        commits = forge.list_pull_commits(pr_number)
         owners = read_codeowners(forge, pr.base_sha)
         evidence = read_evidence(forge, files, pr.head_sha)
         verdict = verdict_loader(pr.head_sha)
@@ -149,6 +151,7 @@ def evaluate_pr(
             members=members,
             evidence=evidence,
             repo=forge.repo,
+            commits=commits,
         )
         if publish:
             forge.set_status(

@@ -29,6 +29,7 @@ from github.Branch import Branch
 
 from bot.errors import ForgeError, UserError
 from bot.forge.model import (
+    MAX_PULL_COMMITS,
     ChangedFile,
     Comment,
     CommitSigner,
@@ -37,6 +38,7 @@ from bot.forge.model import (
     GitIdentity,
     MergeMethod,
     MergeResult,
+    PullCommit,
     PullRequest,
     PullState,
     Review,
@@ -294,6 +296,17 @@ class GitHubForge:
         )
 
     @staticmethod
+    def _pull_commit(data: dict[str, Any]) -> PullCommit:
+        git = data.get("commit") or {}
+        return PullCommit(
+            sha=str(data["sha"]),
+            author=(data.get("author") or {}).get("login"),
+            committer=(data.get("committer") or {}).get("login"),
+            author_email=(git.get("author") or {}).get("email"),
+            committer_email=(git.get("committer") or {}).get("email"),
+        )
+
+    @staticmethod
     def _status(data: dict[str, Any]) -> CommitStatus:
         return CommitStatus(
             context=str(data.get("context") or "default"),
@@ -472,6 +485,22 @@ class GitHubForge:
             )
             for item in items
         ]
+
+    def list_pull_commits(self, number: int) -> list[PullCommit]:
+        what = f"list commits of PR #{number}"
+        items = self._get_all(what, f"{self._url}/pulls/{number}/commits")
+        if len(items) >= MAX_PULL_COMMITS:
+            # GitHub stops listing at 250: only the PR's own count tells whether that is all of them
+            total = self._get(f"read PR #{number}", f"/pulls/{number}").get("commits")
+            if not isinstance(total, int) or total > len(items):
+                of = str(total) if isinstance(total, int) else "an unknown number of"
+                raise ForgeError(
+                    f"{what}: the forge lists only {len(items)} of {of} commits (at most {MAX_PULL_COMMITS}),"
+                    " so not every contributor can be known",
+                    status=None,
+                    retryable=False,
+                )
+        return [self._pull_commit(item) for item in items]
 
     def set_status(
         self,

@@ -1,4 +1,4 @@
-"""Records the forge port speaks: pull requests, reviews, statuses, changed files, comments, merges.
+"""Records the forge port speaks: pull requests and their commits, reviews, statuses, changed files, comments, merges.
 
 These are glassbox's own types; the GitHub adapter translates PyGithub objects into them so nothing outside
 ``bot/forge/`` ever sees a PyGithub type. Git identities and the exact bytes of a commit object live here
@@ -96,6 +96,20 @@ class Review(Record):
     commit_id: str | None
     submitted_at: UtcDateTime | None = None
     body: str = ""
+
+
+MAX_PULL_COMMITS = 250
+"""GitHub lists at most this many commits of a pull request (``GET /pulls/{number}/commits``)."""
+
+
+class PullCommit(Record):
+    """One commit of a pull request, with the forge accounts GitHub links to its git identities."""
+
+    sha: str
+    author: str | None = Field(default=None, description="Login linked to the git author email; None if none.")
+    committer: str | None = Field(default=None, description="Login linked to the git committer email; None if none.")
+    author_email: str | None = Field(default=None, description="The git author email, as recorded in the commit.")
+    committer_email: str | None = Field(default=None, description="The git committer email.")
 
 
 class CommitStatus(Record):

@@ -22,6 +22,7 @@ from bot.forge.model import (
     GitIdentity,
     MergeMethod,
     MergeResult,
+    PullCommit,
     PullRequest,
     Review,
     StatusState,
@@ -69,6 +70,14 @@ class Forge(Protocol):
     def list_changed_files(self, number: int) -> list[ChangedFile]: ...
 
     def list_reviews(self, number: int) -> list[Review]: ...
+
+    def list_pull_commits(self, number: int) -> list[PullCommit]:
+        """Every commit of PR ``number``, oldest first, with the accounts linked to its author and committer.
+
+        Raises :class:`~bot.errors.ForgeError` when the forge cannot list them all (GitHub stops at
+        :data:`~bot.forge.model.MAX_PULL_COMMITS`): a partial list would hide contributors.
+        """
+        ...
 
     def set_status(
         self,

@@ -5,7 +5,8 @@ HTTP server around it (:mod:`bot.forge.server.http`). It enforces what GitHub en
 on: token auth; agents confined to ``refs/heads/glassbox/<agent-id>/`` and to opening PRs (never reviewing,
 merging, setting statuses or touching a protected branch); no self-approval; reviews pinned to the head
 they were given on; merges gated by branch protection (green required contexts on the head, enough
-approvals on the current head) and by the expected head SHA.
+approvals on the current head, and with ``require_last_push_approval`` an approval from someone other than
+the last pusher of the head) and by the expected head SHA. Every branch move records who made it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ AGENT_REF_PREFIX = "refs/heads/glassbox/"
 MERGERS = {"human", "bot", "admin"}
 STATUS_SETTERS = {"human", "ci", "bot", "deployer", "admin"}
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+LAST_PUSH_RULE = "The most recent push must be approved by someone other than the person who pushed it."
 
 
 class ApiError(Exception):
@@ -305,6 +307,16 @@ class ForgeApp:
     def _repo_json(self, repo: Any, full: bool = False) -> dict[str, Any]:
         return shapes.repository(repo, self.urls, self._open_issues(repo["id"]), full=full)
 
+    def _commit_json(self, repo: Any, info: CommitInfo) -> dict[str, Any]:
+        """The ``commit`` schema, with ``author``/``committer`` the accounts matching the git emails, as GitHub."""
+        author = self.store.user_by_email(info.author.email)
+        committer = (
+            author
+            if info.committer.email.lower() == info.author.email.lower()
+            else self.store.user_by_email(info.committer.email)
+        )
+        return shapes.commit(info, self.urls, repo["owner"], repo["name"], author, committer)
+
     def _user_json(self, user_id: int) -> dict[str, Any] | None:
         user = self.store.user_by_id(user_id)
         return shapes.user(user, self.urls) if user else None
@@ -565,7 +577,7 @@ class ForgeApp:
         base = self.urls.repo(repo["owner"], repo["name"])
         data = {
             "name": branch,
-            "commit": shapes.commit(info, self.urls, repo["owner"], repo["name"]),
+            "commit": self._commit_json(repo, info),
             "_links": {
                 "self": f"{base}/branches/{branch}",
                 "html": f"{self.urls.repo_web(repo['owner'], repo['name'])}/tree/{branch}",
@@ -608,6 +620,8 @@ class ForgeApp:
             raise ApiError(422, "Object does not exist")
         if not git.update_ref(ref, sha, ZERO_SHA):
             raise ApiError(422, "Reference already exists")
+        assert req.user is not None
+        self.store.record_ref_update(repo["id"], ref, sha, req.user.id)
         self.store.touch_repo(repo["id"])
         return Response(201, shapes.git_ref(ref, sha, self.urls, repo["owner"], repo["name"]))
 
@@ -626,6 +640,8 @@ class ForgeApp:
             raise ApiError(422, "Update is not a fast forward")
         if not git.update_ref(ref, sha, old):
             raise ApiError(409, "Reference update failed: the reference moved; try again")
+        assert req.user is not None
+        self.store.record_ref_update(repo["id"], ref, sha, req.user.id)
         self.store.touch_repo(repo["id"])
         return Response(200, shapes.git_ref(ref, sha, self.urls, repo["owner"], repo["name"]))
 
@@ -635,6 +651,8 @@ class ForgeApp:
         self._check_ref_write(req, repo, ref)
         if git.ref(ref) is None or not git.delete_ref(ref):
             raise ApiError(422, "Reference does not exist")
+        assert req.user is not None
+        self.store.record_ref_update(repo["id"], ref, ZERO_SHA, req.user.id)
         return Response(204)
 
     # git data -------------------------------------------------------------------------------------
@@ -754,7 +772,7 @@ class ForgeApp:
         info = git.read_commit(sha) if sha else None
         if info is None:
             raise ApiError(422, f"No commit found for SHA: {req.params['ref']}")
-        data = shapes.commit(info, self.urls, repo["owner"], repo["name"])
+        data = self._commit_json(repo, info)
         parent = info.parents[0] if info.parents else None
         diffs = git.diff(parent, info.sha)
         data["files"] = [shapes.diff_entry(d, self.urls, repo["owner"], repo["name"], info.sha) for d in diffs]
@@ -1009,7 +1027,7 @@ class ForgeApp:
         for sha in git.rev_list(merge_base, head_sha):
             info = git.read_commit(sha)
             assert info is not None
-            items.append(shapes.commit(info, self.urls, repo["owner"], repo["name"]))
+            items.append(self._commit_json(repo, info))
         return self._page(req, items)
 
     # reviews --------------------------------------------------------------------------------------
@@ -1103,17 +1121,31 @@ class ForgeApp:
                 latest_by_user[row["user_id"]] = row
             if any(r["state"] == "CHANGES_REQUESTED" for r in latest_by_user.values()):
                 problems.append("Changes have been requested.")
-            approvals = sum(
-                1
+            approvers = [
+                uid
                 for uid, r in latest_by_user.items()
                 if r["state"] == "APPROVED" and r["commit_id"] == head_sha and uid != pull["user_id"]
-            )
+            ]
+            approvals = len(approvers)
             if approvals < required:
                 problems.append(
                     f"At least {required} approving review{'s are' if required > 1 else ' is'} required by "
                     f"reviewers with write access (approvals on the current head {head_sha[:12]}: {approvals})."
                 )
+            if reviews.get("require_last_push_approval"):
+                pusher = self._last_pusher(repo, pull, head_sha)
+                if not any(uid != pusher for uid in approvers):
+                    who = self.store.user_by_id(pusher)
+                    problems.append(
+                        f"{LAST_PUSH_RULE} The push of {head_sha[:12]} to {pull['head_ref']} was made by "
+                        f"{who.login if who else f'user {pusher}'}."
+                    )
         return problems
+
+    def _last_pusher(self, repo: Any, pull: Any, head_sha: str) -> int:
+        """Who last pushed the head branch to ``head_sha``; the PR author when no such push was recorded."""
+        pusher = self.store.last_pusher(repo["id"], f"refs/heads/{pull['head_ref']}", head_sha)
+        return int(pull["user_id"]) if pusher is None else pusher
 
     def _push_restricted(self, repo: Any, branch: str, user: User) -> str | None:
         """GitHub's push restrictions: when set, only the listed users and team members may push, so merge."""
@@ -1175,6 +1207,7 @@ class ForgeApp:
         sha = git.write_commit(commit_payload(tree, parents, who, who, message))
         if not git.update_ref(f"refs/heads/{pull['base_ref']}", sha, base_sha):
             raise ApiError(409, "Base branch was modified. Review and try the merge again.")
+        self.store.record_ref_update(repo["id"], f"refs/heads/{pull['base_ref']}", sha, user.id)
         stamp = now_iso()
         self.store.db.execute(
             "UPDATE pulls SET state='closed', merged_at=?, closed_at=?, updated_at=?, merge_commit_sha=?, "
@@ -1416,7 +1449,7 @@ class ForgeApp:
         def commit_json(sha: str) -> dict[str, Any]:
             info = git.read_commit(sha)
             assert info is not None
-            return shapes.commit(info, self.urls, o, n)
+            return self._commit_json(repo, info)
 
         api, web = self.urls.repo(o, n), self.urls.repo_web(o, n)
         spec = f"{base_rev}...{head_rev}"

@@ -200,11 +200,12 @@ def init_forge(
         with store.lock:
             for login, kind, display, email in identities:
                 store.add_user(login, kind, tokens[login], display, email)
-            store.add_user(ADMIN, "admin", tokens[ADMIN], "Forge admin", "forge-admin@glassbox.local")
+            admin = store.add_user(ADMIN, "admin", tokens[ADMIN], "Forge admin", "forge-admin@glassbox.local")
             store.add_org(owner)
             for team in reg.teams.teams:
                 store.add_team(owner, team.id, team.description, list(team.members))
             repo_id = store.add_repo(owner, name, branch)
+            store.record_ref_update(repo_id, f"refs/heads/{branch}", head, admin.id)
             store.set_protection(
                 repo_id,
                 branch,

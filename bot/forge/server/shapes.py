@@ -227,8 +227,18 @@ def git_commit(c: CommitInfo, urls: Urls, owner_: str, name: str) -> dict[str, A
     }
 
 
-def commit(c: CommitInfo, urls: Urls, owner_: str, name: str) -> dict[str, Any]:
-    """The ``commit`` schema (GET /commits/{ref}, branches, compare)."""
+def commit(
+    c: CommitInfo,
+    urls: Urls,
+    owner_: str,
+    name: str,
+    author: User | None = None,
+    committer: User | None = None,
+) -> dict[str, Any]:
+    """The ``commit`` schema (GET /commits/{ref}, branches, compare, a PR's commits).
+
+    ``author`` and ``committer`` are the accounts whose email matches the git identities' (null otherwise).
+    """
     api = urls.repo(owner_, name)
     web = urls.repo_web(owner_, name)
     return {
@@ -246,8 +256,8 @@ def commit(c: CommitInfo, urls: Urls, owner_: str, name: str) -> dict[str, Any]:
             "tree": {"sha": c.tree, "url": f"{api}/git/trees/{c.tree}"},
             "verification": verification(c.signature),
         },
-        "author": None,
-        "committer": None,
+        "author": user(author, urls) if author else None,
+        "committer": user(committer, urls) if committer else None,
         "parents": [{"sha": p, "url": f"{api}/commits/{p}", "html_url": f"{web}/commit/{p}"} for p in c.parents],
     }
 

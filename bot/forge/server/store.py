@@ -1,5 +1,6 @@
 """The embedded forge's state in SQLite: users and token digests, teams, repositories, pull requests,
-labels, reviews, comments, commit statuses and branch protection.
+labels, reviews, comments, commit statuses, branch protection and who moved each branch (``ref_updates``,
+for ``require_last_push_approval``).
 
 Tokens are stored only as SHA-256 digests; the clear tokens live in ``tokens.json`` (mode 0600) for the
 identities' clients. One connection serves the whole server; callers hold :attr:`Store.lock` around
@@ -54,6 +55,10 @@ CREATE TABLE IF NOT EXISTS statuses (
 CREATE INDEX IF NOT EXISTS statuses_sha ON statuses(repo_id, sha);
 CREATE TABLE IF NOT EXISTS protections (
   repo_id INTEGER NOT NULL, branch TEXT NOT NULL, config TEXT NOT NULL, PRIMARY KEY(repo_id, branch));
+CREATE TABLE IF NOT EXISTS ref_updates (
+  id INTEGER PRIMARY KEY, repo_id INTEGER NOT NULL, ref TEXT NOT NULL, sha TEXT NOT NULL,
+  user_id INTEGER NOT NULL, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ref_updates_ref ON ref_updates(repo_id, ref, sha);
 """
 
 
@@ -131,6 +136,12 @@ class Store:
     def user_by_id(self, user_id: int) -> User | None:
         return self._user(self.one("SELECT * FROM users WHERE id = ?", user_id))
 
+    def user_by_email(self, email: str) -> User | None:
+        """The account whose email is ``email`` (case-insensitive), as GitHub maps a commit's git identity."""
+        if not email.strip():
+            return None
+        return self._user(self.one("SELECT * FROM users WHERE lower(email) = lower(?) ORDER BY id LIMIT 1", email))
+
     def add_org(self, login: str) -> None:
         self.insert("INSERT OR IGNORE INTO orgs(login, created_at) VALUES (?, ?)", login, now_iso())
 
@@ -198,6 +209,27 @@ class Store:
             "INSERT INTO protections VALUES (?,?,?) ON CONFLICT(repo_id, branch) DO UPDATE SET config=excluded.config",
             (repo_id, branch, json.dumps(config, sort_keys=True)),
         )
+
+    def record_ref_update(self, repo_id: int, ref: str, sha: str, user_id: int) -> None:
+        """Who moved ``ref`` to ``sha`` (the zero SHA for a deletion): every code path that moves a branch calls it."""
+        self.insert(
+            "INSERT INTO ref_updates(repo_id, ref, sha, user_id, created_at) VALUES (?,?,?,?,?)",
+            repo_id,
+            ref,
+            sha,
+            user_id,
+            now_iso(),
+        )
+
+    def last_pusher(self, repo_id: int, ref: str, sha: str) -> int | None:
+        """The user who most recently moved ``ref`` to ``sha``; None when no such update was recorded."""
+        row = self.one(
+            "SELECT user_id FROM ref_updates WHERE repo_id = ? AND ref = ? AND sha = ? ORDER BY id DESC LIMIT 1",
+            repo_id,
+            ref,
+            sha,
+        )
+        return int(row["user_id"]) if row else None
 
     # ----------------------------------------------------------------------------------------------
     # pull requests

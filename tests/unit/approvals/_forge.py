@@ -1,4 +1,4 @@
-"""An in-memory forge: canned PR, reviews, files and statuses behind the Forge port (like policy-bot's pulltest)."""
+"""An in-memory forge: canned PR, reviews, files, commits and statuses behind the port (like policy-bot's pulltest)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bot.forge.model import (
     GitIdentity,
     MergeMethod,
     MergeResult,
+    PullCommit,
     PullRequest,
     Review,
     StatusState,
@@ -26,6 +27,7 @@ class MemoryForge:
     pr: PullRequest
     reviews: list[Review] = field(default_factory=list)
     files: list[ChangedFile] = field(default_factory=list)
+    commits: list[PullCommit] = field(default_factory=list)  # the PR's commits, oldest first
     contents: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (path, ref) -> bytes
     statuses: dict[str, dict[str, CommitStatus]] = field(default_factory=dict)
     teams: dict[str, list[str]] = field(default_factory=dict)
@@ -72,6 +74,10 @@ class MemoryForge:
     def list_reviews(self, number: int) -> list[Review]:
         self._maybe_fail("list_reviews")
         return list(self.reviews)
+
+    def list_pull_commits(self, number: int) -> list[PullCommit]:
+        self._maybe_fail("list_pull_commits")
+        return list(self.commits)
 
     def set_status(
         self, sha: str, *, context: str, state: StatusState, description: str = "", target_url: str | None = None

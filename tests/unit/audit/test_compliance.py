@@ -175,6 +175,10 @@ def build_ledger(book: Book) -> None:
         evidence_digest=ev,
         findings=[{"engine": "rego", "rule_id": "GB-CHG-001", "severity": "high", "status": "deny"}],
     )  # fmt: skip
+    book.add(
+        "glassbox-bot", "merge", 56, Outcome.DENY, pr=2, head_sha=H2, method="squash", merged=False,
+        reasons=["approvals are not satisfied: no approval at the head"],
+    )  # fmt: skip
     # break-glass, a refused credential, an archive cut
     book.add("grace", "breakglass.open", 60, stack="data/prod", grant_id=GRANT, ticket="INC-1")
     book.add("glassbox-deployer", "breakglass.use", 61, commit=M1, stack="data/prod", grant_id=GRANT)
@@ -255,15 +259,14 @@ def test_every_control_gets_its_evidence(world: World) -> None:
     result = world.pack("pack-all")
     out = world.root / "pack-all"
     index = _index(out)
-    assert result.ledger_ok and index["ledger"]["verified"] and index["ledger"]["events_in_period"] == 14
+    assert result.ledger_ok and index["ledger"]["verified"] and index["ledger"]["events_in_period"] == 15
     controls = {c["id"]: c for c in index["controls"]}
     assert tuple(controls) == CONTROLS
     assert index["controls_without_evidence"] == []
     counts = {(c, e["id"]): e["count"] for c, data in controls.items() for e in data["evidence"]}
-    # the one item no ledger event can fill yet: the forge does not write its refusals to the ledger
-    assert [k for k, n in counts.items() if n == 0] == [("nist-800-53-cm-5", "forge-refusals")]
-    assert controls["nist-800-53-cm-5"]["status"] == "partial"
-    assert all(controls[c]["status"] == "evidenced" for c in CONTROLS if c != "nist-800-53-cm-5")
+    assert [k for k, n in counts.items() if n == 0] == []
+    assert all(controls[c]["status"] == "evidenced" for c in CONTROLS)
+    assert counts[("nist-800-53-cm-5", "merge-refusals")] == 1
 
     def actions(control: str) -> list[tuple[str, str | None]]:
         lines = (out / control / "events.jsonl").read_bytes().splitlines()
@@ -291,9 +294,9 @@ def test_every_control_gets_its_evidence(world: World) -> None:
     protection = json.loads((out / "nist-800-53-cm-5" / "branch-protection.json").read_text())
     assert protection["desired"]["push_users"] == ["glassbox-bot"]
     verification = json.loads((out / "ledger-verification.json").read_text())
-    assert verification["ok"] and verification["events"] == 14 and verification["signatures_checked"]
+    assert verification["ok"] and verification["events"] == 15 and verification["signatures_checked"]
     md = (out / "index.md").read_text()
-    assert "| CC8.1 Change management | SOC 2" in md and "forge-refusals: no forge refusals" in md
+    assert "| CC8.1 Change management | SOC 2" in md and "merge-refusals" in md
 
 
 def test_packed_events_are_the_stored_lines_and_still_verify(world: World) -> None:

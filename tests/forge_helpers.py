@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,6 +49,14 @@ def make_source(root: Path) -> Path:
     return src
 
 
+def _open(url: str, token: str, method: str, body: Any) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - 127.0.0.1 only
+    req.add_header("Authorization", f"token {token}")
+    req.add_header("Content-Type", "application/json")
+    return urllib.request.urlopen(req, timeout=10)  # noqa: S310 - 127.0.0.1 only
+
+
 @dataclass
 class ForgeEnv:
     data: Path
@@ -73,15 +82,26 @@ class ForgeEnv:
         )
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
-        """Call the API or the admin endpoints as the forge admin, bypassing PyGithub."""
-        base = self.url.removesuffix("/api/v3")
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{base}{path}", data=data, method=method)  # noqa: S310 - 127.0.0.1 only
-        req.add_header("Authorization", f"token {self.tokens[ADMIN]}")
-        req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
+        """Call the API or the admin endpoints as the forge admin, bypassing PyGithub (an error status raises)."""
+        with _open(self.url.removesuffix("/api/v3") + path, self.tokens[ADMIN], method, body) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else None
+
+    def request(self, identity: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """Call the API (``path`` below the API root) as ``identity`` over plain HTTP: (status, JSON or None);
+        an error status is an answer, not an exception."""
+        try:
+            with _open(self.url + path, self.tokens[identity], method, body) as resp:
+                raw, status = resp.read(), resp.status
+        except urllib.error.HTTPError as err:
+            raw, status = err.read(), err.code
+        return status, json.loads(raw) if raw else None
+
+    def ok(self, identity: str, method: str, path: str, body: Any = None) -> Any:
+        """:meth:`request`, asserting a 2xx answer; its JSON."""
+        status, data = self.request(identity, method, path, body)
+        assert 200 <= status < 300, (status, data)
+        return data
 
     def faults(self, *rules: dict[str, Any], seed: int = 0) -> None:
         self.admin("POST", "/_glassbox/faults", {"rules": list(rules), "seed": seed})

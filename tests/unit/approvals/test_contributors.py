@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from bot.approvals.gate import PLATFORM_COMMITTERS
 from bot.approvals.model import BlockerKind, DiscardReason
 from bot.approvals.service import evaluate_pr
-from bot.audit.keys import Signer, generate_key
+from bot.audit.keys import Signer
 from bot.audit.ledger import Ledger
 from bot.forge.model import ChangedFile, FileStatus, PullCommit, ReviewState
 from tests.unit.approvals._builders import BASE, HEAD, OLD, evidence, gate, pull, reasons, registry, review, verdict
@@ -111,16 +110,6 @@ def test_a_service_identity_that_committed_keeps_its_own_reason() -> None:
 
 
 # -- the service --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def bot_signer(tmp_path: Path) -> Signer:
-    return generate_key(tmp_path / "keys", "glassbox-bot")
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path / "ledger.jsonl")
 
 
 def make_forge(commits: list[PullCommit]) -> MemoryForge:

@@ -21,16 +21,6 @@ OWNERS_AT_BASE = b"/infra/network/ @acme/platform\n/infra/*/Pulumi.dev.yaml\n"
 DECISION = ".glassbox/decisions/2026/11/0192f0c8-0000-7000-8000-000000000001.json"
 
 
-@pytest.fixture
-def bot_signer(tmp_path: Path) -> Signer:
-    return generate_key(tmp_path / "keys", "glassbox-bot")
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path / "ledger.jsonl")
-
-
 def events(ledger: Ledger) -> list[dict[str, Any]]:
     return [json.loads(line) for line in ledger.path.read_text(encoding="utf-8").splitlines()]
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from tests.forge_helpers import ForgeEnv
-from tests.unit.forge.test_last_push_approval import AGENT, API, ok
+from tests.unit.forge.test_last_push_approval import AGENT, API
 
 BRANCH = f"glassbox/{AGENT}/accounts"
 
 
 def _commit(forge: ForgeEnv, parent: str, path: str, author_email: str) -> str:
-    tree = ok(forge, AGENT, "GET", f"{API}/git/commits/{parent}")["tree"]["sha"]
-    new_tree = ok(
-        forge, AGENT, "POST", f"{API}/git/trees", {"base_tree": tree, "tree": [{"path": path, "content": path}]}
+    tree = forge.ok(AGENT, "GET", f"{API}/git/commits/{parent}")["tree"]["sha"]
+    new_tree = forge.ok(
+        AGENT, "POST", f"{API}/git/trees", {"base_tree": tree, "tree": [{"path": path, "content": path}]}
     )["sha"]
     body = {
         "message": path,
@@ -22,7 +22,7 @@ def _commit(forge: ForgeEnv, parent: str, path: str, author_email: str) -> str:
         "parents": [parent],
         "author": {"name": "Someone", "email": author_email, "date": "2024-01-02T03:04:05Z"},
     }
-    return str(ok(forge, AGENT, "POST", f"{API}/git/commits", body)["sha"])
+    return str(forge.ok(AGENT, "POST", f"{API}/git/commits", body)["sha"])
 
 
 def _accounts(data: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -31,25 +31,25 @@ def _accounts(data: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def test_commit_accounts_follow_the_git_emails(forge: ForgeEnv) -> None:
-    main = ok(forge, AGENT, "GET", f"{API}/git/ref/heads/main")["object"]["sha"]
+    main = forge.ok(AGENT, "GET", f"{API}/git/ref/heads/main")["object"]["sha"]
     known = _commit(forge, main, "a.txt", "ALICE@Example.com")  # alice@example.com in the registry
     unknown = _commit(forge, known, "b.txt", "nobody@example.invalid")
-    ok(forge, AGENT, "POST", f"{API}/git/refs", {"ref": f"refs/heads/{BRANCH}", "sha": unknown})
-    pr = ok(forge, AGENT, "POST", f"{API}/pulls", {"title": "accounts", "head": BRANCH, "base": "main"})
+    forge.ok(AGENT, "POST", f"{API}/git/refs", {"ref": f"refs/heads/{BRANCH}", "sha": unknown})
+    pr = forge.ok(AGENT, "POST", f"{API}/pulls", {"title": "accounts", "head": BRANCH, "base": "main"})
 
     # GET /commits/{ref}: by sha and by branch name
-    got = ok(forge, "carol", "GET", f"{API}/commits/{known}")
+    got = forge.ok("carol", "GET", f"{API}/commits/{known}")
     assert _accounts(got) == ("alice", AGENT)  # the committer defaults to the calling identity
     assert got["author"]["id"] > 0 and got["author"]["type"] == "User"
     assert got["commit"]["author"]["email"] == "ALICE@Example.com"
-    assert _accounts(ok(forge, "carol", "GET", f"{API}/commits/{BRANCH}")) == (None, AGENT)
+    assert _accounts(forge.ok("carol", "GET", f"{API}/commits/{BRANCH}")) == (None, AGENT)
 
     # GET /pulls/{n}/commits, oldest first
-    listed = ok(forge, "carol", "GET", f"{API}/pulls/{pr['number']}/commits")
+    listed = forge.ok("carol", "GET", f"{API}/pulls/{pr['number']}/commits")
     assert [(c["sha"], *_accounts(c)) for c in listed] == [(known, "alice", AGENT), (unknown, None, AGENT)]
 
     # compare and branches carry the same schema
-    compared = ok(forge, "carol", "GET", f"{API}/compare/main...{BRANCH}")
+    compared = forge.ok("carol", "GET", f"{API}/compare/main...{BRANCH}")
     assert [_accounts(c) for c in compared["commits"]] == [("alice", AGENT), (None, AGENT)]
     assert _accounts(compared["base_commit"]) == (None, None)  # the import is by forge@glassbox.local
-    assert _accounts(ok(forge, "carol", "GET", f"{API}/branches/{BRANCH}")["commit"]) == (None, AGENT)
+    assert _accounts(forge.ok("carol", "GET", f"{API}/branches/{BRANCH}")["commit"]) == (None, AGENT)

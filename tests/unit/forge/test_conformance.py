@@ -63,18 +63,6 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
         yield State(forge, pr.number, pr.head_sha, pr.base_sha, commit["tree"]["sha"], blob, branch)
 
 
-def call(forge: ForgeEnv, identity: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{forge.url}{path}", data=data, method=method)  # noqa: S310 - 127.0.0.1 only
-    req.add_header("Authorization", f"token {forge.tokens[identity]}")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
-            raw, status = resp.read(), resp.status
-    except urllib.error.HTTPError as err:
-        raw, status = err.read(), err.code
-    return status, json.loads(raw) if raw else None
-
-
 # (identity, method, concrete path template, OpenAPI path, expected status, body)
 CASES: list[tuple[str, str, str, str, int, Any]] = [
     ("carol", "GET", "/user", "/user", 200, None),
@@ -184,7 +172,7 @@ def _fill(value: Any, st: State) -> Any:
 def test_response_matches_github_openapi(
     spec: None, state: State, identity: str, method: str, path: str, api: str, status: int, body: Any
 ) -> None:
-    got, data = call(state.forge, identity, method, _fill(path, state), _fill(body, state))
+    got, data = state.forge.request(identity, method, _fill(path, state), _fill(body, state))
     assert got == status, data
     openapi.validate(method, api, status, data)
 
@@ -211,7 +199,7 @@ def test_every_route_the_server_serves_is_covered(state: State) -> None:
     "path", ["/nope", "/repos/acme/infra/wiki", "/repos/acme/other", "/repos/acme/infra/pulls/1/x"]
 )
 def test_unknown_endpoints_answer_github_404(spec: None, state: State, path: str) -> None:
-    status, data = call(state.forge, "carol", "GET", path)
+    status, data = state.forge.request("carol", "GET", path)
     assert status == 404
     assert data["message"] == "Not Found" and data["documentation_url"].startswith("https://docs.github.com")
     openapi.validate("GET", R + "/pulls/{pull_number}", 404, data)

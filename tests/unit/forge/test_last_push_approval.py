@@ -3,10 +3,7 @@ by someone other than its pusher; and every branch move records who made it (``r
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +15,8 @@ API = f"/repos/{REPO}"
 RULE = "The most recent push must be approved by someone other than the person who pushed it."
 
 
-def call(url: str, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{url}{path}", data=data, method=method)  # noqa: S310 - 127.0.0.1 only
-    req.add_header("Authorization", f"token {token}")
-    req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
-            raw, status = resp.read(), resp.status
-    except urllib.error.HTTPError as err:
-        raw, status = err.read(), err.code
-    return status, json.loads(raw) if raw else None
-
-
-def ok(forge: ForgeEnv, identity: str, method: str, path: str, body: Any = None) -> Any:
-    status, data = call(forge.url, forge.tokens[identity], method, path, body)
-    assert 200 <= status < 300, (status, data)
-    return data
-
-
 def protect(forge: ForgeEnv, *, last_push: bool) -> None:
-    ok(
-        forge,
+    forge.ok(
         "forge-admin",
         "PUT",
         f"{API}/branches/main/protection",
@@ -57,12 +34,12 @@ def protect(forge: ForgeEnv, *, last_push: bool) -> None:
 
 def commit_on(forge: ForgeEnv, identity: str, parent: str, path: str) -> str:
     """A new commit on top of ``parent`` adding ``path``, made through the git data API as ``identity``."""
-    tree = ok(forge, identity, "GET", f"{API}/git/commits/{parent}")["tree"]["sha"]
-    new_tree = ok(
-        forge, identity, "POST", f"{API}/git/trees", {"base_tree": tree, "tree": [{"path": path, "content": path}]}
+    tree = forge.ok(identity, "GET", f"{API}/git/commits/{parent}")["tree"]["sha"]
+    new_tree = forge.ok(
+        identity, "POST", f"{API}/git/trees", {"base_tree": tree, "tree": [{"path": path, "content": path}]}
     )["sha"]
     return str(
-        ok(forge, identity, "POST", f"{API}/git/commits", {"message": path, "tree": new_tree, "parents": [parent]})[
+        forge.ok(identity, "POST", f"{API}/git/commits", {"message": path, "tree": new_tree, "parents": [parent]})[
             "sha"
         ]
     )
@@ -70,27 +47,27 @@ def commit_on(forge: ForgeEnv, identity: str, parent: str, path: str) -> str:
 
 def open_pr(forge: ForgeEnv, name: str) -> tuple[int, str, str]:
     """The agent pushes a branch and opens a PR: (number, branch, head sha)."""
-    main = ok(forge, AGENT, "GET", f"{API}/git/ref/heads/main")["object"]["sha"]
+    main = forge.ok(AGENT, "GET", f"{API}/git/ref/heads/main")["object"]["sha"]
     branch = f"glassbox/{AGENT}/{name}"
     sha = commit_on(forge, AGENT, main, f"d/{name}/a.txt")
-    ok(forge, AGENT, "POST", f"{API}/git/refs", {"ref": f"refs/heads/{branch}", "sha": sha})
-    pr = ok(forge, AGENT, "POST", f"{API}/pulls", {"title": name, "head": branch, "base": "main"})
+    forge.ok(AGENT, "POST", f"{API}/git/refs", {"ref": f"refs/heads/{branch}", "sha": sha})
+    pr = forge.ok(AGENT, "POST", f"{API}/pulls", {"title": name, "head": branch, "base": "main"})
     return int(pr["number"]), branch, sha
 
 
 def push(forge: ForgeEnv, identity: str, branch: str, parent: str, path: str) -> str:
     """``identity`` adds a commit to ``branch`` (REST ref update, as PyGithub's ``edit`` of a ref does)."""
     sha = commit_on(forge, identity, parent, path)
-    ok(forge, identity, "PATCH", f"{API}/git/refs/heads/{branch}", {"sha": sha})
+    forge.ok(identity, "PATCH", f"{API}/git/refs/heads/{branch}", {"sha": sha})
     return sha
 
 
 def approve(forge: ForgeEnv, identity: str, number: int, sha: str) -> None:
-    ok(forge, identity, "POST", f"{API}/pulls/{number}/reviews", {"event": "APPROVE", "commit_id": sha})
+    forge.ok(identity, "POST", f"{API}/pulls/{number}/reviews", {"event": "APPROVE", "commit_id": sha})
 
 
 def merge(forge: ForgeEnv, number: int, sha: str, identity: str = "glassbox-bot") -> tuple[int, Any]:
-    return call(forge.url, forge.tokens[identity], "PUT", f"{API}/pulls/{number}/merge", {"sha": sha})
+    return forge.request(identity, "PUT", f"{API}/pulls/{number}/merge", {"sha": sha})
 
 
 def ref_updates(data: Path) -> list[tuple[str, str, str]]:
@@ -117,7 +94,7 @@ def test_the_pushers_own_approval_does_not_count_but_a_third_persons_does(forge:
     assert RULE in data["message"]
     assert "made by alice" in data["message"]
     # the protection reads back as set
-    got = ok(forge, "forge-admin", "GET", f"{API}/branches/main/protection")
+    got = forge.ok("forge-admin", "GET", f"{API}/branches/main/protection")
     assert got["required_pull_request_reviews"]["require_last_push_approval"] is True
 
     approve(forge, "bob", number, head)
@@ -173,7 +150,7 @@ def test_every_branch_move_records_its_pusher(forge: ForgeEnv) -> None:
     approve(forge, "bob", number, head)
     status, data = merge(forge, number, head, identity="carol")
     assert status == 200, data
-    ok(forge, "alice", "DELETE", f"{API}/git/refs/heads/{branch}")
+    forge.ok("alice", "DELETE", f"{API}/git/refs/heads/{branch}")
 
     assert ref_updates(forge.data)[1:] == [
         (f"refs/heads/{branch}", first, AGENT),  # REST ref create

@@ -3,8 +3,6 @@ real HTTP against the embedded forge, and failing closed when GitHub's 250-commi
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Any
 
 import pytest
@@ -20,26 +18,16 @@ AGENT = "patch-agent"
 API = f"/repos/{REPO}"
 
 
-def _api(forge: ForgeEnv, identity: str, method: str, path: str, body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{forge.url}{path}", data=data, method=method)  # noqa: S310 - 127.0.0.1 only
-    req.add_header("Authorization", f"token {forge.tokens[identity]}")
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
-        raw = resp.read()
-    return json.loads(raw) if raw else None
-
-
 def _push(forge: ForgeEnv, branch: str, parent: str, author_email: str) -> str:
     """One more commit on ``branch`` (as the agent, the way a person pushes), authored by ``author_email``."""
-    tree = _api(forge, AGENT, "GET", f"{API}/git/commits/{parent}")["tree"]["sha"]
-    new_tree = _api(
-        forge, AGENT, "POST", f"{API}/git/trees", {"base_tree": tree, "tree": [{"path": "x.txt", "content": "x"}]}
+    tree = forge.ok(AGENT, "GET", f"{API}/git/commits/{parent}")["tree"]["sha"]
+    new_tree = forge.ok(
+        AGENT, "POST", f"{API}/git/trees", {"base_tree": tree, "tree": [{"path": "x.txt", "content": "x"}]}
     )["sha"]
     person = {"name": "Someone", "email": author_email, "date": "2026-01-02T03:04:05Z"}
     body = {"message": "second", "tree": new_tree, "parents": [parent], "author": person}
-    sha = str(_api(forge, AGENT, "POST", f"{API}/git/commits", body)["sha"])
-    _api(forge, AGENT, "PATCH", f"{API}/git/refs/heads/{branch}", {"sha": sha, "force": False})
+    sha = str(forge.ok(AGENT, "POST", f"{API}/git/commits", body)["sha"])
+    forge.ok(AGENT, "PATCH", f"{API}/git/refs/heads/{branch}", {"sha": sha, "force": False})
     return sha
 
 

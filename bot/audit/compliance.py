@@ -375,9 +375,7 @@ class _Packer:
 
 def build_pack(req: PackRequest, signer: Signer) -> PackResult:
     """Write the pack for ``req`` and sign its manifest with ``signer``."""
-    ledger = Ledger(req.ledger)
-    if not ledger.path.exists():
-        raise UserError(f"{req.ledger}: ledger not found")
+    ledger = Ledger.existing(req.ledger)
     if req.out.exists() and any(req.out.iterdir()):
         raise UserError(f"--out {req.out}: not empty; a pack is written into a new or empty directory")
     mapping = load_controls(req.controls)

@@ -34,7 +34,7 @@ from pydantic import Field, ValidationError
 
 from bot.audit.gitsign import verify_commit
 from bot.audit.ledger import Ledger
-from bot.audit.reconstruct import RegistryCache, ledger_trust, load_verdict, object_intact, trailers
+from bot.audit.reconstruct import RegistryCache, ledger_trust, load_verdict, object_intact, open_repo, trailers
 from bot.audit.retention import archive_dir, verify_archive
 from bot.deploy.gate import DeployReport
 from bot.errors import GlassboxError, IntegrityError, UserError
@@ -190,13 +190,8 @@ def _ledger_violations(ledger: Ledger, trusted: dict[str, bytes]) -> tuple[list[
 class _Auditor:
     def __init__(self, req: VerifyRequest) -> None:
         self.req = req
-        self.ledger = Ledger(req.ledger)
-        if not self.ledger.path.exists():
-            raise UserError(f"{req.ledger}: ledger not found")
-        try:
-            self.repo = git.Repo(req.repo)
-        except (git.exc.GitError, OSError) as exc:
-            raise UserError(f"--repo {req.repo}: not a git repository ({exc})") from None
+        self.ledger = Ledger.existing(req.ledger)
+        self.repo = open_repo(req.repo)
         try:
             self.tip = self.repo.commit(f"refs/heads/{req.branch}")
         except (git.BadName, ValueError):

@@ -48,6 +48,19 @@ EVENT_PAYLOAD_TYPE = "application/vnd.glassbox.audit-event.v1+json"
 log = logging.getLogger(__name__)
 
 
+@contextmanager
+def exclusive_lock(lock_path: Path, mode: int) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (created with ``mode``) between processes."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 @dataclass(frozen=True)
 class LedgerProblem:
     line: int
@@ -115,16 +128,18 @@ class Ledger:
 
     # ---------------------------------------------------------------------------------------------- writing
 
+    @classmethod
+    def existing(cls, path: Path) -> Ledger:
+        """The ledger at ``path``, which must exist (for readers: a missing ledger is bad input, not empty)."""
+        ledger = cls(path)
+        if not ledger.path.exists():
+            raise UserError(f"{path}: ledger not found")
+        return ledger
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(self.lock_path, 0o644):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:

@@ -298,18 +298,21 @@ def _last(events: list[AuditEvent], action: str, **match: Any) -> AuditEvent | N
     return (allowed or found)[-1] if found else None
 
 
+def open_repo(path: Path) -> git.Repo:
+    """The git repository at ``path`` (``--repo``), or a UserError saying it is not one."""
+    try:
+        return git.Repo(path)
+    except (git.exc.GitError, OSError) as exc:
+        raise UserError(f"--repo {path}: not a git repository ({exc})") from None
+
+
 class _Builder:
     """One reconstruction's working state: what was resolved so far, and the links built from it."""
 
     def __init__(self, req: ShowRequest) -> None:
         self.req = req
-        self.ledger = Ledger(req.ledger)
-        if not self.ledger.path.exists():
-            raise UserError(f"{req.ledger}: ledger not found")
-        try:
-            self.repo = git.Repo(req.repo)
-        except (git.exc.GitError, OSError) as exc:
-            raise UserError(f"--repo {req.repo}: not a git repository ({exc})") from None
+        self.ledger = Ledger.existing(req.ledger)
+        self.repo = open_repo(req.repo)
         self.registries = RegistryCache(self.repo)
         try:
             ref_commit = self.repo.commit(req.registry_ref)

@@ -791,9 +791,7 @@ def _other_section(events: Sequence[AuditEvent], verifier: Verifier) -> Html:
 
 
 def build_report(req: ReportRequest) -> ReportResult:
-    ledger = Ledger(req.ledger)
-    if not ledger.path.exists():
-        raise UserError(f"{req.ledger}: ledger not found")
+    ledger = Ledger.existing(req.ledger)
     trust = load_trust(repo=req.repo, registry=req.registry, ref=req.registry_ref)
     integrity = check_integrity(ledger, trust)
     everything = list(ledger.events())

@@ -17,7 +17,6 @@ Operational problems go to ``logging`` (logger ``glassbox.siem``), never into th
 
 from __future__ import annotations
 
-import fcntl
 import http.client
 import json
 import logging
@@ -35,6 +34,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
+from bot.audit.ledger import exclusive_lock
 from bot.audit.ocsf import API_ACTIVITY, COMPLIANCE_FINDING, DETECTION_FINDING, Detections, OcsfMapper, render, to_ecs
 from bot.errors import UserError
 from bot.records import AuditEvent, Identifier, Record
@@ -414,14 +414,8 @@ class Spool:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(self.lock_path, 0o600):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():

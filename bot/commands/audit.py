@@ -74,9 +74,7 @@ def parse_time(value: str, *, option: str, now: datetime | None = None) -> datet
 
 
 def _events(path: Path, since: datetime | None) -> list[AuditEvent]:
-    ledger = Ledger(path)
-    if not ledger.path.exists():
-        raise UserError(f"{path}: ledger not found")
+    ledger = Ledger.existing(path)
     return [e for e in ledger.events() if since is None or e.time >= since]
 
 

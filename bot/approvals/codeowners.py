@@ -10,7 +10,8 @@ What is implemented (GitHub's documented behaviour, "About code owners"):
 - Patterns follow gitignore: without a slash they match at any depth; a leading ``/`` or a slash inside
   anchors at the root; ``*`` and ``?`` never cross ``/``; ``**`` does; a trailing ``/`` means a directory
   and everything under it; a pattern naming a file or directory also covers everything below it, except
-  that ``dir/*`` covers direct children only (GitHub's documented exception).
+  that ``dir/*`` and ``/dir/*`` cover direct children only (GitHub's documented exception); ``dir/**``
+  and ``dir/**/`` both cover everything below ``dir/``, direct children included.
 - The LAST matching rule wins; a rule with no owners makes the paths it matches unowned.
 - Paths are case-sensitive. ``!`` negation and ``[ ]`` ranges are not supported by GitHub: such lines,
   and lines with a malformed owner, are skipped (as GitHub skips them) and reported with their line
@@ -80,8 +81,9 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     for i, seg in enumerate(segments):
         last = i == len(segments) - 1
         if seg == "**":
-            # "**" as a whole segment spans zero or more directories
-            out.append(".*" if last else "(?:.*/)?")
+            # "**" as a whole segment spans zero or more directories; a final "**" is everything
+            # below what precedes it (so "dir/**/" owns dir/x as well as dir/a/x)
+            out.append(".+" if last else "(?:.*/)?")
             continue
         part = ""
         j = 0
@@ -100,7 +102,9 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     regex = "".join(out)
     prefix = "" if anchored else "(?:.*/)?"
     last_seg = segments[-1]
-    if dir_only:
+    if last_seg == "**":
+        suffix = ""  # already everything below: "dir/**" and "dir/**/" alike
+    elif dir_only:
         suffix = "/.+"  # a directory: only paths below it
     elif last_seg == "*" and len(segments) > 1:
         suffix = ""  # GitHub: "docs/*" owns docs/x, not docs/sub/x

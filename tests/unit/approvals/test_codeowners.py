@@ -101,6 +101,67 @@ def test_github_example_last_match_wins(path: str, owners: list[str], line: int)
     assert found.rule is not None and found.rule.line == line
 
 
+# (CODEOWNERS text, path, owners): GitHub's documented examples and gitignore's pattern-format rules,
+# each asserted through the owners a path gets (a file whose rules do not match leaves the path unowned)
+OWNERS_OF = [
+    # GitHub's example file
+    ("*.js @js", "src/web/app.js", ["@js"]),
+    ("*.js @js", "app.jsx", []),
+    ("*.go docs@example.com", "cmd/main.go", ["docs@example.com"]),
+    ("/build/logs/ @doctocat", "build/logs/a/b.log", ["@doctocat"]),
+    ("/build/logs/ @doctocat", "src/build/logs/a.log", []),
+    ("docs/* docs@example.com", "docs/getting-started.md", ["docs@example.com"]),
+    ("docs/* docs@example.com", "docs/build-app/troubleshooting.md", []),
+    ("apps/ @octocat", "apps/x.js", ["@octocat"]),
+    ("apps/ @octocat", "deep/in/apps/x.js", ["@octocat"]),
+    ("/docs/ @doctocat", "docs/a/b/c.md", ["@doctocat"]),
+    ("/docs/ @doctocat", "src/docs/a.md", []),
+    ("/scripts/ @doctocat @octocat", "scripts/ci/run.sh", ["@doctocat", "@octocat"]),
+    ("**/logs @octocat", "deeply/nested/logs/x.log", ["@octocat"]),
+    ("**/logs @octocat", "logs/x.log", ["@octocat"]),
+    ("* @all\n*.js @js", "a/b.js", ["@js"]),  # the last match wins
+    ("*.js @js\n* @all", "a/b.js", ["@all"]),
+    ("* @all\n/apps/github", "apps/github/x.rb", []),  # an owner-less rule un-owns
+    ("* @all\n/apps/github", "apps/other.rb", ["@all"]),
+    # gitignore: a leading slash anchors at the root
+    ("/a.txt @o", "a.txt", ["@o"]),
+    ("/a.txt @o", "sub/a.txt", []),
+    ("a.txt @o", "sub/deep/a.txt", ["@o"]),
+    # a slash inside anchors too
+    ("src/a.txt @o", "x/src/a.txt", []),
+    # a trailing slash means a directory, not a file of that name
+    ("/out/ @o", "out", []),
+    ("/out/ @o", "out/x", ["@o"]),
+    # rooted single star: direct children only
+    ("/docs/* @o", "docs/a.md", ["@o"]),
+    ("/docs/* @o", "docs/a/b.md", []),
+    # "**/" leads: any depth, including the root
+    ("**/foo @o", "foo", ["@o"]),
+    ("**/foo @o", "a/b/foo/c", ["@o"]),
+    ("**/foo/bar @o", "x/foo/bar", ["@o"]),
+    ("**/foo/bar @o", "x/foo/baz", []),
+    # "/**" trails: everything inside
+    ("abc/** @o", "abc/x", ["@o"]),
+    ("abc/** @o", "abc/x/y/z", ["@o"]),
+    ("abc/** @o", "abcd/x", []),
+    ("dir/**/ @o", "dir/x.md", ["@o"]),
+    ("dir/**/ @o", "dir/a/b/x.md", ["@o"]),
+    ("dir/**/ @o", "other/dir/x.md", []),
+    # "a/**/b": zero or more directories between
+    ("a/**/b @o", "a/b", ["@o"]),
+    ("a/**/b @o", "a/x/b", ["@o"]),
+    ("a/**/b @o", "a/x/y/b/c.txt", ["@o"]),
+    ("a/**/b @o", "a/xb", []),
+]
+
+
+@pytest.mark.parametrize(("text", "path", "owners"), OWNERS_OF)
+def test_owners_follow_github_and_gitignore_rules(text: str, path: str, owners: list[str]) -> None:
+    parsed = co.parse(text + "\n")
+    assert parsed.problems == []
+    assert parsed.owners(path) == owners
+
+
 def test_no_rule_means_unowned() -> None:
     parsed = co.parse("/infra/ @acme/platform\n")
     assert parsed.owners("README.md") == [] and parsed.match("README.md") is None

@@ -2,7 +2,8 @@
 
 ``glassbox mcp --agent ID`` loads that agent's key once and answers four tools:
 
-- ``propose_change``: a ChangeRequest (JSON) → the Proposal, or the refusal with every reason;
+- ``propose_change``: a ChangeRequest (JSON; its JSON Schema is the published input schema) → the Proposal,
+  or the refusal with every reason;
 - ``preflight_change``: the same input → the would-be verdict's deny reasons and risk; no PR, no commit;
 - ``get_change_status``: by correlation id or PR number → check, risk, approvals, merge and deploy state,
   each with an explanation, read from the ledger and from the forge;
@@ -23,11 +24,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import git
 from mcp.server import MCPServer
-from pydantic import ValidationError
+from pydantic import GetJsonSchemaHandler, ValidationError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from bot import __version__
 from bot.audit.keys import load_signer
@@ -70,6 +73,22 @@ class ServerConfig:
     forge: ForgeSettings
     base_branch: str = "main"
     preflight: bool = True
+
+
+class _ChangeRequestSchema:
+    """Publishes ChangeRequest's JSON Schema for a ``request`` argument that stays a plain dict.
+
+    An agent framework builds its request from the tool's input schema; validation stays in
+    :meth:`AgentTools._parse`, so a malformed request is answered with every field it gets wrong rather than
+    a protocol error. The model's sub-schemas land in the input schema's top-level ``$defs``.
+    """
+
+    @staticmethod
+    def __get_pydantic_json_schema__(_schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return handler(ChangeRequest.__pydantic_core_schema__)
+
+
+RequestArg = Annotated[dict[str, Any], _ChangeRequestSchema()]
 
 
 class AgentTools:
@@ -132,7 +151,7 @@ class AgentTools:
 
     # ---------------------------------------------------------------------------------------------- tools
 
-    def propose_change(self, request: dict[str, Any]) -> dict[str, Any]:
+    def propose_change(self, request: RequestArg) -> dict[str, Any]:
         """Open a pull request for a ChangeRequest, or refuse with every reason (also recorded in the ledger)."""
         parsed = self._parse(request)
         if isinstance(parsed, dict):
@@ -153,7 +172,7 @@ class AgentTools:
             return self._error(exc) | {"correlation_id": parsed.correlation_id}
         return {"accepted": True, "outcome": proposal.outcome.value, "proposal": proposal.model_dump(mode="json")}
 
-    def preflight_change(self, request: dict[str, Any]) -> dict[str, Any]:
+    def preflight_change(self, request: RequestArg) -> dict[str, Any]:
         """Judge a ChangeRequest as CI would, without opening anything: deny reasons, risk, approvals needed."""
         parsed = self._parse(request)
         if isinstance(parsed, dict):

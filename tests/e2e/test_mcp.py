@@ -15,7 +15,7 @@ import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from bot.records import Outcome
+from bot.records import ChangeRequest, Outcome
 from tests.flow_helpers import REPO, Flow, flow_env, request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -43,14 +43,16 @@ def server(flow: Flow, *extra: str) -> StdioServerParameters:
     return StdioServerParameters(command=str(GLASSBOX), args=args, env=env, cwd=str(ROOT))
 
 
-def call(flow: Flow, calls: list[tuple[str, dict[str, Any]]], *extra: str) -> tuple[list[str], list[Any]]:
-    """Start one server, list its tools, make ``calls`` in order; return the tool names and the results."""
+def call(
+    flow: Flow, calls: list[tuple[str, dict[str, Any]]], *extra: str
+) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+    """Start one server, list its tools, make ``calls`` in order; return each tool's input schema and the results."""
 
-    async def run() -> tuple[list[str], list[Any]]:
+    async def run() -> tuple[dict[str, dict[str, Any]], list[Any]]:
         with anyio.fail_after(240):
             return await session()
 
-    async def session() -> tuple[list[str], list[Any]]:
+    async def session() -> tuple[dict[str, dict[str, Any]], list[Any]]:
         async with Client(server(flow, *extra), read_timeout_seconds=120) as client:
             listed = await client.list_tools()
             results = []
@@ -60,7 +62,7 @@ def call(flow: Flow, calls: list[tuple[str, dict[str, Any]]], *extra: str) -> tu
                 # the structured result, and the same JSON as text for clients that read only text
                 assert result.structured_content == json.loads(result.content[0].text)  # type: ignore[union-attr]
                 results.append(result.structured_content)
-            return [t.name for t in listed.tools], results
+            return {t.name: t.input_schema for t in listed.tools}, results
 
     return anyio.run(run)
 
@@ -148,11 +150,41 @@ def test_refusals_carry_every_reason_and_are_recorded(flow: Flow) -> None:
 
 
 def test_bad_input_is_answered_not_crashed(flow: Flow) -> None:
-    _, (invalid, missing) = call(
+    no_intent = change()
+    del no_intent["intent"]
+    bad_file = change()
+    del bad_file["changes"][0]["path"]
+    _, (invalid, missing_field, missing_path, missing) = call(
         flow,
-        [("propose_change", {"request": {"agent_id": AGENT}}), ("get_change_status", {"pr": 999})],
+        [
+            ("propose_change", {"request": {"agent_id": AGENT}}),
+            ("preflight_change", {"request": no_intent}),
+            ("propose_change", {"request": bad_file}),
+            ("get_change_status", {"pr": 999}),
+        ],
         "--no-preflight",
     )
     assert invalid["outcome"] == "invalid", invalid
     assert any(r.startswith("request: intent:") for r in invalid["reasons"]), invalid
+    assert missing_field["outcome"] == "invalid"
+    assert missing_field["reasons"] == ["request: intent: required field is missing"], missing_field
+    assert missing_path["outcome"] == "invalid"
+    assert "request: changes.0.path: required field is missing" in missing_path["reasons"], missing_path
     assert missing["found"] is False
+
+
+def test_the_listed_tools_publish_the_change_request_schema(flow: Flow) -> None:
+    tools, _ = call(flow, [], "--no-preflight")
+    published = ChangeRequest.model_json_schema()
+    for name in ("propose_change", "preflight_change"):
+        schema = tools[name]
+        assert schema["required"] == ["request"], schema
+        request_schema = schema["properties"]["request"]
+        # an agent framework can build a valid request from it: every required field, every nested model
+        assert request_schema["required"] == published["required"]
+        assert {"intent", "changes", "rationale", "model", "prompt"} <= set(request_schema["required"])
+        assert request_schema["properties"] == published["properties"]
+        assert schema["$defs"] == published["$defs"]
+        file_change = schema["$defs"]["FileChange"]
+        assert request_schema["properties"]["changes"]["items"] == {"$ref": "#/$defs/FileChange"}
+        assert file_change["required"] == ["path"]

@@ -54,6 +54,7 @@ from bot.records import (
     digest,
 )
 from bot.registry import GOVERNANCE_PATHS, Registry, is_governance_path, load_registry
+from bot.trust.gitenv import commit_env
 
 DECISIONS_DIR = ".glassbox/decisions/"
 PACK_DIR = "policy-pack"
@@ -610,12 +611,11 @@ def preflight_verdict(
         evidence_file.parent.mkdir(parents=True, exist_ok=True)
         evidence_file.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
         clone.git.add("-A")
-        env = {
-            "GIT_AUTHOR_NAME": request.agent_id,
-            "GIT_AUTHOR_EMAIL": f"{request.agent_id}@agents.glassbox",
-            "GIT_COMMITTER_NAME": "glassbox-preflight",
-            "GIT_COMMITTER_EMAIL": "preflight@glassbox",
-        }
+        env = commit_env(
+            request.agent_id,
+            f"{request.agent_id}@agents.glassbox",
+            committer=("glassbox-preflight", "preflight@glassbox"),
+        )
         clone.git.commit("--no-verify", "--no-gpg-sign", "-m", commit_message(record), env=env)
         result = run_check(
             CheckRequest(

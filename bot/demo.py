@@ -45,6 +45,7 @@ from bot.policy.checkov import CheckovWorker
 from bot.propose import ProposeContext, propose
 from bot.records import ChangeRequest, Verdict
 from bot.registry import KeyRole, load_registry
+from bot.trust.gitenv import commit_env
 
 REPO = "acme/infra"
 GOVERNED = ("registry", "infra", "policy-pack", ".github")
@@ -200,12 +201,7 @@ class DemoWorld:
                 "--no-gpg-sign",
                 "-m",
                 f"Add {path}",
-                env={
-                    "GIT_AUTHOR_NAME": who,
-                    "GIT_AUTHOR_EMAIL": email,
-                    "GIT_COMMITTER_NAME": who,
-                    "GIT_COMMITTER_EMAIL": email,
-                },
+                env=commit_env(who, email),
             )
             sha = work.head.commit.hexsha
             subprocess.run(
@@ -401,7 +397,8 @@ def _direct_push(world: DemoWorld) -> list[Scenario]:
     s = Scenario("deploy of a direct push refused", "refused")
     repo = git.Repo(world.bare)
     head = repo.commit("refs/heads/main")
-    # a person with push rights edits a governed file on main itself, outside any PR
+    # a person with push rights (frank, of the data team) edits a governed file on main itself, outside any PR
+    frank = next(p for p in world.registry.teams.people if p.id == "frank")
     config = (head.tree / "infra/network/Pulumi.dev.yaml").data_stream.read().decode("utf-8")
     blob = (
         subprocess.run(
@@ -413,11 +410,11 @@ def _direct_push(world: DemoWorld) -> list[Scenario]:
         .stdout.decode()
         .strip()
     )
-    index = {"GIT_INDEX_FILE": str(world.root / "direct-push.index")}
+    index = {**commit_env(frank.name, frank.email), "GIT_INDEX_FILE": str(world.root / "direct-push.index")}
     repo.git.read_tree(head.tree.hexsha, env=index)
     repo.git.update_index("--cacheinfo", f"100644,{blob},infra/network/Pulumi.dev.yaml", env=index)
     tree = repo.git.write_tree(env=index)
-    sha = repo.git.commit_tree(tree, "-p", head.hexsha, "-m", "hotfix pushed directly")
+    sha = repo.git.commit_tree(tree, "-p", head.hexsha, "-m", "hotfix pushed directly", env=index)
     repo.git.update_ref("refs/heads/main", sha)
     world.direct_push = sha
     try:

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from bot.errors import UserError
 
@@ -41,8 +43,17 @@ RegistryOption = Annotated[
     typer.Option("--registry", help="Registry directory (agents, tools, teams, approval matrix, trust)."),
 ]
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Markup is off: a plain string is printed exactly as it is, brackets and all (URNs, rule messages, paths and
+# user input are full of them). Styled text is built with `styled`, which escapes every piece of data it is given.
+console = Console(highlight=False, soft_wrap=True, markup=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+def styled(template: str, *args: object, **kwargs: object) -> Text:
+    """Rich markup ``template`` (``"[green]ok[/] {}"``) with each argument escaped before it is put in."""
+    return Text.from_markup(
+        template.format(*(escape(str(a)) for a in args), **{k: escape(str(v)) for k, v in kwargs.items()})
+    )
 
 
 def to_jsonable(data: Any) -> Any:

@@ -33,6 +33,7 @@ from bot.commands._common import (
     err_console,
     keys_dir,
     ledger_path,
+    styled,
 )
 from bot.errors import UserError
 from bot.forge.github import GitHubForge, connect
@@ -170,9 +171,15 @@ def render_state(state: ApprovalState, console: Console) -> None:
     verdict = "satisfied" if state.satisfied else "NOT satisfied"
     colour = "green" if state.satisfied else "red"
     console.print(
-        f"[bold {colour}]approvals {verdict}[/] {state.repo or ''} PR #{state.pr} at "
-        f"{(state.head_sha or '?')[:12]} (risk {state.risk.value if state.risk else 'unknown'}, "
-        f"author {state.author or '?'})"
+        styled(
+            "[bold " + colour + "]approvals {}[/] {} PR #{} at {} (risk {}, author {})",
+            verdict,
+            state.repo or "",
+            state.pr,
+            (state.head_sha or "?")[:12],
+            state.risk.value if state.risk else "unknown",
+            state.author or "?",
+        )
     )
     if state.required:
         table = Table("requirement", "needs", "owners", "approved by", "ok", "why", title="required")
@@ -187,16 +194,16 @@ def render_state(state: ApprovalState, console: Console) -> None:
             )
         console.print(table)
     for c in state.counted:
-        console.print(f"[green]counted[/] review #{c.review_id} by {c.user} → {', '.join(c.requirements)}")
+        console.print(styled("[green]counted[/] review #{} by {} → {}", c.review_id, c.user, ", ".join(c.requirements)))
     if state.discarded_with_reason:
         table = Table("review", "by", "state", "reason", "detail", title="not counted")
         for d in state.discarded_with_reason:
             table.add_row(str(d.review_id), d.user, d.state, d.reason.value, d.detail)
         console.print(table)
     for b in state.blocking:
-        console.print(f"[red]blocked[/] ({b.kind.value}): {b.detail}")
+        console.print(styled("[red]blocked[/] ({}): {}", b.kind.value, b.detail))
     for p in state.codeowners_problems:
-        console.print(f"[yellow]CODEOWNERS[/] {p}")
+        console.print(styled("[yellow]CODEOWNERS[/] {}", p))
     console.print(f"auto-merge eligible: {'yes' if state.auto_merge_eligible else 'no'}")
 
 
@@ -244,9 +251,9 @@ def render_merge(outcome: MergeOutcome, console: Console) -> None:
     render_state(outcome.approvals, console)
     if outcome.merged:
         how = "auto-merged" if outcome.auto_merge else "merged"
-        console.print(f"[bold green]{how}[/] PR #{outcome.pr} as {outcome.merge_sha} ({outcome.method})")
+        console.print(styled("[bold green]{}[/] PR #{} as {} ({})", how, outcome.pr, outcome.merge_sha, outcome.method))
     else:
-        console.print(f"[bold red]not merged[/] PR #{outcome.pr}")
+        console.print(styled("[bold red]not merged[/] PR #{}", outcome.pr))
         for reason in outcome.reasons:
             console.print(f"  - {reason}")
 
@@ -297,7 +304,7 @@ def _render_diff(
     after: protection.ProtectionDiff | None = None,
 ) -> None:
     if found.in_sync:
-        console.print(f"[green]branch {found.branch} protection is as desired[/]")
+        console.print(styled("[green]branch {} protection is as desired[/]", found.branch))
         return
     state = "protected" if found.protected else "NOT protected"
     console.print(f"branch {found.branch} ({state}): {len(found.changes)} setting(s) differ")
@@ -306,7 +313,9 @@ def _render_diff(
         table.add_row(change.setting, json.dumps(change.live), json.dumps(change.desired))
     console.print(table)
     if applied:
-        console.print("[bold green]applied[/]" + (", and read back as desired" if after and after.in_sync else ""))
+        console.print(
+            styled("[bold green]applied[/]{}", ", and read back as desired" if after and after.in_sync else "")
+        )
     else:
         console.print("not applied; the PUT .../protection body would be:")
         console.print_json(json.dumps(body))

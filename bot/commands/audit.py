@@ -32,6 +32,7 @@ from bot.commands._common import (
     err_console,
     keys_dir,
     ledger_path,
+    styled,
 )
 from bot.errors import UserError
 from bot.records import ActorKind, AuditEvent
@@ -114,7 +115,11 @@ def export(
         def render_report(console: Console) -> None:
             for r in reports:
                 state = "[green]delivered[/]" if r.ok else "[red]not delivered[/]"
-                console.print(f"{r.name}: {state}: sent {r.sent} (from spool {r.flushed}), spooled {r.spooled}")
+                console.print(
+                    styled(
+                        "{}: " + state + ": sent {} (from spool {}), spooled {}", r.name, r.sent, r.flushed, r.spooled
+                    )
+                )
                 if r.error:
                     console.print(f"  {r.error}")
 
@@ -212,8 +217,13 @@ def archive(
     def render_result(console: Console) -> None:
         if result.archived:
             console.print(
-                f"[green]archived[/] events {result.first_seq}-{result.last_seq} "
-                f"({result.archived}) to {result.segment}"
+                styled(
+                    "[green]archived[/] events {}-{} ({}) to {}",
+                    result.first_seq,
+                    result.last_seq,
+                    result.archived,
+                    result.segment,
+                )
             )
         else:
             console.print("nothing archived")
@@ -246,7 +256,7 @@ _STATUS_STYLE = {
 
 def _render_reconstruction(rec: Reconstruction, console: Console) -> None:
     title = f"decision {rec.correlation_id or '?'} — PR #{rec.pr if rec.pr is not None else '?'}"
-    console.print(f"[bold]{title}[/] (agent {rec.agent_id or '?'}, repo {rec.repo or '?'})")
+    console.print(styled("[bold]{}[/] (agent {}, repo {})", title, rec.agent_id or "?", rec.repo or "?"))
     console.print(
         f"base {(rec.base_commit or '?')[:12]}  head {(rec.head_commit or '?')[:12]}  "
         f"merge {(rec.merge_commit or '-')[:12]}"
@@ -257,13 +267,13 @@ def _render_reconstruction(rec: Reconstruction, console: Console) -> None:
             f"{s.kind.value} {s.ref}" + ("" if s.verified is None else (" ✓" if s.verified else " ✗"))
             for s in link.sources
         )
-        table.add_row(link.name, _STATUS_STYLE[link.status], link.explanation, sources)
+        table.add_row(link.name, styled(_STATUS_STYLE[link.status]), link.explanation, sources)
     console.print(table)
     if rec.ok:
-        console.print("[green]every link verifies[/]")
+        console.print(styled("[green]every link verifies[/]"))
     else:
         for line in rec.problems:
-            console.print(f"[red]✗[/] {line}")
+            console.print(styled("[red]✗[/] {}", line))
 
 
 @group.command("show")
@@ -314,7 +324,7 @@ def _render_history(report: HistoryReport, console: Console) -> None:
         f"{report.archive_segments} archive segment(s)"
     )
     if report.ok:
-        console.print("[green]no violations[/]")
+        console.print(styled("[green]no violations[/]"))
         return
     table = Table("kind", "commit", "seq", "message")
     for v in report.violations:

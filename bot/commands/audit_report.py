@@ -25,6 +25,7 @@ from bot.commands._common import (
     err_console,
     keys_dir,
     ledger_path,
+    styled,
 )
 from bot.commands.audit import group, parse_time
 from bot.errors import IntegrityError
@@ -91,8 +92,13 @@ def report(
         elif not result.verified:
             state = "[red]broken[/]"
         console.print(
-            f"wrote {html_out}: {result.events} event(s), {result.decisions} decision(s), ledger {state}, "
-            f"{result.broken_links} link(s) that do not verify"
+            styled(
+                "wrote {}: {} event(s), {} decision(s), ledger " + state + ", {} link(s) that do not verify",
+                html_out,
+                result.events,
+                result.decisions,
+                result.broken_links,
+            )
         )
 
     emit({"html": str(html_out), **result.as_dict()}, output, render)
@@ -150,7 +156,13 @@ def pack(
         style = {"evidenced": "[green]evidenced[/]", "partial": "[yellow]partial[/]", "gap": "[red]NO EVIDENCE[/]"}
         for c in result.controls:
             console.print(
-                f"{c.control.framework} {c.control.ref} {c.control.title}: {style[c.status]}, {c.events} event(s)"
+                styled(
+                    "{} {} {}: " + style[c.status] + ", {} event(s)",
+                    c.control.framework,
+                    c.control.ref,
+                    c.control.title,
+                    c.events,
+                )
             )
             for gap in c.gaps:
                 console.print(f"  gap: {gap}")

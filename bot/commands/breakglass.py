@@ -25,6 +25,7 @@ from bot.commands._common import (
     emit,
     keys_dir,
     ledger_path,
+    styled,
 )
 from bot.deploy.breakglass import DEFAULT_MAX_GRANT_TTL, GrantStore, format_ttl, list_grants, open_grant, parse_ttl
 from bot.deploy.model import GrantStatus
@@ -85,7 +86,7 @@ def open_(
     grant = opened.grant
 
     def render(console: Console) -> None:
-        console.print(f"[bold yellow]break-glass grant opened[/] {grant.grant_id}")
+        console.print(styled("[bold yellow]break-glass grant opened[/] {}", grant.grant_id))
         console.print(f"  stack {grant.stack}  ticket {grant.ticket}  by {grant.opened_by}")
         console.print(f"  expires {grant.expires_at.isoformat()} ({format_ttl(parse_ttl(ttl))}); usable once")
         console.print("  each use raises a high-severity alert and opens a post-incident review")
@@ -114,7 +115,7 @@ def list_(state: StateOption = None, output: OutputOption = OutputFormat.TEXT) -
             style = _STATUS_STYLE[row.status]
             table.add_row(
                 g.grant_id,
-                f"[{style}]{row.status.value}[/]",
+                styled("[" + style + "]{}[/]", row.status.value),
                 g.stack,
                 g.ticket,
                 g.opened_by,

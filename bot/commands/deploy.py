@@ -12,7 +12,16 @@ from rich.table import Table
 
 from bot.audit.keys import load_signer
 from bot.audit.ledger import Ledger
-from bot.commands._common import KeysOption, LedgerOption, OutputFormat, OutputOption, emit, keys_dir, ledger_path
+from bot.commands._common import (
+    KeysOption,
+    LedgerOption,
+    OutputFormat,
+    OutputOption,
+    emit,
+    keys_dir,
+    ledger_path,
+    styled,
+)
 from bot.deploy.gate import DeployContext, deploy
 from bot.deploy.state import default_state_dir
 from bot.forge.github import GitHubForge
@@ -81,8 +90,8 @@ def deploy_command(
             table.add_row(c.name, "✔" if c.ok else "✘", c.detail, c.source)
         console.print(table)
         for d in report.deployments:
-            console.print(f"[bold green]{d.stack}[/] {d.result} via {d.applier}: {d.message}")
+            console.print(styled("[bold green]{}[/] {} via {}: {}", d.stack, d.result, d.applier, d.message))
         for alert in report.break_glass:
-            console.print(f"[bold red]break-glass[/] {alert.model_dump(mode='json')}")
+            console.print(styled("[bold red]break-glass[/] {}", alert.model_dump(mode="json")))
 
     emit(report, output, render)

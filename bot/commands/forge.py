@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot.commands._common import OutputFormat, OutputOption, emit
+from bot.commands._common import OutputFormat, OutputOption, emit, styled
 from bot.forge.server import init_forge, serve
 from bot.forge.server.setup import DEFAULT_CONTEXTS
 
@@ -51,7 +51,7 @@ def init(
     )
 
     def render(console: Console) -> None:
-        console.print(f"[bold green]forge ready[/] {result.repo} at {result.data_dir}")
+        console.print(styled("[bold green]forge ready[/] {} at {}", result.repo, result.data_dir))
         console.print(
             f"  {result.branch} @ {result.head} (protected: {', '.join(result.required_contexts)}; "
             f"{result.required_approvals} approval(s) on the head)"

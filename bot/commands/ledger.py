@@ -12,7 +12,7 @@ from rich.table import Table
 from bot.audit.keys import trusted_keys
 from bot.audit.ledger import Ledger
 from bot.audit.retention import archive_anchor
-from bot.commands._common import LedgerOption, OutputFormat, OutputOption, RegistryOption, emit, ledger_path
+from bot.commands._common import LedgerOption, OutputFormat, OutputOption, RegistryOption, emit, ledger_path, styled
 from bot.errors import IntegrityError
 from bot.registry import KeyRole, load_registry
 
@@ -40,10 +40,10 @@ def verify(
 
     def render(console: Console) -> None:
         if report.ok:
-            console.print(f"[green]ledger intact[/]: {report.events} events, head {report.head}")
+            console.print(styled("[green]ledger intact[/]: {} events, head {}", report.events, report.head))
             return
         for p in report.problems:
-            console.print(f"[red]line {p.line}[/] seq {p.seq}: {p.kind}: {p.message}")
+            console.print(styled("[red]line {}[/] seq {}: {}: {}", p.line, p.seq, p.kind, p.message))
 
     emit(report.as_dict(), output, render)
     if not report.ok:

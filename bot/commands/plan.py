@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.commands._common import OutputFormat, OutputOption, emit
+from bot.commands._common import OutputFormat, OutputOption, emit, styled
 from bot.plan import Plan, ResourceChange, build_plan
 
 _ACTION_STYLE = {"create": "green", "update": "yellow", "replace": "bold magenta", "delete": "red"}
@@ -44,7 +44,7 @@ def _properties(change: ResourceChange) -> str:
 
 
 def render(result: Plan, console: Console) -> None:
-    console.print(f"[bold]plan[/] {result.base_commit[:12]} → {result.head_commit[:12]}")
+    console.print(styled("[bold]plan[/] {} → {}", result.base_commit[:12], result.head_commit[:12]))
     stacks = ", ".join(f"{s.project}/{s.stack} ({s.environment})" for s in result.stacks) or "none"
     console.print(f"stacks touched: {stacks}")
     if result.changes:
@@ -53,7 +53,7 @@ def render(result: Plan, console: Console) -> None:
             style = _ACTION_STYLE.get(change.action.value, "")
             action = change.action.value + (" (predicted)" if change.replace_predicted else "")
             table.add_row(
-                f"[{style}]{action}[/]",
+                styled("[" + style + "]{}[/]", action),
                 f"{change.project}/{change.stack}",
                 change.type,
                 change.name,

@@ -14,7 +14,16 @@ from rich.console import Console
 from bot.audit.keys import load_signer
 from bot.audit.ledger import Ledger
 from bot.check import REGISTRY_DIR, export_tree, policy_pack_digest, preflight_for
-from bot.commands._common import KeysOption, LedgerOption, OutputFormat, OutputOption, emit, keys_dir, ledger_path
+from bot.commands._common import (
+    KeysOption,
+    LedgerOption,
+    OutputFormat,
+    OutputOption,
+    emit,
+    keys_dir,
+    ledger_path,
+    styled,
+)
 from bot.documents import load_document
 from bot.errors import UserError, ValidationFailed
 from bot.forge.github import GitHubForge
@@ -86,7 +95,7 @@ def propose_command(
 
     def render(console: Console) -> None:
         verb = "opened" if result.outcome.value == "opened" else "already open:"
-        console.print(f"[bold green]PR #{result.pr_number} {verb}[/] {result.pr_url}")
+        console.print(styled("[bold green]PR #{} {}[/] {}", result.pr_number, verb, result.pr_url))
         console.print(f"  branch {result.branch}  head {result.head_sha[:12]}{'  (draft)' if result.draft else ''}")
         console.print(f"  evidence {result.evidence_path}  {result.evidence_digest}")
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.commands._common import OutputFormat, OutputOption, RegistryOption, emit
+from bot.commands._common import OutputFormat, OutputOption, RegistryOption, emit, styled
 from bot.registry import load_registry, resolved_scope, write_schemas
 
 group = typer.Typer(help="Validate the registry and show an agent's resolved scope.", no_args_is_help=True)
@@ -36,7 +36,7 @@ def summary(root: Path) -> dict[str, object]:
 
 
 def render_summary(data: dict[str, object], console: Console) -> None:
-    console.print(f"[bold green]registry valid[/] {data['registry']}  digest {data['digest']}")
+    console.print(styled("[bold green]registry valid[/] {}  digest {}", data["registry"], data["digest"]))
     table = Table("agent", "status", "autonomy", "max risk", title="agents")
     for agent in data["agents"]:  # type: ignore[attr-defined]
         table.add_row(agent["id"], agent["status"], agent["autonomy"], agent["max_risk"])
@@ -68,7 +68,7 @@ def show(
 
     def render(console: Console) -> None:
         a = data["agent"]
-        console.print(f"[bold]{a['id']}[/] — {a['display_name']} (owner: {a['owner_team']})")
+        console.print(styled("[bold]{}[/] — {} (owner: {})", a["id"], a["display_name"], a["owner_team"]))
         console.print(
             f"status {a['status']}, autonomy {a['autonomy']}, max risk {a['scope']['max_risk']}, "
             f"confidence threshold {a['confidence_threshold']}"

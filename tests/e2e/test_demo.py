@@ -39,3 +39,9 @@ def test_the_demo_ends_every_scenario_as_expected(tmp_path: Path) -> None:
     deploys = [e for e in events if e.action == "deploy"]
     assert any(e.outcome.value == "deny" for e in deploys) and any(e.outcome.value == "allow" for e in deploys)
     assert "AKIA" not in (tmp_path / "demo" / "ledger.jsonl").read_text()
+    # the direct push is the registry's frank, whoever runs the demo and whatever their git config says
+    import git
+
+    bare = next(p for p in (tmp_path / "demo").rglob("*.git") if (p / "HEAD").is_file())
+    pushed = next(c for c in git.Repo(bare).iter_commits("main") if c.message.strip() == "hotfix pushed directly")
+    assert (pushed.author.email, pushed.committer.email) == ("frank@example.com", "frank@example.com")

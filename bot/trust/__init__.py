@@ -1,0 +1,1 @@
+"""What every stage relies on to trust anything, each fact defined once."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,9 +12,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.commands._common import OutputFormat, OutputOption, console, emit
+from bot.commands._common import OutputFormat, OutputOption, console, emit, styled
 from bot.demo import run_demo
 from bot.errors import Denied, UserError
+
+
+def _glassbox_command() -> str:
+    """How the person who ran the demo runs glassbox again: `.venv/bin/glassbox` is not on PATH after `make demo`."""
+    script = Path(sys.executable).parent / "glassbox"
+    if shutil.which("glassbox") == str(script):
+        return "glassbox"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def register(app: typer.Typer) -> None:
@@ -38,14 +51,16 @@ def demo(
     data = {"scenarios": [s.as_dict() for s in scenarios], "seconds": round(elapsed, 1), "dir": str(workdir)}
 
     def render(c: Console) -> None:
-        table = Table("scenario", "expected", "actual", "correlation id", title="glassbox demo")
+        table = Table("scenario", "expected", "actual", title="glassbox demo")
+        table.add_column("correlation id", no_wrap=True, min_width=36)  # the key to `audit show`: never cut
         for s in scenarios:
-            mark = "[green]" if s.actual == s.expected else "[red]"
-            table.add_row(s.name, s.expected, f"{mark}{s.actual}[/]", s.correlation_id or "-")
+            mark = "green" if s.actual == s.expected else "red"
+            table.add_row(s.name, s.expected, styled("[" + mark + "]{}[/]", s.actual), s.correlation_id or "-")
         c.print(table)
         c.print(f"finished in {elapsed:.0f} s; summary in {workdir}/summary.json, ledger in {workdir}/ledger.jsonl")
         c.print(
-            f"try: glassbox ledger show --ledger {workdir}/ledger.jsonl --correlation-id {scenarios[0].correlation_id}"
+            f"try: {_glassbox_command()} ledger show --ledger {workdir}/ledger.jsonl "
+            f"--correlation-id {scenarios[0].correlation_id}"
         )
 
     emit(data, output, render)

@@ -263,7 +263,7 @@ def evaluate(
     members: Members | None = None,
     evidence: Sequence[EvidenceRecord] = (),
     repo: str | None = None,
-    commits: Sequence[PullCommit] = (),
+    commits: Sequence[PullCommit],
 ) -> ApprovalState:
     """Decide whether ``pr`` has the approvals it needs at its current head commit, and explain why."""
     head = pr.head_sha

@@ -63,6 +63,37 @@ def read_evidence(forge: Forge, files: list[ChangedFile], head_sha: str) -> list
     return records
 
 
+def approvals_at_head(
+    forge: Forge,
+    registry: Registry,
+    pr: PullRequest,
+    verdict: Verdict | None,
+    *,
+    members: Members | None = None,
+) -> tuple[ApprovalState, list[EvidenceRecord]]:
+    """The one approvals evaluation, for the merge gate and the deploy gate alike.
+
+    It reads everything the pure gate needs through the forge: the reviews, the changed files, the PR's commits
+    (whose authors and committers never count), CODEOWNERS from the base commit and the evidence the PR adds.
+    A caller cannot leave one of them out, so an approval the merge gate discards is discarded at deploy too.
+    Returns the state and the evidence records read (for the correlation id)."""
+    files = forge.list_changed_files(pr.number)
+    evidence = read_evidence(forge, files, pr.head_sha)
+    state = evaluate(
+        pr=pr,
+        reviews=forge.list_reviews(pr.number),
+        changed_paths=touched_paths(files),
+        codeowners=read_codeowners(forge, pr.base_sha),
+        verdict=verdict,
+        registry=registry,
+        members=members,
+        evidence=evidence,
+        repo=forge.repo,
+        commits=forge.list_pull_commits(pr.number),
+    )
+    return state, evidence
+
+
 def _actor(signer: Signer) -> Actor:
     return Actor(id=signer.identity, kind=ActorKind.BOT)
 
@@ -132,26 +163,10 @@ def evaluate_pr(
     correlation_id: str | None = None
     try:
         pr = forge.get_pull_request(pr_number)
-        reviews = forge.list_reviews(pr_number)
-        files = forge.list_changed_files(pr_number)
-        commits = forge.list_pull_commits(pr_number)
-        owners = read_codeowners(forge, pr.base_sha)
-        evidence = read_evidence(forge, files, pr.head_sha)
         verdict = verdict_loader(pr.head_sha)
+        state, evidence = approvals_at_head(forge, registry, pr, verdict, members=members)
         correlation_id = (verdict.change.correlation_id if verdict else None) or (
             evidence[0].request.correlation_id if evidence else None
-        )
-        state = evaluate(
-            pr=pr,
-            reviews=reviews,
-            changed_paths=touched_paths(files),
-            codeowners=owners,
-            verdict=verdict,
-            registry=registry,
-            members=members,
-            evidence=evidence,
-            repo=forge.repo,
-            commits=commits,
         )
         if publish:
             forge.set_status(

@@ -25,8 +25,7 @@ from typing import Any
 import git
 from pydantic import Field
 
-from bot.approvals import evaluate
-from bot.approvals.service import read_codeowners, read_evidence, touched_paths
+from bot.approvals.service import approvals_at_head
 from bot.audit.keys import Signer
 from bot.audit.ledger import Ledger
 from bot.check import REGISTRY_DIR, export_tree, policy_pack_digest
@@ -217,19 +216,9 @@ def verify_commit_for_deploy(
 
     if break_glass is None:
         try:
-            files = ctx.forge.list_changed_files(pr.number)
-            # judged as it stood at merge: the same head, reviews and files, the PR still open
+            # judged as it stood at merge: the same head, reviews, files and commits, the PR still open
             at_merge = pr.model_copy(update={"state": PullState.OPEN, "merged": False})
-            state = evaluate(
-                pr=at_merge,
-                reviews=ctx.forge.list_reviews(pr.number),
-                changed_paths=touched_paths(files),
-                codeowners=read_codeowners(ctx.forge, pr.base_sha),
-                verdict=verdict,
-                registry=registry,
-                evidence=read_evidence(ctx.forge, files, pr.head_sha),
-                repo=ctx.forge.repo,
-            )
+            state, _evidence = approvals_at_head(ctx.forge, registry, at_merge, verdict)
             gate.check("approvals satisfied on the head", state.satisfied, state.status_description(), "forge")
         except Exception as exc:  # I5
             gate.check("approvals satisfied on the head", False, f"could not evaluate: {exc}", "forge")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from github import InputGitAuthor, InputGitTreeElement
 
 from bot.deploy.applier import LocalApplier
 from bot.deploy.breakglass import GrantStore, open_grant
@@ -21,7 +22,16 @@ from bot.policy.checkov import CheckovWorker
 from bot.propose import Proposal, propose
 from bot.records import AuditEvent, Outcome, Verdict, VerdictResult
 from tests.adversarial._support import attest, unprotect
-from tests.flow_helpers import Flow, _dev_network_config, ci_check, deploy_context, flow_env, merge, request
+from tests.flow_helpers import (
+    Flow,
+    _dev_network_config,
+    approve,
+    ci_check,
+    deploy_context,
+    flow_env,
+    merge,
+    request,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -178,3 +188,58 @@ def test_deployer_asks_for_a_stack_the_plan_never_touched(flow: Flow, checked: M
     assert any(
         r == "stacks are the planned ones: deploying network/prod; the plan touched network/dev" for r in reasons
     ), reasons
+
+
+def _push_as(flow: Flow, person: str, email: str, branch: str, parent: str) -> str:
+    """One more commit on a PR branch, pushed through the API with ``person``'s token and authored as them."""
+    api = flow.forge(person)
+    gh = api._repo  # the PyGithub repository the port wraps: git data calls a person can make
+    base_tree = gh.get_git_commit(parent).tree
+    blob = InputGitTreeElement("infra/data/NOTES.md", "100644", "blob", content="tuning notes\n")
+    tree = gh.create_git_tree([blob], base_tree)
+    who = InputGitAuthor(person, email, "2026-01-02T03:04:05Z")
+    commit = gh.create_git_commit("notes", tree, [gh.get_git_commit(parent)], author=who, committer=who)
+    gh._requester.requestJsonAndCheck("PATCH", f"{gh.url}/git/refs/heads/{branch}", input={"sha": commit.sha})
+    return str(commit.sha)
+
+
+def test_contributor_approval_discarded_at_merge_counts_at_deploy(flow: Flow, checked: Merged) -> None:
+    """dan pushes a commit to an agent's prod PR, then approves it as platform. The merge gate discards his
+    approval (a contributor never counts); an admin merges anyway. Deploy re-evaluates approvals with the PR's
+    commits, so it discards dan's approval too and refuses, instead of counting what the merge gate did not."""
+    prod = (flow.data.parent / "src/infra/data/Pulumi.prod.yaml").read_text()
+    req = request(
+        agent_id="patch-agent",
+        requested_by={"id": "carol", "kind": "human"},
+        changes=[
+            {
+                "path": "infra/data/Pulumi.prod.yaml",
+                "content": prod.replace("dbBackupRetentionDays: 14", "dbBackupRetentionDays: 28"),
+            }
+        ],
+        expected_changes=[
+            {
+                "project": "data",
+                "stack": "prod",
+                "type": "aws:rds/instance:Instance",
+                "name": "orders",
+                "action": "update",
+            }
+        ],
+    )
+    proposal = propose(req, flow.propose_context("patch-agent"))
+    head = _push_as(flow, "dan", "dan@example.com", proposal.branch, proposal.head_sha)
+    with CheckovWorker() as worker:
+        verdict = ci_check(flow, proposal.pr_number, worker)
+    assert verdict.change.head_commit == head and verdict.result is VerdictResult.PASSED, verdict.findings
+    approve(flow, proposal.pr_number, "dan")  # platform, for the tier; but he contributed a commit
+    approve(flow, proposal.pr_number, "erin")  # data, for CODEOWNERS
+    refused = merge(flow, proposal.pr_number)
+    assert not refused.merged, refused
+    unprotect(flow)
+    forced = flow.forge("glassbox-bot").merge(proposal.pr_number, expected_head_sha=head)
+    assert forced.merged and forced.sha
+    reasons, event = _refused_deploy(flow, forced.sha)
+    assert any(r.startswith("approvals satisfied on the head") for r in reasons), reasons
+    [approvals] = [c for c in event.details["checks"] if c["name"] == "approvals satisfied on the head"]
+    assert not approvals["ok"] and "platform" in approvals["detail"], approvals

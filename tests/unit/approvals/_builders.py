@@ -95,6 +95,7 @@ def gate(
         registry=reg or registry(),
         evidence=ev if ev is not None else [evidence()],
         repo=REPO,
+        commits=kwargs.pop("commits", ()),
         **kwargs,
     )
 

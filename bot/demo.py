@@ -141,7 +141,12 @@ class DemoWorld:
             store=self.attestations,
             checkov=self.checkov,
         )
-        self.say(f"  CI: {result.verdict.result.value}, risk {result.verdict.risk.value} (PR #{pr_number})")
+        out = self.root / "checks" / str(pr_number)  # what the check workflow uploads: SARIF, summary, verdict
+        result.write(out)
+        self.say(
+            f"  CI: {result.verdict.result.value}, risk {result.verdict.risk.value} (PR #{pr_number}; "
+            f"{out / 'verdict.sarif'}, {out / 'summary.md'})"
+        )
         return result.verdict
 
     def verdict_for(self, head: str) -> Verdict | None:
@@ -469,7 +474,8 @@ def _audit(world: DemoWorld, correlation_id: str | None) -> list[Scenario]:
     overall = metrics.overall.as_dict()
     world.say(
         f"  audit metrics: auto-approved {overall['auto_approved']['display']}, "
-        f"escalated {overall['escalated']['display']} (all in {world.root / 'metrics.json'})"
+        f"escalated {overall['escalated']['display']}, policy denial rate {overall['policy_denial_rate']['display']} "
+        f"(all in {world.root / 'metrics.json'})"
     )
 
     page = Scenario("audit report: HTML page for auditors", "written")

@@ -463,6 +463,8 @@ def propose(request: ChangeRequest, ctx: ProposeContext) -> Proposal:
     actor = Actor(id=request.agent_id, kind=ActorKind.AGENT)
     subject = Subject(repo=request.repo)
 
+    preflight = "not run"  # what pre-flight said, for the ledger: "not run", "passed" or "denied"
+
     def refuse(reasons: list[str], stage: str) -> Denied:
         # reasons quote the request (paths, stacks, requester): a secret planted there stays out (I9)
         reasons = _redacted(reasons)
@@ -474,7 +476,7 @@ def propose(request: ChangeRequest, ctx: ProposeContext) -> Proposal:
             reason=f"refused at {stage}: " + "; ".join(reasons),
             correlation_id=request.correlation_id,
             subject=subject,
-            details=_event_details(request, record, reasons, stage=stage, result="refused"),
+            details=_event_details(request, record, reasons, stage=stage, result="refused", preflight=preflight),
         )
         return Denied(f"proposal {request.correlation_id} refused ({stage})", reasons)
 
@@ -499,6 +501,7 @@ def propose(request: ChangeRequest, ctx: ProposeContext) -> Proposal:
             findings = list(ctx.preflight(request, record))
         except GlassboxError as exc:  # I5: a pre-flight that cannot run is a deny
             findings = [f"pre-flight could not run: {exc.message}"]
+        preflight = "denied" if findings else "passed"
         if findings:
             raise refuse(findings, "preflight")
 
@@ -536,11 +539,11 @@ def propose(request: ChangeRequest, ctx: ProposeContext) -> Proposal:
             reason=f"opening the PR failed: {cause}",
             correlation_id=request.correlation_id,
             subject=subject,
-            details=_event_details(request, record, [cause], stage="forge", result="error"),
+            details=_event_details(request, record, [cause], stage="forge", result="error", preflight=preflight),
         )
         raise
     outcome = ProposalOutcome.OPENED if existing is None else ProposalOutcome.EXISTING
-    return _opened(request, ctx, record, pr, branch, outcome)
+    return _opened(request, ctx, record, pr, branch, outcome, preflight)
 
 
 def _evidence_change(path: str, record: EvidenceRecord) -> FileChange:
@@ -573,6 +576,7 @@ def _opened(
     pr: PullRequest,
     branch: str,
     outcome: ProposalOutcome,
+    preflight: str,
 ) -> Proposal:
     assert record.digest is not None
     ctx.ledger.append(
@@ -583,7 +587,9 @@ def _opened(
         reason=f"PR #{pr.number} {'opened' if outcome is ProposalOutcome.OPENED else 'already open'} on {branch}",
         correlation_id=request.correlation_id,
         subject=Subject(repo=request.repo, pr=pr.number, commit=pr.head_sha),
-        details=_event_details(request, record, [], stage="opened", result=outcome.value, draft=pr.draft),
+        details=_event_details(
+            request, record, [], stage="opened", result=outcome.value, draft=pr.draft, preflight=preflight
+        ),
     )
     return Proposal(
         correlation_id=request.correlation_id,

@@ -1,19 +1,7 @@
 """Governance metrics computed from the ledger alone, per agent and overall.
 
-- **auto-approved**: ``merge`` events (merged, outcome allow) with ``details.auto_merge`` true, over merges.
-- **escalated**: ``check`` and ``approvals`` events with outcome ``escalate``, over those events.
-- **policy denial rate**: ``check`` events with outcome ``deny``, over ``check`` events.
-- **human override rate**: PRs with a PASSED check that a human then stopped (closed unmerged: a
-  ``pr.close`` / ``close`` event with ``details.merged`` false; or blocked by a review: an ``approvals`` event
-  whose ``details.changes_requested`` or ``blocked_by`` is non-empty, or whose ``discarded`` reviews include
-  one in state ``CHANGES_REQUESTED``), plus ``breakglass.use`` events; over PRs with a PASSED
-  check plus break-glass uses.
-- **time to approval**: per PR, from the first allowed ``check`` to the first later ``approvals`` event with
-  ``details.satisfied`` true; mean and p90 (nearest rank), in seconds.
-- **tool failure rate**: tool calls whose status is not ``ok``, over tool calls, from ``propose`` events'
-  ``details.tool_calls`` (the evidence record's calls; the latest propose event per correlation id counts).
-- **events**: how many ledger events.
-
+What each metric counts is defined once, in :data:`DEFINITIONS` (its numerator, its denominator and the
+ledger actions they come from); ``metrics.json``, ``audit metrics`` and the HTML report all print from it.
 An event is attributed to an agent by ``details.agent_id``, an agent actor, or the correlation id / PR of
 the agent's ``propose`` event. A metric with nothing to count is ``n/a`` (``null`` in JSON), never an error.
 """
@@ -30,6 +18,81 @@ from typing import Any
 from bot.records import ActorKind, AuditEvent, Outcome
 
 NA = "n/a"
+
+
+@dataclass(frozen=True)
+class Definition:
+    """What one metric is computed from: the words a reader needs to recompute it from the ledger."""
+
+    title: str
+    numerator: str
+    denominator: str
+    actions: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "numerator_counts": self.numerator,
+            "denominator_counts": self.denominator,
+            "actions": list(self.actions),
+        }
+
+
+# the escalation line: requirements that ask for humans beyond the one reviewer an agent's autonomy implies
+ESCALATING_SOURCES = frozenset({"codeowners", "matrix"})
+PREFLIGHT_RAN = frozenset({"passed", "denied"})
+
+DEFINITIONS: dict[str, Definition] = {
+    "auto_approved": Definition(
+        "auto-approved",
+        numerator="allowed merges with details.auto_merge true (merged with no human approval)",
+        denominator="allowed merges",
+        actions=("merge",),
+    ),
+    "escalated": Definition(
+        "escalated",
+        numerator=(
+            "agent PRs that needed humans beyond the agent's autonomy: an approvals evaluation required a code "
+            "owner or an approval-matrix approver (details.required[].source codeowners or matrix), or a check or "
+            "approvals event had outcome escalate"
+        ),
+        denominator="agent PRs that reached the approvals gate (or escalated at check)",
+        actions=("approvals", "check"),
+    ),
+    "policy_denial_rate": Definition(
+        "policy denial rate",
+        numerator=(
+            "policy evaluations that denied: check events with outcome deny, and propose events refused at "
+            "pre-flight (details.stage preflight)"
+        ),
+        denominator=(
+            "policy evaluations: check events, and propose events that ran pre-flight (details.preflight passed "
+            "or denied, or details.stage preflight)"
+        ),
+        actions=("check", "propose"),
+    ),
+    "human_override_rate": Definition(
+        "human override rate",
+        numerator=(
+            "PRs with a PASSED check that a human then stopped (closed unmerged, or blocked by a change request "
+            "in an approvals event: details.changes_requested / blocked_by non-empty or a discarded "
+            "CHANGES_REQUESTED review), plus allowed break-glass uses"
+        ),
+        denominator="PRs with a PASSED check, plus allowed break-glass uses",
+        actions=("check", "approvals", "pr.close", "close", "breakglass.use"),
+    ),
+    "time_to_approval": Definition(
+        "time to approval",
+        numerator="per PR, seconds from its first allowed check to the first later satisfied approvals evaluation",
+        denominator="PRs approved after an allowed check (mean and p90 by nearest rank over them)",
+        actions=("check", "approvals"),
+    ),
+    "tool_failure_rate": Definition(
+        "tool failure rate",
+        numerator="tool calls whose status is not ok (the latest propose event per correlation id counts)",
+        denominator="tool calls in propose events' details.tool_calls (the evidence record's calls)",
+        actions=("propose",),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -101,26 +164,25 @@ class Metrics:
     time_to_approval: Durations
     tool_failure_rate: Ratio
 
-    def as_dict(self) -> dict[str, Any]:
+    def measured(self) -> dict[str, Ratio | Durations]:
         return {
-            "events": self.events,
-            "auto_approved": self.auto_approved.as_dict(),
-            "escalated": self.escalated.as_dict(),
-            "policy_denial_rate": self.policy_denial_rate.as_dict(),
-            "human_override_rate": self.human_override_rate.as_dict(),
-            "time_to_approval": self.time_to_approval.as_dict(),
-            "tool_failure_rate": self.tool_failure_rate.as_dict(),
+            "auto_approved": self.auto_approved,
+            "escalated": self.escalated,
+            "policy_denial_rate": self.policy_denial_rate,
+            "human_override_rate": self.human_override_rate,
+            "time_to_approval": self.time_to_approval,
+            "tool_failure_rate": self.tool_failure_rate,
         }
 
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"events": self.events}
+        for name, value in self.measured().items():
+            data[name] = {**value.as_dict(), **DEFINITIONS[name].as_dict()}
+        return data
+
     def rows(self) -> list[tuple[str, str]]:
-        return [
-            ("events", str(self.events)),
-            ("auto-approved", self.auto_approved.display),
-            ("escalated", self.escalated.display),
-            ("policy denial rate", self.policy_denial_rate.display),
-            ("human override rate", self.human_override_rate.display),
-            ("time to approval", self.time_to_approval.display),
-            ("tool failure rate", self.tool_failure_rate.display),
+        return [("events", str(self.events))] + [
+            (DEFINITIONS[name].title, value.display) for name, value in self.measured().items()
         ]
 
 
@@ -178,9 +240,9 @@ class _Acc:
     events: int = 0
     merged: int = 0
     auto_merged: int = 0
-    gated: int = 0  # check + approvals events
-    escalated: int = 0
-    checks: int = 0
+    gated: set[PrKey] = field(default_factory=set)  # agent PRs that reached the approvals gate
+    escalated: set[PrKey] = field(default_factory=set)
+    evaluations: int = 0  # policy evaluations: checks and pre-flights
     denied: int = 0
     breakglass_uses: int = 0
     passed: set[PrKey] = field(default_factory=set)
@@ -189,18 +251,23 @@ class _Acc:
     satisfied_at: dict[PrKey, list[datetime]] = field(default_factory=dict)
     tool_calls: dict[str, list[Any]] = field(default_factory=dict)
 
-    def add(self, event: AuditEvent, key: PrKey | None) -> None:
+    def add(self, event: AuditEvent, key: PrKey | None, agent: str | None) -> None:
         self.events += 1
         d = event.details
         action = event.action
         if action == "merge" and event.outcome is Outcome.ALLOW:
             self.merged += 1
             self.auto_merged += d.get("auto_merge") is True
-        if action in ("check", "approvals"):
-            self.gated += 1
-            self.escalated += event.outcome is Outcome.ESCALATE
+        if action in ("check", "approvals") and agent is not None and key is not None:
+            if action == "approvals" or event.outcome is Outcome.ESCALATE:
+                self.gated.add(key)
+            if event.outcome is Outcome.ESCALATE or (action == "approvals" and _beyond_autonomy(d)):
+                self.escalated.add(key)
+        if action == "propose" and (d.get("stage") == "preflight" or d.get("preflight") in PREFLIGHT_RAN):
+            self.evaluations += 1
+            self.denied += event.outcome is Outcome.DENY
         if action == "check":
-            self.checks += 1
+            self.evaluations += 1
             self.denied += event.outcome is Outcome.DENY
             if key is not None and (event.outcome is Outcome.ALLOW or d.get("result") == "PASSED"):
                 self.passed.add(key)
@@ -230,8 +297,8 @@ class _Acc:
         return Metrics(
             events=self.events,
             auto_approved=Ratio(self.auto_merged, self.merged),
-            escalated=Ratio(self.escalated, self.gated),
-            policy_denial_rate=Ratio(self.denied, self.checks),
+            escalated=Ratio(len(self.escalated), len(self.gated)),
+            policy_denial_rate=Ratio(self.denied, self.evaluations),
             human_override_rate=Ratio(overrides, len(self.passed) + self.breakglass_uses),
             time_to_approval=Durations(tuple(durations)),
             tool_failure_rate=Ratio(failed, len(calls)),
@@ -251,6 +318,14 @@ def _changes_requested(details: Mapping[str, Any]) -> bool:
     discarded = details.get("discarded")
     return isinstance(discarded, list) and any(
         isinstance(d, Mapping) and str(d.get("state", "")).upper() == "CHANGES_REQUESTED" for d in discarded
+    )
+
+
+def _beyond_autonomy(details: Mapping[str, Any]) -> bool:
+    """An approvals evaluation that asked for a code owner or an approval-matrix approver."""
+    required = details.get("required")
+    return isinstance(required, list) and any(
+        isinstance(r, Mapping) and r.get("source") in ESCALATING_SOURCES for r in required
     )
 
 
@@ -314,10 +389,10 @@ def compute_metrics(events: Iterable[AuditEvent], *, since: datetime | None = No
             continue
         key = keys.get(e.correlation_id or "") if e.subject.pr is None else None
         key = key or _pr_key(e)
-        overall.add(e, key)
         agent = who.agent(e)
+        overall.add(e, key, agent)
         if agent is not None:
-            agents.setdefault(agent, _Acc()).add(e, key)
+            agents.setdefault(agent, _Acc()).add(e, key, agent)
     return MetricsReport(
         since=since, overall=overall.metrics(), per_agent={a: acc.metrics() for a, acc in agents.items()}
     )

@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bot.audit.ledger import Ledger
-from bot.demo import run_demo
+from bot.demo import Scenario, run_demo
 from tests.factories import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def test_the_demo_ends_every_scenario_as_expected(tmp_path: Path) -> None:
+@dataclass
+class DemoRun:
+    root: Path
+    scenarios: list[Scenario]
+    lines: list[str]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """One demo run, read by every test here (nothing writes to it)."""
+    root = tmp_path_factory.mktemp("run") / "demo"
     lines: list[str] = []
-    scenarios = run_demo(REPO_ROOT, tmp_path / "demo", lines.append)
+    return DemoRun(root, run_demo(REPO_ROOT, root, lines.append), lines)
+
+
+def test_the_demo_ends_every_scenario_as_expected(demo: DemoRun) -> None:
+    tmp_path, scenarios, lines = demo.root.parent, demo.scenarios, demo.lines
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert [s["actual"] for s in summary["scenarios"]] == [s["expected"] for s in summary["scenarios"]], lines
     names = {s.name: s for s in scenarios}
@@ -45,3 +60,21 @@ def test_the_demo_ends_every_scenario_as_expected(tmp_path: Path) -> None:
     bare = next(p for p in (tmp_path / "demo").rglob("*.git") if (p / "HEAD").is_file())
     pushed = next(c for c in git.Repo(bare).iter_commits("main") if c.message.strip() == "hotfix pushed directly")
     assert (pushed.author.email, pushed.committer.email) == ("frank@example.com", "frank@example.com")
+
+
+def test_the_demo_leaves_what_ci_uploads_and_metrics_that_count_preflight(demo: DemoRun) -> None:
+    """Each checked PR's SARIF and step summary are on disk; the two pre-flight denials are policy denials; the
+    gated agent's PR that needed its code owners and a platform approver counts as an escalation."""
+    tmp_path = demo.root.parent
+    checks = sorted((tmp_path / "demo" / "checks").iterdir())
+    assert checks, "no checked PR left its artifacts"
+    for pr in checks:
+        sarif = json.loads((pr / "verdict.sarif").read_text())
+        assert sarif["version"] == "2.1.0" and sarif["runs"][0]["tool"]["driver"]["name"]
+        assert (pr / "summary.md").read_text().strip()
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())["overall"]
+    denial = metrics["policy_denial_rate"]
+    assert denial["numerator"] == 2 and denial["denominator"] > denial["numerator"], denial
+    assert metrics["escalated"]["numerator"] >= 1, metrics["escalated"]
+    for name in ("auto_approved", "escalated", "policy_denial_rate", "tool_failure_rate"):
+        assert metrics[name]["numerator_counts"] and metrics[name]["actions"], name

@@ -126,7 +126,8 @@ def test_metrics_overall(ledger: Ledger) -> None:
     overall = report.overall
     assert overall.events == 16
     assert (overall.auto_approved.numerator, overall.auto_approved.denominator) == (1, 2)
-    assert (overall.escalated.numerator, overall.escalated.denominator) == (1, 8)  # 4 checks + 4 approvals
+    # agent PRs at the approvals gate: 1, 2 and 4; PR 4's evaluation escalated
+    assert (overall.escalated.numerator, overall.escalated.denominator) == (1, 3)
     assert overall.policy_denial_rate.value == 0.25
     # passed PRs 1, 2, 4; PR 4 blocked by changes requested; plus one break-glass use
     assert (overall.human_override_rate.numerator, overall.human_override_rate.denominator) == (2, 4)
@@ -151,7 +152,7 @@ def test_metrics_per_agent(ledger: Ledger) -> None:
     assert cost["time_to_approval"]["mean_seconds"] == 1200.0
     net = report.per_agent["network-agent"]
     assert net.auto_approved.value is None and net.auto_approved.display == "n/a"
-    assert net.escalated.display == "33.3% (1/3)"
+    assert net.escalated.display == "100.0% (1/1)"
     assert net.policy_denial_rate.value == 0.5
     assert net.human_override_rate.value == 1.0
     assert net.time_to_approval.display == "n/a" and net.tool_failure_rate.display == "n/a"
@@ -174,7 +175,8 @@ def test_metrics_degrade_to_na_when_kinds_are_absent(tmp_path: Path, signers: di
     b.propose("cost-optimizer", 3, cid(9), None, tool_calls="not a list")
     data = compute_metrics(b.ledger.events()).as_dict()["overall"]
     assert data["events"] == 4
-    assert data["policy_denial_rate"] == {"value": None, "numerator": 0, "denominator": 0, "display": "n/a"}
+    rate = data["policy_denial_rate"]
+    assert (rate["value"], rate["numerator"], rate["denominator"], rate["display"]) == (None, 0, 0, "n/a")
     assert data["time_to_approval"]["mean_seconds"] is None and data["time_to_approval"]["display"] == "n/a"
     assert data["auto_approved"]["value"] == 0.0  # a merge with a non-boolean flag is not an auto-merge
     assert data["tool_failure_rate"]["display"] == "n/a"
@@ -222,3 +224,48 @@ def test_audit_show_is_timed_per_agent_on_a_bounded_sample(ledger: Ledger) -> No
     report = compute_metrics(ledger.events())
     report.audit_show = timings
     assert set(report.as_dict()["audit_show_seconds"]) == agents | {"overall"}
+
+
+def test_preflight_denials_count_as_policy_denials(tmp_path: Path, signers: dict[str, Signer]) -> None:
+    """Two proposals refused at pre-flight and one that passed it and was checked: 2 denials in 3 pre-flights and
+    1 check, not "0 of 1 checks". A refusal at scope never reached policy and is not an evaluation."""
+    b = Book(tmp_path / "l.jsonl", signers)
+    b.propose("network-agent", 0, cid(1), None, Outcome.DENY, stage="preflight", preflight="denied")
+    b.propose("network-agent", 1, cid(2), None, Outcome.DENY, stage="preflight")  # a ledger from before the field
+    b.propose("network-agent", 2, cid(3), None, Outcome.DENY, stage="scope", preflight="not run")
+    b.propose("network-agent", 3, cid(4), 7, stage="opened", preflight="passed")
+    b.propose("network-agent", 4, cid(5), 8, stage="opened", preflight="not run")
+    b.add("glassbox-ci", "check", 5, corr=cid(4), pr=7, result="PASSED")
+    rate = compute_metrics(b.ledger.events()).overall.policy_denial_rate
+    assert (rate.numerator, rate.denominator) == (2, 4), rate
+
+
+def test_escalation_is_needing_humans_beyond_the_autonomy(tmp_path: Path, signers: dict[str, Signer]) -> None:
+    """An agent PR escalates when its approvals ask for a code owner or a risk-tier approver; one that only needs
+    the single reviewer its autonomy implies does not, nor does an auto-merged one, nor a human's PR."""
+    b = Book(tmp_path / "l.jsonl", signers)
+    owner = {"id": "codeowners:6", "source": "codeowners", "owners": ["@acme/data"]}
+    anyone = {"id": "autonomy:human", "source": "autonomy", "owners": ["any person"]}
+    b.propose("cost-optimizer", 0, cid(1), 1)
+    b.add("glassbox-bot", "approvals", 1, corr=cid(1), pr=1, satisfied=True, required=[])
+    b.propose("network-agent", 2, cid(2), 2)
+    b.add("glassbox-bot", "approvals", 3, Outcome.DENY, corr=cid(2), pr=2, satisfied=False, required=[anyone])
+    b.propose("network-agent", 4, cid(3), 3)
+    b.add("glassbox-bot", "approvals", 5, Outcome.DENY, corr=cid(3), pr=3, satisfied=False, required=[owner])
+    b.add("glassbox-bot", "approvals", 6, corr=cid(3), pr=3, satisfied=True, required=[owner])  # one PR, once
+    b.add("glassbox-bot", "approvals", 7, Outcome.DENY, pr=9, satisfied=False, required=[owner])  # a human's PR
+    report = compute_metrics(b.ledger.events())
+    assert report.overall.escalated.display == "33.3% (1/3)"
+    assert report.per_agent["network-agent"].escalated.display == "50.0% (1/2)"
+    assert report.per_agent["cost-optimizer"].escalated.display == "0.0% (0/1)"
+
+
+def test_every_metric_states_what_it_counts(ledger: Ledger) -> None:
+    data = compute_metrics(ledger.events()).as_dict()
+    for scope in [data["overall"], *data["per_agent"].values()]:
+        for name, metric in scope.items():
+            if name == "events":
+                continue
+            assert metric["numerator_counts"] and metric["denominator_counts"], name
+            assert metric["actions"] and all(isinstance(a, str) for a in metric["actions"]), name
+    assert "pre-flight" in data["overall"]["policy_denial_rate"]["numerator_counts"]

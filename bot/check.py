@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-import unicodedata
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -268,24 +267,10 @@ def evidence_input(view: EvidenceView) -> dict[str, Any]:
     }
 
 
-def _folded_governance_path(path: str) -> bool:
-    """A governance path under case or compatibility folding (``.GitHub/``, ``Registry/``, ``docs/codeowners``):
-    a case-insensitive checkout writes those into the governed directories, so they count as governance."""
-    folded = unicodedata.normalize("NFKC", path).casefold()
-    for gov in GOVERNANCE_PATHS:
-        g = gov.casefold()
-        if g.endswith("/"):
-            if folded.startswith(g) or folded == g.rstrip("/"):
-                return True
-        elif folded == g or folded.endswith("/" + g):
-            return True
-    return False
-
-
 def governance_changes(paths: list[str], evidence: EvidenceView) -> list[str]:
     """Governance paths the change touches, except the one decision record an agent PR adds (I2)."""
     own = evidence.path if evidence.record is not None else None
-    return [p for p in paths if (is_governance_path(p) or _folded_governance_path(p)) and p != own]
+    return [p for p in paths if is_governance_path(p) and p != own]
 
 
 def policy_input(

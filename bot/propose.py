@@ -43,7 +43,7 @@ from bot.records import (
     summarize_request,
 )
 from bot.redaction import find_secrets, redact_text, redact_tree
-from bot.registry import GOVERNANCE_PATHS, AgentStatus, Registry, path_in_scope
+from bot.registry import AgentStatus, Registry, is_governance_path, path_in_scope
 
 PROPOSE_TOOL = "propose_change"
 MAX_FILE_BYTES = 256 * 1024
@@ -132,18 +132,6 @@ def build_evidence(
 
 # --------------------------------------------------------------------------------------------------
 # scope
-
-
-def _is_governance(path: str) -> bool:
-    folded = unicodedata.normalize("NFKC", path).casefold()
-    for gov in GOVERNANCE_PATHS:
-        g = gov.casefold()
-        if g.endswith("/"):
-            if folded.startswith(g) or folded == g.rstrip("/") or f"/{g}" in f"/{folded}":
-                return True
-        elif folded == g or folded.endswith("/" + g):
-            return True
-    return False
 
 
 # '.git' in any case, and the NTFS short names of '.git' and '.gitmodules' (CVE-2014-9390, CVE-2019-1353)
@@ -250,10 +238,10 @@ def scope_reasons(request: ChangeRequest, ctx: ProposeContext) -> list[str]:
         path = change.path
         face = path_problems(path)
         reasons += face
-        if face:
-            continue
-        if _is_governance(path):
+        if is_governance_path(path):  # said even when the path is also malformed: the agent learns both
             reasons.append(f"path {path!r} is a governance path; agents never change governance (I2)")
+            continue
+        if face:
             continue
         if not path_in_scope(agent, path):
             reasons.append(f"path {path!r} is outside agent {agent.id!r}'s path globs {agent.scope.paths}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
@@ -360,14 +361,32 @@ def glob_problem(pattern: str) -> str | None:
     return None
 
 
+# Governance directories and files are matched at ANY depth (a nested ``infra/x/.github/`` is what a
+# case-insensitive or a monorepo-aware tool may read), under Unicode compatibility and case folding.
+_GOVERNANCE_DIRS = frozenset(g.rstrip("/").casefold() for g in GOVERNANCE_PATHS if g.endswith("/"))
+_GOVERNANCE_FILES = frozenset(g.casefold() for g in GOVERNANCE_PATHS if not g.endswith("/")) | {
+    # git metadata a change could use to hide or redirect content (diff and merge drivers, submodules, LFS)
+    ".gitattributes",
+    ".gitmodules",
+    ".lfsconfig",
+}
+
+
+def _path_segments(path: str) -> list[str]:
+    """``path`` as a checkout on any filesystem would name it: NFKC, case-folded, invisible format characters
+    dropped, ``\\`` as ``/``, empty and ``.`` segments gone, trailing dots and spaces stripped (Windows)."""
+    text = unicodedata.normalize("NFKC", path).casefold().replace("\\", "/")
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return [s.rstrip(". ") for s in text.split("/") if s not in ("", ".")]
+
+
 def is_governance_path(path: str) -> bool:
-    for gov in GOVERNANCE_PATHS:
-        if gov.endswith("/"):
-            if path.startswith(gov) or path == gov.rstrip("/"):
-                return True
-        elif path == gov or path.endswith("/" + gov):
-            return True
-    return False
+    """Whether ``path`` is (or lies under) a governance path: the one predicate propose, check, approvals and
+    audit all use. A path that escapes with ``..`` is governance too: it cannot be placed, so it is not trusted."""
+    segments = _path_segments(path)
+    if not segments or ".." in segments:
+        return True
+    return any(s in _GOVERNANCE_DIRS for s in segments) or segments[-1] in _GOVERNANCE_FILES
 
 
 def _dupes(ids: list[str]) -> list[str]:

@@ -10,9 +10,9 @@ test_allow_no_governance_change if {
 }
 
 test_warn_registry_change if {
-	count(rule.warn_results(f.with_paths(f.human_input([]), ["registry/agents.yaml", "infra/x.py"]))) == 1
+	count(rule.warn_results(f.with_governance(f.human_input([]), ["registry/agents.yaml", "infra/x.py"], ["registry/agents.yaml"]))) == 1
 }
 
 test_edge_decision_record_by_human_counts if {
-	count(rule.warn_results(f.with_paths(f.human_input([]), [".glassbox/decisions/2026/11/x.json"]))) == 1
+	count(rule.warn_results(f.with_governance(f.human_input([]), [".glassbox/decisions/2026/11/x.json"], [".glassbox/decisions/2026/11/x.json"]))) == 1
 }

@@ -130,5 +130,8 @@ with_scope(doc, patch) := with_agent(doc, {"scope": patched(doc.registry.agent.s
 
 with_paths(doc, paths) := patched(doc, {"files": {"changed_paths": paths, "governance_paths": []}})
 
+# Changed paths of which the check reported `governance` as governance paths.
+with_governance(doc, paths, governance) := patched(doc, {"files": {"changed_paths": paths, "governance_paths": governance}})
+
 # Evidence without one key.
 evidence_without(key) := {k: v | some k; v := good_evidence[k]; k != key}

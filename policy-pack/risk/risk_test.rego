@@ -44,12 +44,12 @@ test_network_exposure_is_high if {
 }
 
 test_governance_path_is_critical_for_humans if {
-	inp := f.with_paths(f.human_input([]), ["policy-pack/network/gb_net_001.rego"])
+	inp := f.with_governance(f.human_input([]), ["policy-pack/network/gb_net_001.rego"], ["policy-pack/network/gb_net_001.rego"])
 	risk.tier_of(inp) == "critical"
 }
 
 test_docs_codeowners_is_governance if {
-	risk.tier_of(f.with_paths(f.human_input([]), ["docs/CODEOWNERS"])) == "critical"
+	risk.tier_of(f.with_governance(f.human_input([]), ["docs/CODEOWNERS"], ["docs/CODEOWNERS"])) == "critical"
 }
 
 test_agent_single_decision_record_is_not_governance if {
@@ -58,7 +58,8 @@ test_agent_single_decision_record_is_not_governance if {
 }
 
 test_agent_two_decision_records_are_governance if {
-	inp := f.with_paths(f.agent_input([]), [".glassbox/decisions/2026/11/a.json", ".glassbox/decisions/2026/11/b.json"])
+	# the check leaves out only the PR's own record (a.json); the other is reported
+	inp := f.with_governance(f.agent_input([]), [".glassbox/decisions/2026/11/a.json", ".glassbox/decisions/2026/11/b.json"], [".glassbox/decisions/2026/11/b.json"])
 	risk.tier_of(inp) == "critical"
 }
 
@@ -79,7 +80,7 @@ test_low_confidence_escalates_one_tier if {
 }
 
 test_escalation_caps_at_critical if {
-	inp := f.with_evidence(f.with_paths(f.agent_input([]), ["registry/agents.yaml"]), {"confidence_score": 0.1})
+	inp := f.with_evidence(f.with_governance(f.agent_input([]), ["registry/agents.yaml"], ["registry/agents.yaml"]), {"confidence_score": 0.1})
 	risk.tier_of(inp) == "critical"
 }
 

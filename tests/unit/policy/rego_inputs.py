@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.policy.pack import load_pack
+from bot.registry import GOVERNANCE_PATHS, is_governance_path
 
-GOVERNANCE = ["policy-pack/", "registry/", ".github/", "CODEOWNERS", ".glassbox/"]
+GOVERNANCE = list(GOVERNANCE_PATHS)
 
 
 def resource(
@@ -99,7 +100,11 @@ def policy_input(
             "resources": resources,
         },
         "changes": changes,
-        "files": {"changed_paths": paths or ["infra/app/__main__.py"], "governance_paths": []},
+        # as the check reports them: the one predicate, the pack never re-derives them
+        "files": {
+            "changed_paths": paths or ["infra/app/__main__.py"],
+            "governance_paths": [p for p in paths or [] if is_governance_path(p)],
+        },
         "evidence": evidence(changes, **(evidence_overrides or {})) if agent else {"present": False},
         "pr": {
             "number": 7,

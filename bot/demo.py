@@ -31,8 +31,6 @@ from bot.check import (
     REGISTRY_DIR,
     check_pull_request,
     export_tree,
-    policy_pack_digest,
-    preflight_for,
 )
 from bot.deploy.breakglass import GrantStore, open_grant
 from bot.deploy.gate import DeployContext, deploy
@@ -42,7 +40,8 @@ from bot.forge.server import ADMIN, init_forge, load_tokens, repo_path, start_fo
 from bot.forge.settings import ForgeSettings
 from bot.policy.attestation import stored_verdict
 from bot.policy.checkov import CheckovWorker
-from bot.propose import ProposeContext, propose
+from bot.proposal_context import proposal_context
+from bot.propose import propose
 from bot.records import ChangeRequest, Verdict
 from bot.registry import KeyRole, load_registry
 from bot.trust.gitenv import commit_env
@@ -120,16 +119,15 @@ class DemoWorld:
     # -- the stages -------------------------------------------------------------------------------
 
     def propose(self, request: ChangeRequest) -> Any:
-        ctx = ProposeContext(
-            registry=self.registry,
+        with proposal_context(
+            base_repo=self.bare,
+            branch=request.base_branch,
             forge=self.forge(request.agent_id),
             ledger=self.ledger,
             signer=self.signer(request.agent_id),
-            base_repo=self.bare,
-            policy_pack_digest=policy_pack_digest(self.main()),
-            preflight=preflight_for(self.bare, REPO, checkov=self.checkov),
-        )
-        return propose(request, ctx)
+            checkov=self.checkov,
+        ) as ctx:
+            return propose(request, ctx)
 
     def ci(self, pr_number: int) -> Verdict:
         result = check_pull_request(

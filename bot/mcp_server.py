@@ -19,14 +19,11 @@ is meant to read them and adjust.
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import git
 from mcp.server import MCPServer
 from pydantic import GetJsonSchemaHandler, ValidationError
 from pydantic.json_schema import JsonSchemaValue
@@ -36,21 +33,18 @@ from bot import __version__
 from bot.audit.keys import load_signer
 from bot.audit.ledger import Ledger
 from bot.check import (
-    REGISTRY_DIR,
     deny_reasons,
-    export_tree,
-    policy_pack_digest,
-    preflight_for,
     preflight_verdict,
 )
-from bot.errors import Denied, GlassboxError, UserError
+from bot.errors import Denied, GlassboxError
 from bot.forge.github import GitHubForge
 from bot.forge.model import CommitStatus
 from bot.forge.port import Forge
 from bot.forge.settings import ForgeSettings
+from bot.proposal_context import proposal_context
 from bot.propose import ProposeContext, build_evidence, propose, scope_reasons
 from bot.records import AuditEvent, ChangeRequest, FindingStatus, validation_lines
-from bot.registry import Registry, load_registry, resolved_scope
+from bot.registry import resolved_scope
 
 PREFLIGHT_TOOL = "preflight_change"
 CHECK_CONTEXT = "glassbox/check"
@@ -104,33 +98,15 @@ class AgentTools:
 
     # ---------------------------------------------------------------------------------------------- plumbing
 
-    @contextmanager
-    def _base(self, branch: str) -> Iterator[tuple[git.Commit, Registry]]:
-        """The base commit and the registry as committed there (a change never judges itself)."""
-        base_repo = self.config.base_repo
-        try:
-            base = git.Repo(base_repo).commit(f"refs/heads/{branch}")
-        except (git.exc.GitError, ValueError, git.BadName) as exc:
-            raise UserError(f"base repo {base_repo}: no branch {branch!r} there ({exc})") from None
-        remote = self.forge.branch_head(branch)
-        if remote != base.hexsha:
-            # same rule as `glassbox propose`: scope and pre-flight must see what the forge will merge into
-            raise UserError(
-                f"base repo {base_repo} has {branch} at {base.hexsha[:12]} but the forge has "
-                f"{(remote or 'nothing')[:12]}: the server's clone must be fetched first"
-            )
-        with tempfile.TemporaryDirectory(prefix="glassbox-mcp-") as scratch:
-            yield base, load_registry(export_tree(base, REGISTRY_DIR, Path(scratch)))
-
-    def _context(self, registry: Registry, base: git.Commit, *, preflight: bool) -> ProposeContext:
-        return ProposeContext(
-            registry=registry,
+    def _context(self, branch: str, *, preflight: bool) -> AbstractContextManager[ProposeContext]:
+        """The proposal context on ``branch``: registry and pack from its commit (a change never judges itself)."""
+        return proposal_context(
+            base_repo=self.config.base_repo,
+            branch=branch,
             forge=self.forge,
             ledger=self.ledger,
             signer=self.signer,
-            base_repo=self.config.base_repo,
-            policy_pack_digest=policy_pack_digest(base),
-            preflight=preflight_for(self.config.base_repo, self.forge.repo) if preflight else None,
+            preflight=preflight,
         )
 
     @staticmethod
@@ -157,9 +133,9 @@ class AgentTools:
         if isinstance(parsed, dict):
             return parsed
         try:
-            with self._base(parsed.base_branch) as (base, registry):
+            with self._context(parsed.base_branch, preflight=self.config.preflight) as ctx:
                 # a request naming another agent goes through propose too: it refuses it and records why
-                proposal = propose(parsed, self._context(registry, base, preflight=self.config.preflight))
+                proposal = propose(parsed, ctx)
         except Denied as exc:
             return {
                 "accepted": False,
@@ -180,13 +156,13 @@ class AgentTools:
         if parsed.agent_id != self.agent_id:
             return self._refused(parsed, "identity", [self._not_me(parsed.agent_id)])
         try:
-            with self._base(parsed.base_branch) as (base, registry):
+            with self._context(parsed.base_branch, preflight=False) as ctx:
+                registry = ctx.registry
                 agent = registry.agent(self.agent_id)
                 if PREFLIGHT_TOOL not in agent.tools:
                     return self._refused(
                         parsed, "scope", [f"agent {self.agent_id!r} is not granted the {PREFLIGHT_TOOL!r} tool"]
                     )
-                ctx = self._context(registry, base, preflight=False)
                 reasons = scope_reasons(parsed, ctx)
                 if reasons:
                     return self._refused(parsed, "scope", reasons)
@@ -280,8 +256,8 @@ class AgentTools:
     def list_my_scope(self) -> dict[str, Any]:
         """This agent's registry entry as resolved on the base branch: paths, stacks, tools, budgets, requesters."""
         try:
-            with self._base(self.config.base_branch) as (_base, registry):
-                scope = resolved_scope(registry, self.agent_id)
+            with self._context(self.config.base_branch, preflight=False) as ctx:
+                scope = resolved_scope(ctx.registry, self.agent_id)
         except GlassboxError as exc:
             return self._error(exc)
         return {"agent_id": self.agent_id, "repo": self.forge.repo, "base_branch": self.config.base_branch} | scope

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
-import git
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
 from bot.audit.keys import load_signer
 from bot.audit.ledger import Ledger
-from bot.check import REGISTRY_DIR, export_tree, policy_pack_digest, preflight_for
 from bot.commands._common import (
     KeysOption,
     LedgerOption,
@@ -25,12 +22,12 @@ from bot.commands._common import (
     styled,
 )
 from bot.documents import load_document
-from bot.errors import UserError, ValidationFailed
+from bot.errors import ValidationFailed
 from bot.forge.github import GitHubForge
 from bot.forge.settings import ForgeUrlOption, RepoOption, TokenOption, resolve_settings
-from bot.propose import ProposeContext, propose
+from bot.proposal_context import proposal_context
+from bot.propose import propose
 from bot.records import ChangeRequest, validation_lines
-from bot.registry import load_registry
 
 BaseRepoOption = Annotated[
     Path,
@@ -69,28 +66,14 @@ def propose_command(
     ledger_file = ledger_path(ledger)
     assert ledger_file is not None
     forge = GitHubForge(settings)
-    try:
-        local = git.Repo(base_repo)
-        base = local.commit(f"refs/heads/{request.base_branch}")
-    except (git.exc.GitError, ValueError, git.BadName) as exc:
-        raise UserError(f"--base-repo {base_repo}: no branch {request.base_branch!r} there ({exc})") from None
-    remote_head = forge.branch_head(request.base_branch)
-    if remote_head != base.hexsha:
-        raise UserError(
-            f"--base-repo {base_repo} has {request.base_branch} at {base.hexsha[:12]} but the forge has "
-            f"{(remote_head or 'nothing')[:12]}: fetch first"
-        )
-    with tempfile.TemporaryDirectory(prefix="glassbox-propose-") as scratch:
-        registry = load_registry(export_tree(base, REGISTRY_DIR, Path(scratch)))
-        ctx = ProposeContext(
-            registry=registry,
-            forge=forge,
-            ledger=Ledger(ledger_file),
-            signer=load_signer(keys_dir(keys), request.agent_id),
-            base_repo=base_repo,
-            policy_pack_digest=policy_pack_digest(base),
-            preflight=preflight_for(base_repo, request.repo) if preflight else None,
-        )
+    with proposal_context(
+        base_repo=base_repo,
+        branch=request.base_branch,
+        forge=forge,
+        ledger=Ledger(ledger_file),
+        signer=load_signer(keys_dir(keys), request.agent_id),
+        preflight=preflight,
+    ) as ctx:
         result = propose(request, ctx)
 
     def render(console: Console) -> None:

@@ -188,6 +188,21 @@ def changed_paths(base: git.Commit, head: git.Commit) -> list[str]:
     return sorted(paths)
 
 
+# git modes that are not plain files: a symlink points a reader elsewhere, a gitlink pulls in another repository
+_SPECIAL_MODES = (0o120000, 0o160000)
+
+
+def special_entries(base: git.Commit, head: git.Commit) -> list[str]:
+    """Changed paths that are (or were) a symlink or a submodule: git metadata, governed like governance paths."""
+    paths: set[str] = set()
+    for d in base.diff(head):
+        if d.a_mode in _SPECIAL_MODES and d.a_path:
+            paths.add(d.a_path)
+        if d.b_mode in _SPECIAL_MODES and d.b_path:
+            paths.add(d.b_path)
+    return sorted(paths)
+
+
 def added_decision_records(base: git.Commit, head: git.Commit) -> list[str]:
     return sorted(
         d.b_path
@@ -442,7 +457,7 @@ def run_check(request: CheckRequest) -> CheckResult:
             paths = changed_paths(base, head)
             evidence = read_evidence(head, base)
             author = resolve_author(request, registry, evidence, head)
-            governance = governance_changes(paths, evidence)
+            governance = sorted({*governance_changes(paths, evidence), *special_entries(base, head)})
             for problem in evidence.problems:
                 findings.append(
                     Finding(

@@ -109,7 +109,7 @@ agent_input(changes) := {
 	"index": index_of([], changes),
 	"plan": {"digest": "sha256:00", "stacks": [], "resources": []},
 	"changes": changes,
-	"files": {"changed_paths": ["infra/app/__main__.py"], "governance_paths": []},
+	"files": {"changed_paths": ["infra/app/Pulumi.dev.yaml"], "governance_paths": []},
 	"evidence": good_evidence,
 	"pr": agent_pr,
 	"registry": {"agent": agent_entry, "governance_paths": governance_paths},

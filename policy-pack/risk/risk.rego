@@ -3,7 +3,7 @@
 # description: >-
 #   The change's risk tier (low | medium | high | critical) and the reasons for it, computed from
 #   structured plan, file and registry fields only (free text never enters). Governance paths make a
-#   change critical; IAM changes, deletes/replaces in prod and network exposure make it high; other
+#   change critical; agent-written code (anything but stack configuration), IAM changes, deletes/replaces in prod and network exposure make it high; other
 #   prod changes and data-store changes make it medium; tag-only and dev-only changes stay low.
 #   The agent's claimed tier can only raise the result, and a confidence score below the agent's
 #   threshold escalates it one tier.
@@ -58,6 +58,7 @@ exposes_after(c) if {
 # per change. Only the exposure test reads `after` and runs per change, on the few exposure-type changes.
 categories(doc) := [
 	{"rank": 3, "title": "critical: governance path changed", "count": count(gov), "shown": array.slice(gov, 0, shown)},
+	{"rank": 2, "title": code_title, "count": count(code), "shown": array.slice(code, 0, shown)},
 	change_category(cs, iam_groups, 2, "high: IAM change"),
 	change_category(cs, destructive_groups, 2, "high: destructive change in prod"),
 	exposure_category(cs, exposed_groups),
@@ -67,6 +68,7 @@ categories(doc) := [
 	cs := util.changes(doc)
 	classes := doc.index.change_classes
 	gov := sort([p | some p in governance.governed(doc)])
+	code := sort([p | some p in agent_code(doc)])
 	iam_groups := [g | some g in classes; iam_class(util.representative(doc, g))]
 	destructive_groups := [g | some g in classes; destructive_class(util.representative(doc, g))]
 	exposed_groups := [e |
@@ -78,6 +80,37 @@ categories(doc) := [
 	]
 	prod_groups := [g | some g in classes; prod_class(util.representative(doc, g))]
 	data_groups := [g | some g in classes; data_class(util.representative(doc, g))]
+}
+
+# Agent-written code is never auto-merged: the plan of a program an agent wrote is what that program chose
+# to show, so a change by an agent to anything but stack configuration or prose needs a human owner.
+code_title := "high: agent-written code needs a human owner (its plan is what that code chose to show; only stack configuration and prose ride the low tier)"
+
+agent_code(doc) := {p |
+	util.is_agent_pr(doc)
+	some p in util.as_list(object.get(governance.files(doc), "changed_paths", []))
+	not inert(p)
+	not startswith(p, ".glassbox/decisions/")
+}
+
+# What a change by an agent may touch and stay below high: stack configuration, and prose nothing executes.
+inert(path) if stack_config(path)
+
+inert(path) if {
+	some ext in prose_extensions
+	endswith(lower(path), ext)
+}
+
+prose_extensions := {".md", ".txt", ".rst"}
+
+# A stack's configuration: `Pulumi.<stack>.yaml`, the file Pulumi reads for a stack (not the project's
+# `Pulumi.yaml`, which names the program to run, nor a `.yml` Pulumi never reads).
+stack_config(path) if {
+	parts := split(path, "/")
+	name := parts[count(parts) - 1]
+	startswith(name, "Pulumi.")
+	endswith(name, ".yaml")
+	name != "Pulumi.yaml"
 }
 
 iam_class(c) if {

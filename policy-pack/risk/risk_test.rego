@@ -102,3 +102,30 @@ test_reasons_summarise_many_changes if {
 	startswith(r, "high: IAM change (8): ")
 	endswith(r, " and 3 more")
 }
+
+test_agent_written_program_is_at_least_high if {
+	inp := f.with_paths(f.agent_input([]), ["infra/app/__main__.py"])
+	risk.tier_of(inp) == "high"
+	some r in risk.reasons_of(inp)
+	startswith(r, "high: agent-written code needs a human owner")
+	contains(r, "infra/app/__main__.py")
+}
+
+test_agent_makefile_and_shadow_stack_file_are_code if {
+	risk.tier_of(f.with_paths(f.agent_input([]), ["Makefile"])) == "high"
+	risk.tier_of(f.with_paths(f.agent_input([]), ["infra/app/Pulumi.prod.yml"])) == "high"
+	risk.tier_of(f.with_paths(f.agent_input([]), ["infra/app/Pulumi.yaml"])) == "high"
+}
+
+test_agent_stack_config_stays_low if {
+	risk.tier_of(f.with_paths(f.agent_input([]), ["infra/app/Pulumi.dev.yaml"])) == "low"
+	risk.tier_of(f.with_paths(f.agent_input([]), ["docs/runbooks/backups.md", "infra/app/NOTES.txt"])) == "low"
+}
+
+test_agent_script_disguised_as_prose_is_code if {
+	risk.tier_of(f.with_paths(f.agent_input([]), ["infra/app/setup.md.sh"])) == "high"
+}
+
+test_human_program_change_is_not_raised_by_the_agent_rule if {
+	risk.tier_of(f.with_paths(f.human_input([]), ["infra/app/__main__.py"])) == "low"
+}

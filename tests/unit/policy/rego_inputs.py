@@ -102,7 +102,7 @@ def policy_input(
         "changes": changes,
         # as the check reports them: the one predicate, the pack never re-derives them
         "files": {
-            "changed_paths": paths or ["infra/app/__main__.py"],
+            "changed_paths": paths or ["infra/app/Pulumi.dev.yaml"],
             "governance_paths": [p for p in paths or [] if is_governance_path(p)],
         },
         "evidence": evidence(changes, **(evidence_overrides or {})) if agent else {"present": False},

@@ -11,7 +11,7 @@ import statistics
 import sys
 import time
 
-from bot.policy.engine import RegopyEngine
+from bot.policy.engines.regopy import RegopyEngine
 from bot.policy.pack import load_pack
 from tests.unit.policy.rego_inputs import mixed_resources, policy_input
 

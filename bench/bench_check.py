@@ -56,14 +56,10 @@ from bot.audit.keys import generate_key  # noqa: E402
 from bot.check import CheckRequest, CheckResult, attest_and_record, run_check  # noqa: E402
 from bot.plan.terraform import to_terraform_plan  # noqa: E402
 from bot.policy.checkov import CheckovWorker, checkov_python, load_policy, worker_environment  # noqa: E402
-from bot.policy.engine import (  # noqa: E402
-    RegopyEngine,
-    RegorusEngine,
-    make_engine,
-    prepare_input,
-    rego_input,
-    regorus_available,
-)
+from bot.policy.engines import make_engine  # noqa: E402
+from bot.policy.engines.input import prepare_input  # noqa: E402
+from bot.policy.engines.regopy import RegopyEngine, rego_input  # noqa: E402
+from bot.policy.engines.regorus import RegorusEngine, regorus_available  # noqa: E402
 from bot.policy.pack import load_pack  # noqa: E402
 
 # --------------------------------------------------------------------------------------------------

@@ -339,7 +339,7 @@ def _sides(change: Any) -> dict[str, Any]:
 
 def rego_findings(pack_dir: Path, data: dict[str, Any]) -> tuple[list[Finding], RiskTier, list[str], str]:
     """Evaluate the pack read from the base commit; (findings, tier, reasons, engine name)."""
-    from bot.policy.engine import make_engine
+    from bot.policy.engines import make_engine
     from bot.policy.pack import load_pack
 
     engine = make_engine(load_pack(pack_dir))

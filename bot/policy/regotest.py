@@ -18,7 +18,9 @@ from typing import Any
 from pydantic import Field
 
 from bot.errors import EngineError
-from bot.policy.engine import _fatal, _regorus, _regorus_message, error_messages, first_line
+from bot.policy.engines.regopy import error_messages
+from bot.policy.engines.regorus import is_fatal, load_regorus, regorus_message
+from bot.policy.engines.results import first_line
 from bot.policy.pack import ENGINE, PolicyPack, RegoTestCase
 from bot.records import Record
 
@@ -41,7 +43,7 @@ def _entrypoint(case: RegoTestCase) -> str:
 
 
 def _verdict(output: Any) -> tuple[bool, str | None]:
-    if not output._impl:  # NULL output: never touch it further (see engine.py)
+    if not output._impl:  # NULL output: never touch it further (see bot.policy.engines.regopy)
         return False, "engine returned no output"
     if not output.ok():
         return False, "; ".join(error_messages(output))
@@ -126,24 +128,24 @@ def _run_each(
 
 
 def _run_regorus(pack: PolicyPack, cases: Sequence[RegoTestCase]) -> list[RegoTestResult]:
-    regorus = _regorus()
+    regorus = load_regorus()
     engine = regorus.Engine()
     for module in pack.modules:
         try:
             engine.add_policy(module.path, module.source)
         except BaseException as exc:  # a module that does not parse: every test fails with the cause
-            if _fatal(exc):
+            if is_fatal(exc):
                 raise
-            raise EngineError(f"{module.path} does not compile: {_regorus_message(exc)}", engine=ENGINE) from None
+            raise EngineError(f"{module.path} does not compile: {regorus_message(exc)}", engine=ENGINE) from None
     engine.set_input_json("{}")
 
     def one(case: RegoTestCase) -> tuple[bool, str | None]:
         try:
             answer = json.loads(engine.eval_query_as_json(f"x := {case.ref}"))
         except BaseException as exc:  # an engine error (or a Rust panic) fails this test only
-            if _fatal(exc):
+            if is_fatal(exc):
                 raise
-            return False, _regorus_message(exc)
+            return False, regorus_message(exc)
         found = answer.get("result") or []
         if not found:
             return False, "undefined"

@@ -1,6 +1,6 @@
 """glassbox's Rego policy pack as Pulumi CrossGuard policies: the same rules, the same answers, under `pulumi preview`.
 
-The policies here evaluate ``policy-pack/`` (the directory above this one) through ``bot.policy.engine``, the
+The policies here evaluate ``policy-pack/`` (the directory above this one) through ``bot.policy.engines``, the
 engine ``glassbox check`` uses; no rule is re-written in Python. Each CrossGuard call becomes a policy input of
 docs/contracts.md's shape:
 
@@ -60,7 +60,8 @@ from pulumi_policy.proxy import (
 from bot.errors import GlassboxError
 from bot.plan.mockcloud import mock_id, urn_type
 from bot.plan.sandbox import normalize
-from bot.policy.engine import Evaluation, PolicyEngine, PolicyResult, make_engine
+from bot.policy.engines import make_engine
+from bot.policy.engines.results import Evaluation, PolicyEngine, PolicyResult
 from bot.policy.pack import PolicyPack, load_pack
 from bot.records import RiskTier, digest
 from bot.registry import GOVERNANCE_PATHS

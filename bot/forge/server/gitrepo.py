@@ -9,6 +9,7 @@ of git processes whatever the number of files. Commit objects are written from t
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ZERO_SHA = "0" * 40
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 class GitFailed(RuntimeError):

@@ -20,7 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
-from bot.forge.server.app import ForgeApp, Response
+from bot.forge.server.api import Response
+from bot.forge.server.app import ForgeApp
 from bot.forge.server.shapes import Urls
 
 HOST = "127.0.0.1"

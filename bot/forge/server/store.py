@@ -231,6 +231,13 @@ class Store:
         )
         return int(row["user_id"]) if row else None
 
+    def latest_statuses(self, repo_id: int, sha: str) -> dict[str, Any]:
+        """The newest status row of each context on ``sha``."""
+        latest: dict[str, Any] = {}
+        for row in self.q("SELECT * FROM statuses WHERE repo_id = ? AND sha = ? ORDER BY id", repo_id, sha):
+            latest[row["context"]] = row
+        return latest
+
     # ----------------------------------------------------------------------------------------------
     # pull requests
 

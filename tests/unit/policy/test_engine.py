@@ -12,17 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.errors import EngineError
-from bot.policy.engine import (
-    Evaluation,
-    OpaEngine,
-    PolicyEngine,
-    RegopyEngine,
-    _normalise,
-    interpret,
-    make_engine,
-    normalise_input,
-    opa_available,
-)
+from bot.policy.engines import make_engine
+from bot.policy.engines.input import normalise_input, normalise_value
+from bot.policy.engines.opa import OpaEngine, opa_available
+from bot.policy.engines.regopy import RegopyEngine
+from bot.policy.engines.results import Evaluation, PolicyEngine, interpret
 from bot.policy.pack import PolicyPack, load_pack
 from bot.records import FindingStatus, RiskTier
 from tests.unit.policy.rego_inputs import (
@@ -261,7 +255,7 @@ def test_fast_normalisation_matches_the_located_walk(doc: dict[str, Any]) -> Non
     # normalise_input's fast path for plain JSON must give exactly what the general walk gives, and
     # refuse exactly what it refuses, with the same located message.
     try:
-        expected: Any = _normalise(doc, None)
+        expected: Any = normalise_value(doc, None)
     except EngineError as exc:
         with pytest.raises(EngineError) as info:
             normalise_input(doc)

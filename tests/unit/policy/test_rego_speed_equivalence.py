@@ -22,14 +22,9 @@ from typing import Any
 
 import pytest
 
-from bot.policy.engine import (
-    Evaluation,
-    RegopyEngine,
-    check_shape,
-    derive_index,
-    normalise_input,
-    prepare_input,
-)
+from bot.policy.engines.input import check_shape, derive_index, normalise_input, prepare_input
+from bot.policy.engines.regopy import RegopyEngine
+from bot.policy.engines.results import Evaluation
 from bot.policy.pack import load_pack
 from tests.unit.policy.rego_inputs import change, compliant_bucket, mixed_resources, policy_input, resource
 

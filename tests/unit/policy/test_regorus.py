@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 
 from bot.errors import EngineError
-from bot.policy.engine import Evaluation, RegopyEngine, RegorusEngine, make_engine, regorus_available
+from bot.policy.engines import make_engine
+from bot.policy.engines.regopy import RegopyEngine
+from bot.policy.engines.regorus import RegorusEngine, regorus_available
+from bot.policy.engines.results import Evaluation
 from bot.policy.pack import load_pack
 from tests.unit.policy.rego_inputs import (
     add_conflicting_rule,

@@ -42,11 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.audit.history import VerifyRequest, ledger_facts, verify_history  # noqa: E402
-from bot.audit.keys import Signer, generate_key, load_signer, trusted_keys  # noqa: E402
-from bot.audit.ledger import Ledger, event_signature  # noqa: E402
 from bot.audit.reconstruct import ShowRequest, reconstruct  # noqa: E402
 from bot.records import GENESIS, Actor, ActorKind, AuditEvent, Outcome, canonical_json, digest  # noqa: E402
 from bot.records import new_correlation_id as new_cid  # noqa: E402
+from bot.trust.keys import Signer, generate_key, load_signer, trusted_keys  # noqa: E402
+from bot.trust.ledger import Ledger, event_signature  # noqa: E402
 
 # --------------------------------------------------------------------------------------------------
 # 1. concurrent appends

@@ -52,7 +52,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 import bot.check as check_module  # noqa: E402
-from bot.audit.keys import generate_key  # noqa: E402
 from bot.check import CheckRequest, CheckResult, attest_and_record, run_check  # noqa: E402
 from bot.plan.terraform import to_terraform_plan  # noqa: E402
 from bot.policy.checkov import CheckovWorker, checkov_python, load_policy, worker_environment  # noqa: E402
@@ -61,6 +60,7 @@ from bot.policy.engines.input import prepare_input  # noqa: E402
 from bot.policy.engines.regopy import RegopyEngine, rego_input  # noqa: E402
 from bot.policy.engines.regorus import RegorusEngine, regorus_available  # noqa: E402
 from bot.policy.pack import load_pack  # noqa: E402
+from bot.trust.keys import generate_key  # noqa: E402
 
 # --------------------------------------------------------------------------------------------------
 # estates

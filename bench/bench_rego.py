@@ -35,11 +35,11 @@ import git
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bot.check import export_tree  # noqa: E402
 from bot.policy.engines.input import prepare_input  # noqa: E402
 from bot.policy.engines.regopy import RegopyEngine, rego_input  # noqa: E402
 from bot.policy.engines.regorus import RegorusEngine, regorus_available  # noqa: E402
 from bot.policy.pack import load_pack  # noqa: E402
+from bot.trust.anchors import export_tree  # noqa: E402
 from tests.unit.policy.rego_inputs import mixed_resources, policy_input  # noqa: E402
 
 TARGET_MS = 50.0

@@ -23,16 +23,12 @@ import git
 from pydantic import ValidationError
 
 from bot import __version__
-from bot.approvals.model import CHECK_CONTEXT
-from bot.audit.keys import Signer
-from bot.audit.ledger import Ledger
 from bot.documents import parse_document
 from bot.errors import GlassboxError, UserError
 from bot.forge.model import StatusState
 from bot.forge.port import Forge
 from bot.plan import Plan, build_plan
 from bot.plan.terraform import address_map, to_terraform_plan
-from bot.policy.attestation import sign_verdict, store_attestation
 from bot.policy.checkov import CheckovPolicy, CheckovReport, CheckovWorker, load_policy
 from bot.policy.render import sarif, summary_markdown
 from bot.records import (
@@ -50,14 +46,23 @@ from bot.records import (
     Verdict,
     VerdictResult,
     Waiver,
-    digest,
 )
 from bot.registry import GOVERNANCE_PATHS, Registry, is_governance_path, load_registry
+from bot.trust.anchors import export_tree, policy_pack_digest, tree_digest
+from bot.trust.attestations import sign_verdict, store_attestation
+from bot.trust.conventions import (
+    CHECK_CONTEXT,
+    DECISIONS_DIR,
+    POLICY_PACK_DIR,
+    REGISTRY_DIR,
+    TRAILER_AGENT,
+    TRAILER_EVIDENCE,
+    trailers,
+)
 from bot.trust.gitenv import commit_env
+from bot.trust.keys import Signer
+from bot.trust.ledger import Ledger
 
-DECISIONS_DIR = ".glassbox/decisions/"
-PACK_DIR = "policy-pack"
-REGISTRY_DIR = "registry"
 RAW_IAC = re.compile(r"(\.tf$|\.tf\.json$|(^|/)Dockerfile[^/]*$|(^|/)(k8s|kubernetes|cloudformation)/.*\.ya?ml$)")
 NO_PLAN = "sha256:" + "0" * 64
 
@@ -115,37 +120,6 @@ class CheckResult:
 # trust anchors from the base commit
 
 
-def export_tree(commit: git.Commit, prefix: str, dest: Path) -> Path:
-    """Write the files under ``prefix`` at ``commit`` into ``dest/prefix``; return that directory."""
-    target = dest / prefix
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        tree = commit.tree / prefix
-    except KeyError:
-        return target
-    for blob in tree.traverse():
-        if not isinstance(blob, git.Blob) or blob.mode == 0o120000:
-            continue  # symlinks in a trust anchor are never followed
-        path = dest / blob.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(blob.data_stream.read())
-    return target
-
-
-def tree_digest(commit: git.Commit, prefix: str) -> str:
-    """Digest over (path, blob sha) of every file under ``prefix``: equal trees give equal digests."""
-    try:
-        tree = commit.tree / prefix
-    except KeyError:
-        return digest([])
-    blobs = sorted((str(b.path), b.hexsha, int(b.mode)) for b in tree.traverse() if isinstance(b, git.Blob))
-    return digest([{"path": p, "blob": h, "mode": m} for p, h, m in blobs])
-
-
-def policy_pack_digest(commit: git.Commit) -> str:
-    return tree_digest(commit, PACK_DIR)
-
-
 @dataclass
 class Anchors:
     registry: Registry
@@ -157,7 +131,7 @@ class Anchors:
 
 def load_anchors(base: git.Commit, scratch: Path) -> Anchors:
     registry_dir = export_tree(base, REGISTRY_DIR, scratch)
-    pack_dir = export_tree(base, PACK_DIR, scratch)
+    pack_dir = export_tree(base, POLICY_PACK_DIR, scratch)
     registry = load_registry(registry_dir)
     waivers: list[Waiver] = []
     waiver_file = registry_dir / "waivers.yaml"
@@ -238,10 +212,10 @@ def read_evidence(head: git.Commit, base: git.Commit) -> EvidenceView:
     if not path.endswith(f"/{record.request.correlation_id}.json"):
         verified = False
         problems.append(f"{path}: file name does not match correlation id {record.request.correlation_id}")
-    trailer = re.search(r"^Glassbox-Evidence:\s*(sha256:[0-9a-f]{64})\s*$", str(head.message), re.MULTILINE)
-    if trailer is not None and trailer.group(1) != record.digest:
+    claimed = trailers(str(head.message)).get(TRAILER_EVIDENCE)
+    if claimed is not None and claimed != record.digest:
         verified = False
-        problems.append(f"commit trailer Glassbox-Evidence {trailer.group(1)} does not match {record.digest}")
+        problems.append(f"commit trailer {TRAILER_EVIDENCE} {claimed} does not match {record.digest}")
     return EvidenceView(record, path, verified, problems)
 
 
@@ -249,8 +223,7 @@ def resolve_author(request: CheckRequest, registry: Registry, evidence: Evidence
     if request.author:
         return Author(request.author, registry.identity_kind(request.author) or "unknown")
     agent = evidence.record.request.agent_id if evidence.record else None
-    trailer = re.search(r"^Glassbox-Agent:\s*(\S+)\s*$", str(head.message), re.MULTILINE)
-    agent = agent or (trailer.group(1) if trailer else None)
+    agent = agent or trailers(str(head.message)).get(TRAILER_AGENT)
     if agent:
         return Author(agent, registry.identity_kind(agent) or "unknown")
     return Author(str(head.author.email or "unknown"), "human")

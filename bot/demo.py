@@ -25,26 +25,24 @@ import git
 from github import Auth, Github
 
 from bot.approvals.service import evaluate_pr, merge_pr
-from bot.audit.keys import Signer, load_signer, trusted_keys
-from bot.audit.ledger import Ledger
-from bot.check import (
-    REGISTRY_DIR,
-    check_pull_request,
-    export_tree,
-)
+from bot.check import check_pull_request
 from bot.deploy.breakglass import GrantStore, open_grant
 from bot.deploy.gate import DeployContext, deploy
 from bot.errors import Denied
 from bot.forge.github import GitHubForge
 from bot.forge.server import ADMIN, init_forge, load_tokens, repo_path, start_forge
 from bot.forge.settings import ForgeSettings
-from bot.policy.attestation import stored_verdict
 from bot.policy.checkov import CheckovWorker
 from bot.proposal_context import proposal_context
 from bot.propose import propose
 from bot.records import ChangeRequest, Verdict
 from bot.registry import KeyRole, load_registry
+from bot.trust.anchors import export_tree
+from bot.trust.attestations import stored_verdict
+from bot.trust.conventions import REGISTRY_DIR
 from bot.trust.gitenv import commit_env
+from bot.trust.keys import Signer, load_signer, trusted_keys
+from bot.trust.ledger import Ledger
 
 REPO = "acme/infra"
 GOVERNED = ("registry", "infra", "policy-pack", ".github")

@@ -30,8 +30,6 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from bot import __version__
-from bot.audit.keys import load_signer
-from bot.audit.ledger import Ledger
 from bot.check import (
     deny_reasons,
     preflight_verdict,
@@ -45,10 +43,11 @@ from bot.proposal_context import proposal_context
 from bot.propose import ProposeContext, build_evidence, propose, scope_reasons
 from bot.records import AuditEvent, ChangeRequest, FindingStatus, validation_lines
 from bot.registry import resolved_scope
+from bot.trust.conventions import APPROVALS_CONTEXT, CHECK_CONTEXT
+from bot.trust.keys import load_signer
+from bot.trust.ledger import Ledger
 
 PREFLIGHT_TOOL = "preflight_change"
-CHECK_CONTEXT = "glassbox/check"
-APPROVALS_CONTEXT = "glassbox/approvals"
 
 INSTRUCTIONS = (
     "glassbox governs infrastructure changes. Your only write path is propose_change, which opens a pull "

@@ -15,14 +15,16 @@ from pathlib import Path
 
 import git
 
-from bot.audit.keys import Signer
-from bot.audit.ledger import Ledger
-from bot.check import REGISTRY_DIR, export_tree, policy_pack_digest, preflight_for
+from bot.check import preflight_for
 from bot.errors import UserError
 from bot.forge.port import Forge
 from bot.policy.checkov import CheckovWorker
 from bot.propose import ProposeContext
 from bot.registry import load_registry
+from bot.trust.anchors import export_tree, policy_pack_digest
+from bot.trust.conventions import REGISTRY_DIR
+from bot.trust.keys import Signer
+from bot.trust.ledger import Ledger
 
 
 def base_commit(base_repo: Path, branch: str, forge: Forge) -> git.Commit:

@@ -23,9 +23,6 @@ from typing import Any
 import git
 
 from bot import __version__
-from bot.audit.gitsign import ssh_sign
-from bot.audit.keys import Signer
-from bot.audit.ledger import Ledger
 from bot.errors import Denied, GlassboxError
 from bot.forge.model import GitIdentity, PullRequest, PullState
 from bot.forge.port import Forge
@@ -44,6 +41,10 @@ from bot.records import (
 )
 from bot.redaction import find_secrets, redact_text, redact_tree
 from bot.registry import AgentStatus, Registry, is_governance_path, path_in_scope
+from bot.trust.conventions import agent_branch, decision_record_path, trailer_lines
+from bot.trust.gitsign import ssh_sign
+from bot.trust.keys import Signer
+from bot.trust.ledger import Ledger
 
 PROPOSE_TOOL = "propose_change"
 MAX_FILE_BYTES = 256 * 1024
@@ -90,12 +91,11 @@ class ProposeContext:
 
 
 def branch_name(request: ChangeRequest) -> str:
-    return f"glassbox/{request.agent_id}/{request.correlation_id}"
+    return agent_branch(request.agent_id, request.correlation_id)
 
 
 def evidence_path(request: ChangeRequest) -> str:
-    at = request.requested_at
-    return f".glassbox/decisions/{at:%Y}/{at:%m}/{request.correlation_id}.json"
+    return decision_record_path(request.correlation_id, request.requested_at)
 
 
 def request_digest(request: ChangeRequest) -> str:
@@ -376,17 +376,13 @@ task complexity {rub.task_complexity:.2f}
 
 
 def record_path_from(record: EvidenceRecord) -> str:
-    at = record.request.requested_at
-    return f".glassbox/decisions/{at:%Y}/{at:%m}/{record.request.correlation_id}.json"
+    return decision_record_path(record.request.correlation_id, record.request.requested_at)
 
 
 def commit_message(record: EvidenceRecord) -> str:
     r = record.request
-    return (
-        f"{r.intent}\n\nProposed by agent {r.agent_id} for {r.requested_by.id}.\n\n"
-        f"Glassbox-Correlation-Id: {r.correlation_id}\n"
-        f"Glassbox-Agent: {r.agent_id}\n"
-        f"Glassbox-Evidence: {record.digest}\n"
+    return f"{r.intent}\n\nProposed by agent {r.agent_id} for {r.requested_by.id}.\n\n" + trailer_lines(
+        r.correlation_id, r.agent_id, record.digest
     )
 
 

@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from bot.documents import load_document
 from bot.errors import UserError, ValidationFailed
+from bot.keyformat import KeyFormatError, keyid_for, parse_public_key
 from bot.records import Autonomy, Identifier, Record, RiskTier, digest, validation_lines
 
 GOVERNANCE_PATHS: tuple[str, ...] = ("policy-pack/", "registry/", ".github/", "CODEOWNERS", ".glassbox/")
@@ -395,8 +396,6 @@ def _dupes(ids: list[str]) -> list[str]:
 
 
 def cross_file_problems(reg: Registry) -> list[str]:
-    from bot.audit.keys import KeyFormatError, keyid_for, parse_public_key
-
     root = reg.root
     agents_f, tools_f, teams_f = root / "agents.yaml", root / "tools.yaml", root / "teams.yaml"
     matrix_f, trust_f = root / "approval-matrix.yaml", root / "trust.yaml"

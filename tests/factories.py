@@ -123,7 +123,7 @@ def verdict_data(**overrides: Any) -> dict[str, Any]:
 
 def registry_with_keys(tmp_path: Path, *identities: tuple[str, list[str]]) -> tuple[Path, dict[str, Any]]:
     """A copy of the sample registry whose trust.yaml holds fresh keys for ``identities`` (id, roles)."""
-    from bot.audit.keys import generate_key
+    from bot.trust.keys import generate_key
 
     root = copy_registry(tmp_path)
     signers = {}

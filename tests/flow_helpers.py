@@ -11,14 +11,14 @@ from typing import Any
 
 import git
 
-from bot.audit.keys import Signer, load_signer, trusted_keys
-from bot.audit.ledger import Ledger
 from bot.forge.github import GitHubForge, RetryPolicy
 from bot.forge.server import init_forge, load_tokens, repo_path, start_forge
 from bot.forge.settings import ForgeSettings
 from bot.propose import ProposeContext
 from bot.records import ChangeRequest
 from bot.registry import KeyRole, Registry, load_registry
+from bot.trust.keys import Signer, load_signer, trusted_keys
+from bot.trust.ledger import Ledger
 from tests.factories import change_request_data
 from tests.forge_helpers import LockedLog
 
@@ -148,7 +148,7 @@ def ci_check(flow: Flow, pr_number: int, checkov: Any = None) -> Any:
 
 
 def verdict_loader(flow: Flow) -> Any:
-    from bot.policy.attestation import stored_verdict
+    from bot.trust.attestations import stored_verdict
 
     return lambda head: stored_verdict(flow.attestations, head, flow.registry)
 
@@ -224,7 +224,7 @@ def overwrite_object(repo: Path, sha: str, data: bytes) -> None:
 
 def resign_commit(repo: Path, sha: str, signer: Signer) -> None:
     """Overwrite commit ``sha`` with the same content signed by ``signer`` instead of its author."""
-    from bot.audit.gitsign import ssh_sign
+    from bot.trust.gitsign import ssh_sign
 
     raw = git.Repo(repo).odb.stream(bytes.fromhex(sha)).read().decode()
     header, _, message = raw.partition("\n\n")

@@ -1,4 +1,4 @@
-"""The security invariants of ARCHITECTURE.md, one test (or more) named after each.
+"""The security invariants of docs/architecture.md, one test (or more) named after each.
 
 Each drives the real parts: the embedded forge over HTTP, real git, real signatures, the real ledger.
 """
@@ -16,14 +16,14 @@ from github import GithubException
 
 from bot.approvals.model import DiscardReason
 from bot.approvals.service import merge_pr
-from bot.audit.keys import generate_key
-from bot.audit.ledger import Ledger
 from bot.audit.ocsf import OcsfMapper
 from bot.deploy.broker import CredentialBroker, CredentialRefused, ReplayStore, verify_credential
 from bot.deploy.gate import deploy
 from bot.errors import Denied
 from bot.propose import propose
 from bot.records import Outcome, RiskTier, VerdictResult
+from bot.trust.keys import generate_key
+from bot.trust.ledger import Ledger
 from tests.flow_helpers import Flow, approve, deploy_context, flow_env, request, verdict_loader
 from tests.unit.approvals._builders import evidence, gate, pull, review, verdict
 

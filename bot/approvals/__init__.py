@@ -10,8 +10,6 @@ from __future__ import annotations
 from bot.approvals.codeowners import CodeOwners, Ownership, Problem, Rule, parse
 from bot.approvals.gate import evaluate
 from bot.approvals.model import (
-    CHECK_CONTEXT,
-    STATUS_CONTEXT,
     ApprovalState,
     Blocker,
     BlockerKind,
@@ -25,8 +23,6 @@ from bot.approvals.model import (
 from bot.approvals.service import VerdictLoader, evaluate_pr, merge_pr
 
 __all__ = [
-    "CHECK_CONTEXT",
-    "STATUS_CONTEXT",
     "ApprovalState",
     "Blocker",
     "BlockerKind",

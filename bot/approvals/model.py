@@ -14,9 +14,6 @@ from pydantic import Field
 
 from bot.records import Record, RiskTier, VerdictResult
 
-STATUS_CONTEXT = "glassbox/approvals"
-CHECK_CONTEXT = "glassbox/check"
-
 
 class RequirementSource(StrEnum):
     CODEOWNERS = "codeowners"  # the owners of touched paths (one requirement per distinct owner set)

@@ -23,15 +23,15 @@ from typing import Any
 
 from pydantic import Field
 
-from bot.approvals.model import CHECK_CONTEXT, STATUS_CONTEXT
 from bot.forge.port import ProtectionPort as ProtectionPort  # re-exported: the port lives with the forge
 from bot.records import Record
 from bot.registry import Registry
+from bot.trust.conventions import APPROVALS_CONTEXT, CHECK_CONTEXT
 
 
 class BranchProtection(Record):
     branch: str = "main"
-    required_status_checks: list[str] = Field(default_factory=lambda: [CHECK_CONTEXT, STATUS_CONTEXT])
+    required_status_checks: list[str] = Field(default_factory=lambda: [CHECK_CONTEXT, APPROVALS_CONTEXT])
     strict_status_checks: bool = Field(default=True, description="The head must be up to date with the base.")
     enforce_admins: bool = True
     require_code_owner_reviews: bool = True

@@ -17,25 +17,17 @@ from typing import Any
 
 from bot.approvals import codeowners as co
 from bot.approvals.gate import Members, evaluate
-from bot.approvals.model import (
-    CHECK_CONTEXT,
-    STATUS_CONTEXT,
-    ApprovalState,
-    Blocker,
-    BlockerKind,
-    MergeOutcome,
-)
-from bot.audit.keys import Signer
-from bot.audit.ledger import Ledger
+from bot.approvals.model import ApprovalState, Blocker, BlockerKind, MergeOutcome
 from bot.forge.model import ChangedFile, FileStatus, MergeMethod, PullRequest, StatusState
 from bot.forge.port import Forge
 from bot.records import Actor, ActorKind, EvidenceRecord, Outcome, Subject, Verdict
 from bot.registry import Registry
+from bot.trust.conventions import APPROVALS_CONTEXT, CHECK_CONTEXT, DECISIONS_DIR
+from bot.trust.keys import Signer
+from bot.trust.ledger import Ledger
 
 VerdictLoader = Callable[[str], Verdict | None]
 """Given the head commit SHA, the verdict for exactly that commit, or None when there is none."""
-
-DECISIONS_DIR = ".glassbox/decisions/"
 
 
 def touched_paths(files: list[ChangedFile]) -> list[str]:
@@ -171,7 +163,7 @@ def evaluate_pr(
         if publish:
             forge.set_status(
                 pr.head_sha,
-                context=STATUS_CONTEXT,
+                context=APPROVALS_CONTEXT,
                 state=StatusState.SUCCESS if state.satisfied else StatusState.FAILURE,
                 description=state.status_description(),
             )
@@ -181,7 +173,7 @@ def evaluate_pr(
         if publish and pr is not None:
             try:
                 forge.set_status(
-                    pr.head_sha, context=STATUS_CONTEXT, state=StatusState.ERROR, description="evaluation failed"
+                    pr.head_sha, context=APPROVALS_CONTEXT, state=StatusState.ERROR, description="evaluation failed"
                 )
             except Exception as status_exc:  # recorded; the original cause stays the reason
                 publish_problem = f"{type(status_exc).__name__}: {status_exc}"
@@ -214,7 +206,7 @@ def _status_problems(forge: Forge, registry: Registry, head: str) -> list[str]:
     """Why the required statuses on ``head`` are not green, or were not set by the identity that owns them."""
     latest = {s.context: s for s in forge.list_statuses(head)}
     problems = []
-    for context, kind in ((CHECK_CONTEXT, "ci"), (STATUS_CONTEXT, "bot")):
+    for context, kind in ((CHECK_CONTEXT, "ci"), (APPROVALS_CONTEXT, "bot")):
         status = latest.get(context)
         if status is None:
             problems.append(f"{context} has not been reported on {head[:12]}")

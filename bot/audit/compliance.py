@@ -35,14 +35,14 @@ from typing import Any, Literal
 import git
 from pydantic import Field, ValidationError, model_validator
 
-from bot.audit.keys import Signer, sign_json, verify_json_envelope
-from bot.audit.ledger import Ledger
 from bot.audit.report import Decision, Trust, check_integrity, group_decisions, load_trust
 from bot.deploy.gate import attestation_path
 from bot.errors import GlassboxError, IntegrityError, UserError
-from bot.policy.attestation import verify_attestation
 from bot.records import AuditEvent, Outcome, Record
 from bot.registry import config_schema, load_config
+from bot.trust.attestations import verify_attestation
+from bot.trust.keys import Signer, sign_json, verify_json_envelope
+from bot.trust.ledger import Ledger
 
 PACK_PAYLOAD_TYPE = "application/vnd.glassbox.compliance-pack.v1+json"
 MANIFEST = "manifest.dsse.json"

@@ -32,14 +32,15 @@ from typing import Any, Literal
 import git
 from pydantic import Field, ValidationError
 
-from bot.audit.gitsign import verify_commit
-from bot.audit.ledger import Ledger
-from bot.audit.reconstruct import RegistryCache, ledger_trust, load_verdict, object_intact, open_repo, trailers
+from bot.audit.reconstruct import RegistryCache, ledger_trust, load_verdict, object_intact, open_repo
 from bot.audit.retention import archive_dir, verify_archive
 from bot.deploy.gate import DeployReport
 from bot.errors import GlassboxError, IntegrityError, UserError
 from bot.records import Outcome, Record, VerdictResult
 from bot.registry import Registry, is_governance_path
+from bot.trust.conventions import TRAILER_AGENT, trailers
+from bot.trust.gitsign import verify_commit
+from bot.trust.ledger import Ledger
 
 GOVERNED_PREFIXES = ("infra/",)
 
@@ -212,7 +213,7 @@ class _Auditor:
         return [self.repo.commit(s) for s in shas]
 
     def signed_by_agent(self, commit: git.Commit, registry: Registry, *, where: str) -> bool:
-        agent = trailers(str(commit.message)).get("Glassbox-Agent")
+        agent = trailers(str(commit.message)).get(TRAILER_AGENT)
         if agent is None:
             return True
         if not object_intact(self.repo, commit.hexsha):

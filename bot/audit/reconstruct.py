@@ -16,7 +16,6 @@ ledger-signer key of the registry at ``--registry-ref``, and its chain link to t
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import tempfile
 from collections.abc import Mapping
@@ -28,16 +27,18 @@ from typing import Any, Literal
 import git
 from pydantic import Field, ValidationError
 
-from bot.audit.gitsign import verify_commit
-from bot.audit.keys import trusted_keys, verify_bytes
-from bot.audit.ledger import EVENT_PAYLOAD_TYPE, Ledger
 from bot.audit.retention import archive_anchor
-from bot.check import REGISTRY_DIR, added_decision_records, export_tree, policy_pack_digest
-from bot.deploy.gate import DeployReport, attestation_path
+from bot.check import added_decision_records
+from bot.deploy.gate import DeployReport
 from bot.errors import GlassboxError, IntegrityError, UserError
-from bot.policy.attestation import verify_attestation
 from bot.records import AuditEvent, EvidenceRecord, Outcome, Record, Verdict, canonical_json
 from bot.registry import AgentStatus, KeyRole, Registry, load_registry
+from bot.trust.anchors import export_tree, policy_pack_digest
+from bot.trust.attestations import load_attestation
+from bot.trust.conventions import REGISTRY_DIR, TRAILER_AGENT, TRAILER_CORRELATION, TRAILER_EVIDENCE, trailers
+from bot.trust.gitsign import verify_commit
+from bot.trust.keys import trusted_keys, verify_bytes
+from bot.trust.ledger import EVENT_PAYLOAD_TYPE, Ledger
 
 _CORRELATION = re.compile(
     r"^([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|[0-9A-HJKMNP-TV-Z]{26})$", re.IGNORECASE
@@ -121,14 +122,6 @@ LINK_ORDER = (
 
 # --------------------------------------------------------------------------------------------------
 # shared helpers (also used by ``bot.audit.history``)
-
-
-def trailers(message: str) -> dict[str, str]:
-    """``Glassbox-*`` trailers of a commit message (the last value wins)."""
-    found: dict[str, str] = {}
-    for m in re.finditer(r"^(Glassbox-[A-Za-z-]+):\s*(\S+)\s*$", message, re.MULTILINE):
-        found[m.group(1)] = m.group(2)
-    return found
 
 
 def object_intact(repo: git.Repo, sha: str) -> bool:
@@ -228,23 +221,17 @@ class EventVerifier:
 
 def load_verdict(store: Path, head: str, registry: Registry) -> tuple[Verdict | None, Source, str | None]:
     """(verdict, source, problem) for the attestation stored for ``head``; problem None when it verifies."""
-    path = attestation_path(store, head)
-    try:
-        envelope = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None, Source(kind=SourceKind.ATTESTATION, ref=str(path)), f"no attestation for head {head[:12]}"
-    except ValueError as exc:
-        problem = f"{path.name} is not JSON: {exc}"
-        return None, Source(kind=SourceKind.ATTESTATION, ref=str(path), verified=False, detail=problem), problem
-    try:
-        verdict, keyid = verify_attestation(envelope, registry)
-    except GlassboxError as exc:
-        problem = f"attestation does not verify: {exc.message}"
-        return None, Source(kind=SourceKind.ATTESTATION, ref=str(path), verified=False, detail=problem), problem
-    signer = next((k.identity for k in registry.keys_for(role=KeyRole.VERDICT_SIGNER) if k.keyid == keyid), keyid)
+    filed = load_attestation(store, head, registry)
+    ref = str(filed.path)
+    if not filed.found:
+        return None, Source(kind=SourceKind.ATTESTATION, ref=ref), f"no attestation for head {head[:12]}"
+    if filed.verdict is None:
+        return None, Source(kind=SourceKind.ATTESTATION, ref=ref, verified=False, detail=filed.problem), filed.problem
+    keys = registry.keys_for(role=KeyRole.VERDICT_SIGNER)
+    signer = next((k.identity for k in keys if k.keyid == filed.keyid), filed.keyid)
     return (
-        verdict,
-        Source(kind=SourceKind.ATTESTATION, ref=str(path), verified=True, detail=f"signed by {signer}"),
+        filed.verdict,
+        Source(kind=SourceKind.ATTESTATION, ref=ref, verified=True, detail=f"signed by {signer}"),
         None,
     )
 
@@ -364,7 +351,7 @@ class _Builder:
                 if e.action == "merge" and e.details.get("head_sha"):
                     self.head = self.head or self._commit(str(e.details["head_sha"]))
             if self.cid is None and commit is not None:
-                self.cid = trailers(str(commit.message)).get("Glassbox-Correlation-Id")
+                self.cid = trailers(str(commit.message)).get(TRAILER_CORRELATION)
             if self.cid is None and self.pr is None:
                 raise UserError(f"{q}: no ledger event and no Glassbox trailer names this commit")
         else:
@@ -446,7 +433,7 @@ class _Builder:
 
     def _agent(self) -> None:
         agent_id = (self.propose.details.get("agent_id") if self.propose else None) or (
-            trailers(str(self.head.message)).get("Glassbox-Agent") if self.head else None
+            trailers(str(self.head.message)).get(TRAILER_AGENT) if self.head else None
         )
         if agent_id is None:
             self.add(_missing("agent", "no agent named by the propose event or the commit trailers"))
@@ -573,10 +560,10 @@ class _Builder:
             self.add(_broken("commit", f"git object {sha[:12]} does not hash to its id", [src], facts=facts))
             return
         problems = []
-        if self.cid and t.get("Glassbox-Correlation-Id") != self.cid:
+        if self.cid and t.get(TRAILER_CORRELATION) != self.cid:
             problems.append(f"trailer Glassbox-Correlation-Id is {t.get('Glassbox-Correlation-Id')}, not {self.cid}")
         agent = self.propose.details.get("agent_id") if self.propose else None
-        if agent and t.get("Glassbox-Agent") != agent:
+        if agent and t.get(TRAILER_AGENT) != agent:
             problems.append(f"trailer Glassbox-Agent is {t.get('Glassbox-Agent')}, not {agent}")
         if problems:
             self.add(_broken("commit", "; ".join(problems), [src], facts=facts))
@@ -598,7 +585,7 @@ class _Builder:
             self.add(_broken("signature", first, [src.model_copy(update={"detail": first})], signature_verified=False))
             return
         src = src.model_copy(update={"verified": True, "detail": f"good SSH signature by {signer}"})
-        agent = trailers(str(self.head.message)).get("Glassbox-Agent")
+        agent = trailers(str(self.head.message)).get(TRAILER_AGENT)
         if agent and signer != agent:
             text = f"signed by {signer}, but the commit says it came from agent {agent}"
             self.add(_broken("signature", text, [src], signature_verified=True, signed_by=signer))
@@ -617,7 +604,7 @@ class _Builder:
         self_ok = record.verify_digest()
         if not self_ok:
             problems.append(f"content does not match its own digest {record.digest}")
-        trailer = trailers(str(self.head.message)).get("Glassbox-Evidence")
+        trailer = trailers(str(self.head.message)).get(TRAILER_EVIDENCE)
         if trailer != record.digest:
             problems.append(f"commit trailer Glassbox-Evidence {trailer} ≠ record {record.digest}")
         if self.propose is not None:

@@ -31,16 +31,17 @@ from typing import Any, TypeAlias
 import git
 from pydantic import ValidationError
 
-from bot.audit.keys import trusted_keys
-from bot.audit.ledger import Ledger, LedgerReport
 from bot.audit.metrics import Metrics, MetricsReport, Ratio, compute_metrics
 from bot.audit.retention import archive_anchor
-from bot.check import REGISTRY_DIR, export_tree
 from bot.deploy.gate import DeployReport, attestation_path
 from bot.errors import GlassboxError, UserError
-from bot.policy.attestation import verify_attestation
 from bot.records import AuditEvent, Outcome
 from bot.registry import KeyRole, Registry, load_registry
+from bot.trust.anchors import export_tree
+from bot.trust.attestations import verify_attestation
+from bot.trust.conventions import REGISTRY_DIR
+from bot.trust.keys import trusted_keys
+from bot.trust.ledger import Ledger, LedgerReport
 
 # the chain an auditor follows, in order; other actions of a decision are listed under it
 STAGES = ("propose", "check", "approvals", "merge", "deploy")

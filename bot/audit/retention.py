@@ -33,8 +33,6 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from bot.audit.keys import Signer, sign_json, verify_bytes, verify_json_envelope
-from bot.audit.ledger import EVENT_PAYLOAD_TYPE, Ledger, LedgerReport
 from bot.errors import IntegrityError, UserError
 from bot.records import (
     GENESIS,
@@ -49,6 +47,8 @@ from bot.records import (
     sha256_hex,
 )
 from bot.registry import config_schema, load_config
+from bot.trust.keys import Signer, sign_json, verify_bytes, verify_json_envelope
+from bot.trust.ledger import EVENT_PAYLOAD_TYPE, Ledger, LedgerReport
 
 log = logging.getLogger("glassbox.retention")
 

@@ -34,11 +34,11 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
-from bot.audit.ledger import exclusive_lock
 from bot.audit.ocsf import API_ACTIVITY, COMPLIANCE_FINDING, DETECTION_FINDING, Detections, OcsfMapper, render, to_ecs
 from bot.errors import UserError
 from bot.records import AuditEvent, Identifier, Record
 from bot.registry import config_schema, load_config
+from bot.trust.ledger import exclusive_lock
 
 log = logging.getLogger("glassbox.siem")
 

@@ -21,8 +21,6 @@ from bot.approvals import protection
 from bot.approvals.gate import Members
 from bot.approvals.model import ApprovalState, MergeOutcome
 from bot.approvals.service import VerdictLoader, evaluate_pr, merge_pr
-from bot.audit.keys import load_signer
-from bot.audit.ledger import Ledger
 from bot.commands._common import (
     KeysOption,
     LedgerOption,
@@ -35,13 +33,15 @@ from bot.commands._common import (
     ledger_path,
     styled,
 )
-from bot.errors import UserError
+from bot.errors import IntegrityError, UserError
 from bot.forge.github import GitHubForge, connect
 from bot.forge.model import MergeMethod
 from bot.forge.settings import ForgeUrlOption, RepoOption, TokenOption, resolve_settings
-from bot.policy.attestation import verify_attestation
 from bot.records import Verdict
 from bot.registry import Registry, load_registry
+from bot.trust.attestations import read_attestation
+from bot.trust.keys import load_signer
+from bot.trust.ledger import Ledger
 
 
 class Membership(StrEnum):
@@ -96,10 +96,10 @@ def _verdict_loader(verdict: Path | None, attestation: Path | None, registry: Re
     def load(head_sha: str) -> Verdict | None:
         # the gate compares the verdict's head commit with the PR's; a file for another commit is stale
         if attestation is not None:
-            if not attestation.exists():
-                return None
-            found, _keyid = verify_attestation(json.loads(attestation.read_text(encoding="utf-8")), registry)
-            return found
+            filed = read_attestation(attestation, registry)
+            if filed.found and filed.verdict is None:
+                raise IntegrityError(f"--attestation {attestation}: {filed.problem}")
+            return filed.verdict
         if verdict is not None and verdict.exists():
             return Verdict.model_validate_json(verdict.read_bytes())
         return None

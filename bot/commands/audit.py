@@ -15,8 +15,6 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.audit.history import HistoryReport, VerifyRequest, verify_history
-from bot.audit.keys import load_signer, trusted_keys
-from bot.audit.ledger import Ledger
 from bot.audit.metrics import compute_metrics
 from bot.audit.ocsf import OcsfMapper, render
 from bot.audit.reconstruct import LinkStatus, Reconstruction, ShowRequest, reconstruct
@@ -37,6 +35,8 @@ from bot.commands._common import (
 from bot.errors import UserError
 from bot.records import ActorKind, AuditEvent
 from bot.registry import KeyRole, load_registry
+from bot.trust.keys import load_signer, trusted_keys
+from bot.trust.ledger import Ledger
 
 group = typer.Typer(
     help="The audit trail: decision chains, history verification, SIEM exports, governance metrics, retention.",

@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 
 from bot.audit.compliance import PackRequest, build_pack
-from bot.audit.keys import load_signer
 from bot.audit.report import ReportRequest, write_report
 from bot.commands._common import (
     KeysOption,
@@ -29,6 +28,7 @@ from bot.commands._common import (
 )
 from bot.commands.audit import group, parse_time
 from bot.errors import IntegrityError
+from bot.trust.keys import load_signer
 
 AttestationsOption = Annotated[
     Path | None, typer.Option("--attestations", help="Verdict attestations (<head sha>.dsse.json) to verify against.")

@@ -14,8 +14,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.audit.keys import load_signer
-from bot.audit.ledger import Ledger
 from bot.commands._common import (
     KeysOption,
     LedgerOption,
@@ -31,6 +29,8 @@ from bot.deploy.breakglass import DEFAULT_MAX_GRANT_TTL, GrantStore, format_ttl,
 from bot.deploy.model import GrantStatus
 from bot.deploy.state import STATE_ENV, default_state_dir
 from bot.registry import load_registry
+from bot.trust.keys import load_signer
+from bot.trust.ledger import Ledger
 
 MAX_TTL_ENV = "GLASSBOX_BREAKGLASS_MAX_TTL"
 

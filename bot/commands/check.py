@@ -10,19 +10,19 @@ import git
 import typer
 from rich.console import Console
 
-from bot.audit.keys import load_signer
-from bot.audit.ledger import Ledger
-from bot.check import REGISTRY_DIR, CheckRequest, attest_and_record, deny_reasons, export_tree, run_check
+from bot.check import CheckRequest, attest_and_record, deny_reasons, run_check
 from bot.commands._common import KeysOption, LedgerOption, OutputFormat, OutputOption, emit, keys_dir, ledger_path
 from bot.errors import Denied, UserError
 from bot.forge.github import GitHubForge
 from bot.forge.model import StatusState
 from bot.forge.settings import ForgeUrlOption, TokenOption, resolve_settings
-from bot.policy.attestation import store_attestation
 from bot.records import VerdictResult
 from bot.registry import load_registry
-
-CHECK_CONTEXT = "glassbox/check"
+from bot.trust.anchors import export_tree
+from bot.trust.attestations import store_attestation
+from bot.trust.conventions import CHECK_CONTEXT, REGISTRY_DIR
+from bot.trust.keys import load_signer
+from bot.trust.ledger import Ledger
 
 
 def register(app: typer.Typer) -> None:

@@ -10,8 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.audit.keys import load_signer
-from bot.audit.ledger import Ledger
 from bot.commands._common import (
     KeysOption,
     LedgerOption,
@@ -26,6 +24,8 @@ from bot.deploy.gate import DeployContext, deploy
 from bot.deploy.state import default_state_dir
 from bot.forge.github import GitHubForge
 from bot.forge.settings import ForgeUrlOption, RepoOption, TokenOption, resolve_settings
+from bot.trust.keys import load_signer
+from bot.trust.ledger import Ledger
 
 AttestationsOption = Annotated[
     Path | None,

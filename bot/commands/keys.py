@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot.audit.keys import generate_key
 from bot.commands._common import KeysOption, OutputFormat, OutputOption, emit, keys_dir
+from bot.trust.keys import generate_key
 
 group = typer.Typer(
     help="Identity keys (ed25519) for signing commits, verdicts, deploys and ledger events.", no_args_is_help=True

@@ -9,12 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.audit.keys import trusted_keys
-from bot.audit.ledger import Ledger
 from bot.audit.retention import archive_anchor
 from bot.commands._common import LedgerOption, OutputFormat, OutputOption, RegistryOption, emit, ledger_path, styled
 from bot.errors import IntegrityError
 from bot.registry import KeyRole, load_registry
+from bot.trust.keys import trusted_keys
+from bot.trust.ledger import Ledger
 
 group = typer.Typer(help="The append-only, hash-chained, signed compliance ledger.", no_args_is_help=True)
 

@@ -9,8 +9,6 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from bot.audit.keys import load_signer
-from bot.audit.ledger import Ledger
 from bot.commands._common import (
     KeysOption,
     LedgerOption,
@@ -28,6 +26,8 @@ from bot.forge.settings import ForgeUrlOption, RepoOption, TokenOption, resolve_
 from bot.proposal_context import proposal_context
 from bot.propose import propose
 from bot.records import ChangeRequest, validation_lines
+from bot.trust.keys import load_signer
+from bot.trust.ledger import Ledger
 
 BaseRepoOption = Annotated[
     Path,

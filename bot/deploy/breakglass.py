@@ -29,8 +29,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot.audit.keys import Signer, sign_json, trusted_keys, verify_json_envelope
-from bot.audit.ledger import Ledger
 from bot.deploy.events import EventSink
 from bot.deploy.model import (
     GRANT_PAYLOAD_TYPE,
@@ -46,6 +44,8 @@ from bot.errors import Denied, IntegrityError, UserError
 from bot.records import ActorKind, Outcome, canonical_json, new_correlation_id
 from bot.redaction import redact_text
 from bot.registry import Registry
+from bot.trust.keys import Signer, sign_json, trusted_keys, verify_json_envelope
+from bot.trust.ledger import Ledger
 
 DEFAULT_GRANT_TTL = timedelta(hours=1)
 DEFAULT_MAX_GRANT_TTL = timedelta(hours=4)

@@ -25,13 +25,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot.audit.keys import Signer, sign_json, trusted_keys, verify_json_envelope
 from bot.deploy.events import EventSink
 from bot.deploy.model import CREDENTIAL_PAYLOAD_TYPE, Credential, CredentialScope, IssuedCredential, new_nonce
 from bot.deploy.state import StackRef, replay_db
 from bot.errors import Denied, IntegrityError, UserError
 from bot.records import Outcome, canonical_json, new_correlation_id
 from bot.registry import KeyRole, Registry
+from bot.trust.keys import Signer, sign_json, trusted_keys, verify_json_envelope
 
 DEFAULT_TTL = timedelta(minutes=15)
 DEFAULT_MAX_TTL = timedelta(hours=1)

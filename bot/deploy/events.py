@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.audit.keys import Signer
-from bot.audit.ledger import Ledger
 from bot.records import Actor, ActorKind, AuditEvent, Outcome, Subject
+from bot.trust.keys import Signer
+from bot.trust.ledger import Ledger
 
 
 @dataclass(frozen=True)

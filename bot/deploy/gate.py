@@ -12,7 +12,6 @@ refusal (I4, I5) with a ledger event carrying the same fields as a success (I6).
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 import uuid
@@ -26,9 +25,6 @@ import git
 from pydantic import Field
 
 from bot.approvals.service import approvals_at_head
-from bot.audit.keys import Signer
-from bot.audit.ledger import Ledger
-from bot.check import REGISTRY_DIR, export_tree, policy_pack_digest
 from bot.deploy.applier import Applier, select_applier
 from bot.deploy.breakglass import GrantStore, use_grant
 from bot.deploy.broker import CredentialBroker, deploy_trust
@@ -38,9 +34,13 @@ from bot.errors import Denied, GlassboxError
 from bot.forge.model import PullState
 from bot.forge.port import Forge
 from bot.plan import build_plan
-from bot.policy.attestation import attestation_path, store_attestation, verify_attestation
 from bot.records import Outcome, Record, Verdict, VerdictResult
 from bot.registry import Registry, load_registry
+from bot.trust.anchors import export_tree, policy_pack_digest
+from bot.trust.attestations import attestation_path, load_attestation, store_attestation
+from bot.trust.conventions import REGISTRY_DIR
+from bot.trust.keys import Signer
+from bot.trust.ledger import Ledger
 
 
 class GateCheck(Record):
@@ -172,21 +172,14 @@ def verify_commit_for_deploy(
         return report, registry, None, []
     report.pr, report.head_sha = pr.number, pr.head_sha
 
-    verdict: Verdict | None = None
-    path = attestation_path(ctx.attestations, pr.head_sha)
-    try:
-        envelope = json.loads(path.read_text(encoding="utf-8"))
-        verdict, keyid = verify_attestation(envelope, registry)
-        gate.check("attestation signature", True, f"verified with verdict-signer key {keyid}", "attestation")
-    except FileNotFoundError:
-        gate.check(
-            "attestation signature",
-            False,
-            f"no attestation for head {pr.head_sha[:12]} in {ctx.attestations}",
-            "attestation",
-        )
-    except (GlassboxError, ValueError) as exc:
-        gate.check("attestation signature", False, str(getattr(exc, "message", exc)), "attestation")
+    filed = load_attestation(ctx.attestations, pr.head_sha, registry)
+    verdict = filed.verdict
+    gate.check(
+        "attestation signature",
+        verdict is not None,
+        filed.problem or f"verified with verdict-signer key {filed.keyid}",
+        "attestation",
+    )
     if verdict is None:
         report.refused = True
         return report, registry, None, []

@@ -8,14 +8,15 @@ from typing import Any
 import git
 import pytest
 
-from bot.audit.keys import Signer, generate_key
-from bot.audit.ledger import Ledger
 from bot.check import CheckRequest, run_check
 from bot.errors import Denied
 from bot.policy.checkov import CheckovWorker
 from bot.propose import Proposal, ProposeContext, build_evidence, commit_message, evidence_path, propose
 from bot.records import AuditEvent, ChangeRequest, Outcome, Verdict
 from bot.registry import load_registry
+from bot.trust.conventions import CHECK_CONTEXT
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger
 from tests.factories import verdict_data
 from tests.flow_helpers import REPO, Flow, governed_source
 from tests.forge_helpers import ForgeEnv
@@ -71,10 +72,9 @@ def fabricated_verdict(flow: Flow, proposal: Proposal, **overrides: Any) -> Verd
 
 def attest(flow: Flow, verdict: Verdict, *, head: str | None = None, status: bool = True) -> dict[str, Any]:
     """Sign ``verdict`` with the CI key, store it for ``head`` and publish glassbox/check as the CI."""
-    from bot.approvals.model import CHECK_CONTEXT
     from bot.deploy.gate import store_attestation
     from bot.forge.model import StatusState
-    from bot.policy.attestation import sign_verdict
+    from bot.trust.attestations import sign_verdict
 
     envelope = sign_verdict(verdict, flow.signer("glassbox-ci"))
     target = head or verdict.change.head_commit

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.audit.keys import Signer, generate_key
-from bot.audit.ledger import Ledger
 from bot.check import CheckRequest, attest_and_record, run_check
 from bot.propose import evidence_path
 from bot.records import ChangeRequest, FindingStatus, Outcome, RiskTier, Verdict, VerdictResult
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger
 from tests.adversarial._support import Estate
 from tests.factories import change_request_data
 

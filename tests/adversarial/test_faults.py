@@ -14,11 +14,11 @@ import git
 import pytest
 
 from bot.approvals.service import merge_pr
-from bot.audit.ledger import Ledger
 from bot.errors import ForgeError
 from bot.forge.github import GitHubForge
 from bot.propose import Proposal, propose
 from bot.records import EvidenceRecord, Outcome
+from bot.trust.ledger import Ledger
 from tests.adversarial._support import admin, attest, context, fabricated_verdict, proposal_commits
 from tests.flow_helpers import REPO, Flow, _dev_network_config, flow_env, request, verdict_loader
 

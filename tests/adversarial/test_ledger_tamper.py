@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.audit.keys import Signer, generate_key
-from bot.audit.ledger import Ledger, event_signature
 from bot.records import Actor, ActorKind, AuditEvent, Outcome, canonical_json, digest
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger, event_signature
 
 
 @pytest.fixture(scope="module")

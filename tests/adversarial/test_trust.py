@@ -14,16 +14,16 @@ import pytest
 
 from bot.approvals.model import BlockerKind
 from bot.approvals.service import evaluate_pr
-from bot.audit.keys import Signer, generate_key, sign_json
-from bot.audit.ledger import Ledger
 from bot.deploy.breakglass import BreakGlassRefused, GrantStore, open_grant, use_grant
 from bot.deploy.broker import CredentialBroker, CredentialRefused, ReplayStore, deploy_trust, verify_credential
 from bot.deploy.events import EventSink
 from bot.errors import IntegrityError
 from bot.forge.model import ChangedFile, FileStatus, Review, ReviewState
-from bot.policy.attestation import sign_verdict, statement, verify_attestation
 from bot.records import IN_TOTO_PAYLOAD_TYPE, AuditEvent, Outcome, Verdict
 from bot.registry import Registry, load_registry
+from bot.trust.attestations import sign_verdict, statement, verify_attestation
+from bot.trust.keys import Signer, generate_key, sign_json
+from bot.trust.ledger import Ledger
 from tests.factories import registry_with_keys
 from tests.unit.approvals._builders import BASE, HEAD, OLD, evidence, pull, review, verdict
 from tests.unit.approvals._forge import MemoryForge

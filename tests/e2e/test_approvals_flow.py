@@ -15,15 +15,16 @@ from typing import Any
 
 import pytest
 
-from bot.approvals.model import CHECK_CONTEXT, STATUS_CONTEXT, DiscardReason
+from bot.approvals.model import DiscardReason
 from bot.approvals.service import evaluate_pr, merge_pr
-from bot.audit.keys import load_signer
-from bot.audit.ledger import Ledger
 from bot.forge.github import GitHubForge
 from bot.forge.model import PullRequest, StatusState
 from bot.forge.server import init_forge, load_tokens, start_forge
 from bot.records import EvidenceRecord, FileChange, Verdict
 from bot.registry import Registry, load_registry
+from bot.trust.conventions import APPROVALS_CONTEXT, CHECK_CONTEXT
+from bot.trust.keys import load_signer
+from bot.trust.ledger import Ledger
 from tests.factories import REPO_ROOT
 from tests.forge_helpers import REPO, ForgeEnv, LockedLog, make_source
 from tests.unit.approvals._builders import evidence, verdict
@@ -108,7 +109,7 @@ def test_gated_agent_pr_requester_stale_and_owner_approvals_then_merge(
     assert not state.satisfied
     assert [d.reason for d in state.discarded_with_reason] == [DiscardReason.REQUESTER]
     assert [r.id for r in state.required] == ["codeowners:4", "matrix:platform"]  # from the base's CODEOWNERS
-    status = {s.context: s for s in bot.list_statuses(pr.head_sha)}[STATUS_CONTEXT]
+    status = {s.context: s for s in bot.list_statuses(pr.head_sha)}[APPROVALS_CONTEXT]
     assert status.state is StatusState.FAILURE and status.creator == "glassbox-bot"
 
     # an owner approves the head: satisfied

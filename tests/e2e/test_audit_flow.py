@@ -17,13 +17,13 @@ import git
 import pytest
 
 from bot.audit.history import VerifyRequest, ViolationKind, verify_history
-from bot.audit.keys import generate_key
-from bot.audit.ledger import Ledger
 from bot.audit.reconstruct import LINK_ORDER, LinkStatus, Reconstruction, ShowRequest, reconstruct
 from bot.cli import main
 from bot.deploy.gate import attestation_path
 from bot.errors import UserError
 from bot.policy.checkov import CheckovWorker
+from bot.trust.keys import generate_key
+from bot.trust.ledger import Ledger
 from tests.flow_helpers import Flow, copy_repo, deployed_change, flow_env, overwrite_object, resign_commit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -18,8 +18,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from bot.audit.keys import Signer, generate_key
-from bot.audit.ledger import Ledger
 from bot.audit.report import ReportRequest, build_report
 from bot.commands import audit as audit_cmd
 from bot.commands import audit_report
@@ -27,6 +25,8 @@ from bot.demo import REPO, run_demo
 from bot.errors import IntegrityError
 from bot.forge.server import repo_path
 from bot.records import Actor, ActorKind, Outcome, Subject
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger
 from tests.factories import REPO_ROOT, registry_with_keys
 
 CHROMIUM = Path("/usr/bin/chromium")

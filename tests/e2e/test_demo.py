@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.audit.ledger import Ledger
 from bot.demo import Scenario, run_demo
+from bot.trust.ledger import Ledger
 from tests.factories import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

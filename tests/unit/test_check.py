@@ -13,14 +13,14 @@ from typing import Any
 import git
 import pytest
 
-from bot.audit.keys import Signer, generate_key
-from bot.audit.ledger import Ledger
 from bot.check import CheckRequest, CheckResult, attest_and_record, run_check
-from bot.policy.attestation import verify_attestation
 from bot.policy.checkov import CheckovWorker
 from bot.propose import build_evidence, commit_message, evidence_path
 from bot.records import ChangeRequest, FindingStatus, Outcome, RiskTier, VerdictResult
 from bot.registry import load_registry
+from bot.trust.attestations import verify_attestation
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger
 from tests.factories import change_request_data, edit_yaml
 from tests.flow_helpers import governed_source
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.audit.keys import generate_key
-from bot.audit.ledger import Ledger
 from bot.cli import main
 from bot.records import Actor, ActorKind, Outcome
+from bot.trust.keys import generate_key
+from bot.trust.ledger import Ledger
 from tests.factories import SAMPLE_REGISTRY, copy_registry, edit_yaml
 
 

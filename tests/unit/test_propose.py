@@ -9,12 +9,12 @@ from typing import Any
 import git
 import pytest
 
-from bot.audit.gitsign import verify_commit, write_allowed_signers
 from bot.errors import Denied, ForgeError, IntegrityError
 from bot.propose import branch_name, evidence_path, propose
 from bot.records import EvidenceRecord, Outcome
 from bot.redaction import proves
 from bot.registry import load_registry
+from bot.trust.gitsign import verify_commit, write_allowed_signers
 from tests.factories import HEX, edit_yaml
 from tests.flow_helpers import REPO, Flow, flow_env, request
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from bot.audit.keys import generate_key
 from bot.errors import UserError, ValidationFailed
 from bot.registry import FILES, load_registry, path_in_scope, resolved_scope, schema_for, schema_path
+from bot.trust.keys import generate_key
 from tests.factories import SAMPLE_REGISTRY, copy_registry, edit_yaml
 
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from bot.forge.server.api import ApiError
 from bot.forge.server.store import Store, User
+from bot.trust.conventions import AGENT_BRANCH_PREFIX
 
-AGENT_REF_PREFIX = "refs/heads/glassbox/"
+AGENT_REF_PREFIX = "refs/heads/" + AGENT_BRANCH_PREFIX
 LAST_PUSH_RULE = "The most recent push must be approved by someone other than the person who pushed it."
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import yaml
 from pydantic import Field
 
-from bot.audit.keys import generate_key
 from bot.errors import UserError
 from bot.forge.model import GitIdentity, commit_payload
 from bot.forge.server.app import repo_path
@@ -28,6 +27,7 @@ from bot.forge.server.gitrepo import BareRepo
 from bot.forge.server.store import Store
 from bot.records import Record
 from bot.registry import KeyRole, Registry, load_registry
+from bot.trust.keys import generate_key
 
 ADMIN = "forge-admin"
 TOKENS_FILE = "tokens.json"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.audit.keys import Signer, generate_key
-from bot.audit.ledger import Ledger
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger
 
 
 @pytest.fixture

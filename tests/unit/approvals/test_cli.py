@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import typer
 
-from bot.approvals.model import STATUS_CONTEXT
-from bot.audit.keys import generate_key
 from bot.commands import approvals as command
 from bot.errors import GlassboxError
 from bot.forge.model import ChangedFile, FileStatus, StatusState
+from bot.trust.conventions import APPROVALS_CONTEXT
+from bot.trust.keys import generate_key
 from tests.factories import SAMPLE_REGISTRY
 from tests.unit.approvals._builders import BASE, HEAD, pull, review, verdict
 from tests.unit.approvals._forge import MemoryForge
@@ -115,7 +115,7 @@ def test_approvals_json_and_exit_codes(
     data: dict[str, Any] = json.loads(out)
     assert code == 0 and data["satisfied"] is True
     assert {d["review_id"]: d["reason"] for d in data["discarded_with_reason"]} == {2: "not_owner"}
-    assert forge.statuses[HEAD][STATUS_CONTEXT].state is StatusState.SUCCESS
+    assert forge.statuses[HEAD][APPROVALS_CONTEXT].state is StatusState.SUCCESS
 
     stale = tmp_path / "stale.json"
     stale.write_text(verdict(head="9" * 40).model_dump_json())

@@ -10,9 +10,9 @@ import pytest
 from bot.approvals.gate import PLATFORM_COMMITTERS
 from bot.approvals.model import BlockerKind, DiscardReason
 from bot.approvals.service import evaluate_pr
-from bot.audit.keys import Signer
-from bot.audit.ledger import Ledger
 from bot.forge.model import ChangedFile, FileStatus, PullCommit, ReviewState
+from bot.trust.keys import Signer
+from bot.trust.ledger import Ledger
 from tests.unit.approvals._builders import BASE, HEAD, OLD, evidence, gate, pull, reasons, registry, review, verdict
 from tests.unit.approvals._forge import MemoryForge
 

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from bot.approvals.model import CHECK_CONTEXT, STATUS_CONTEXT, BlockerKind
+from bot.approvals.model import BlockerKind
 from bot.approvals.service import evaluate_pr, merge_pr
-from bot.audit.keys import Signer, generate_key
-from bot.audit.ledger import Ledger
 from bot.forge.model import ChangedFile, FileStatus, PullRequest, Review, StatusState
 from bot.records import EvidenceRecord, Verdict
+from bot.trust.conventions import APPROVALS_CONTEXT, CHECK_CONTEXT
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger
 from tests.unit.approvals._builders import BASE, HEAD, evidence, pull, registry, review, verdict
 from tests.unit.approvals._forge import MemoryForge
 
@@ -54,7 +55,7 @@ def test_evaluate_reads_codeowners_from_base_publishes_and_records(ledger: Ledge
     assert state.codeowners_source == ".github/CODEOWNERS"
     assert [r.id for r in state.required] == ["codeowners:1", "matrix:platform"]  # from the BASE file
     assert state.requesters == ["dan"] and state.discarded_with_reason[0].reason.value == "requester"
-    status = forge.statuses[HEAD][STATUS_CONTEXT]
+    status = forge.statuses[HEAD][APPROVALS_CONTEXT]
     assert status.state is StatusState.SUCCESS and len(status.description) <= 140
     [event] = events(ledger)
     assert event["action"] == "approvals" and event["outcome"] == "allow"
@@ -80,7 +81,7 @@ def test_missing_verdict_fails_closed_with_a_failure_status(ledger: Ledger, bot_
     forge = make_forge(reviews=[review(1, "carol")])
     state = evaluate_pr(forge, registry(), 7, loader(None), ledger, bot_signer)
     assert not state.satisfied and state.blocking[0].kind is BlockerKind.NO_VERDICT
-    status = forge.statuses[HEAD][STATUS_CONTEXT]
+    status = forge.statuses[HEAD][APPROVALS_CONTEXT]
     assert status.state is StatusState.FAILURE and "no verdict" in status.description
     [event] = events(ledger)
     assert event["outcome"] == "deny" and event["details"]["satisfied"] is False  # same fields as an allow (I6)
@@ -89,7 +90,7 @@ def test_missing_verdict_fails_closed_with_a_failure_status(ledger: Ledger, bot_
 def test_failed_verdict_fails_closed(ledger: Ledger, bot_signer: Signer) -> None:
     forge = make_forge(reviews=[review(1, "carol")])
     state = evaluate_pr(forge, registry(), 7, loader(verdict(result="FAILED")), ledger, bot_signer)
-    assert not state.satisfied and forge.statuses[HEAD][STATUS_CONTEXT].state is StatusState.FAILURE
+    assert not state.satisfied and forge.statuses[HEAD][APPROVALS_CONTEXT].state is StatusState.FAILURE
 
 
 @pytest.mark.parametrize("what", ["list_reviews", "read_file", "set_status"])
@@ -102,7 +103,7 @@ def test_any_exception_is_not_satisfied_and_an_error_event(what: str, ledger: Le
     [event] = events(ledger)
     assert event["outcome"] == "error" and "502" in event["reason"]
     if what != "set_status":
-        assert forge.statuses[HEAD][STATUS_CONTEXT].state is StatusState.ERROR
+        assert forge.statuses[HEAD][APPROVALS_CONTEXT].state is StatusState.ERROR
     else:
         assert event["details"]["status_publish_error"]
 
@@ -181,7 +182,7 @@ def test_merge_refused_when_approvals_are_not_satisfied(ledger: Ledger, bot_sign
     green_check(forge)
     outcome = merge_pr(forge, registry(), 7, loader(verdict()), ledger, bot_signer)
     assert not outcome.merged and forge.merged == []
-    assert forge.statuses[HEAD][STATUS_CONTEXT].state is StatusState.FAILURE
+    assert forge.statuses[HEAD][APPROVALS_CONTEXT].state is StatusState.FAILURE
 
 
 def test_only_the_bot_identity_merges(tmp_path: Path, ledger: Ledger) -> None:

@@ -9,11 +9,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from bot.audit.keys import Signer, generate_key
-from bot.audit.ledger import Ledger
 from bot.audit.metrics import compute_metrics
 from bot.commands import audit as audit_cmd
 from bot.records import Actor, ActorKind, Outcome, Subject
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 KINDS = {

@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-from bot.audit.keys import Signer, generate_key
-from bot.audit.ledger import Ledger
 from bot.audit.ocsf import (
     API_ACTIVITY,
     COMPLIANCE_FINDING,
@@ -26,6 +24,8 @@ from bot.audit.ocsf import (
     validate_ocsf,
 )
 from bot.records import Actor, ActorKind, AuditEvent, Outcome, Subject
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger
 
 CID = "019378a2-7f3c-7c4e-9b1a-2d3e4f5a6b7c"
 CID2 = "019378a2-7f3c-7c4e-9b1a-2d3e4f5a6b7d"

@@ -10,10 +10,11 @@ from pathlib import Path
 import git
 import pytest
 
-from bot.audit.keys import Signer, generate_key, trusted_keys
-from bot.audit.ledger import Ledger
-from bot.audit.reconstruct import EventVerifier, object_intact, trailers
+from bot.audit.reconstruct import EventVerifier, object_intact
 from bot.records import GENESIS, Actor, ActorKind, Outcome, Subject
+from bot.trust.conventions import trailers
+from bot.trust.keys import Signer, generate_key, trusted_keys
+from bot.trust.ledger import Ledger
 
 
 def test_trailers_reads_the_glassbox_trailers_only() -> None:

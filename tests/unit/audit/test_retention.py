@@ -13,8 +13,6 @@ import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from bot.audit.keys import Signer, generate_key
-from bot.audit.ledger import Ledger
 from bot.audit.retention import (
     LegalHold,
     RetentionClass,
@@ -29,6 +27,8 @@ from bot.audit.retention import (
 from bot.commands import audit as audit_cmd
 from bot.errors import IntegrityError, UserError
 from bot.records import GENESIS, Actor, ActorKind, Outcome, Subject
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger
 from tests.factories import REPO_ROOT
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

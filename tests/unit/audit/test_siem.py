@@ -16,8 +16,6 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from bot.audit.keys import Signer, generate_key
-from bot.audit.ledger import Ledger
 from bot.audit.siem import (
     SD_ID,
     FileSinkConfig,
@@ -34,6 +32,8 @@ from bot.audit.siem import (
 from bot.commands import audit as audit_cmd
 from bot.errors import UserError, ValidationFailed
 from bot.records import Actor, ActorKind, AuditEvent, Outcome, Subject
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger
 from tests.factories import REPO_ROOT
 
 CID = "019378a2-7f3c-7c4e-9b1a-2d3e4f5a6b7c"

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from bot.audit.keys import Signer, generate_key, trusted_keys
-from bot.audit.ledger import Ledger
 from bot.deploy.broker import CredentialBroker, ReplayStore, deploy_trust
 from bot.deploy.events import EventSink
 from bot.records import AuditEvent
 from bot.registry import KeyRole, Registry, load_registry
+from bot.trust.keys import Signer, generate_key, trusted_keys
+from bot.trust.ledger import Ledger
 from tests.factories import registry_with_keys
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

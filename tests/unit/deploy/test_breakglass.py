@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from bot.audit.keys import Signer, sign_json
 from bot.deploy.breakglass import (
     BreakGlassRefused,
     GrantStore,
@@ -18,6 +17,7 @@ from bot.deploy.breakglass import (
 from bot.deploy.model import GRANT_PAYLOAD_TYPE, BreakGlassAlert, GrantStatus, OpenedGrant
 from bot.errors import UserError
 from bot.records import ActorKind, Outcome
+from bot.trust.keys import Signer, sign_json
 from tests.unit.deploy.conftest import COMMIT, NOW, STACK, DeployEnv
 
 

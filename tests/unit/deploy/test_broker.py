@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from bot.audit.keys import sign_json
 from bot.deploy.broker import CredentialBroker, CredentialRefused, credential_token, verify_credential
 from bot.deploy.model import CREDENTIAL_PAYLOAD_TYPE
 from bot.errors import UserError
 from bot.records import ActorKind, Outcome
+from bot.trust.keys import sign_json
 from tests.unit.deploy.conftest import COMMIT, NOW, OTHER_COMMIT, STACK, DeployEnv
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.errors import IntegrityError
-from bot.policy.attestation import sign_verdict, statement, verify_attestation
 from bot.policy.render import sarif, summary_markdown
 from bot.records import Verdict
 from bot.registry import load_registry
+from bot.trust.attestations import sign_verdict, statement, verify_attestation
 from tests.factories import registry_with_keys, verdict_data
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.audit.keys import Signer, sign_json, trusted_keys, verify_json_envelope
-from bot.errors import IntegrityError
+from bot.errors import GlassboxError, IntegrityError
 from bot.records import (
     DIGEST_PREFIX,
     IN_TOTO_PAYLOAD_TYPE,
@@ -22,6 +22,7 @@ from bot.records import (
     Verdict,
 )
 from bot.registry import KeyRole, Registry
+from bot.trust.keys import Signer, sign_json, trusted_keys, verify_json_envelope
 
 
 def _hex(d: str) -> str:
@@ -91,13 +92,44 @@ def store_attestation(store: Path, head_sha: str, envelope: dict[str, Any]) -> P
     return path
 
 
+@dataclass(frozen=True)
+class FiledVerdict:
+    """What the store holds for one head: the verified verdict and its key, or why there is none."""
+
+    path: Path
+    found: bool
+    verdict: Verdict | None = None
+    keyid: str | None = None
+    problem: str | None = None  # None exactly when the verdict verifies
+
+
+def read_attestation(path: Path, registry: Registry) -> FiledVerdict:
+    """The one loader of a verdict attestation: read, parse, verify against the registry's verdict signers."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return FiledVerdict(path, found=False, problem=f"no attestation at {path}")
+    try:
+        envelope = json.loads(text)
+    except ValueError as exc:
+        return FiledVerdict(path, found=True, problem=f"{path.name} is not JSON: {exc}")
+    try:
+        verdict, keyid = verify_attestation(envelope, registry)
+    except GlassboxError as exc:
+        return FiledVerdict(path, found=True, problem=f"attestation does not verify: {exc.message}")
+    return FiledVerdict(path, found=True, verdict=verdict, keyid=keyid)
+
+
+def load_attestation(store: Path, head_sha: str, registry: Registry) -> FiledVerdict:
+    filed = read_attestation(attestation_path(store, head_sha), registry)
+    if not filed.found:
+        return FiledVerdict(filed.path, found=False, problem=f"no attestation for head {head_sha[:12]} in {store}")
+    return filed
+
+
 def stored_verdict(store: Path, head_sha: str, registry: Registry) -> Verdict | None:
     """The verified verdict filed for ``head_sha``; None when there is none (IntegrityError if it does not verify)."""
-    path = attestation_path(store, head_sha)
-    if not path.exists():
-        return None
-    try:
-        envelope = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise IntegrityError(f"{path}: not JSON: {exc}") from None
-    return verify_attestation(envelope, registry)[0]
+    filed = load_attestation(store, head_sha, registry)
+    if filed.found and filed.problem is not None:
+        raise IntegrityError(f"{filed.path}: {filed.problem}")
+    return filed.verdict

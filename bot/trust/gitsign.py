@@ -11,9 +11,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bot.audit.keys import Signer
 from bot.errors import IntegrityError, UserError
 from bot.registry import KeyRole, Registry
+from bot.trust.keys import Signer
 
 
 def allowed_signers(reg: Registry) -> str:

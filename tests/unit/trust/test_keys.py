@@ -8,16 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.audit.keys import (
-    KeyFormatError,
-    generate_key,
-    load_signer,
-    pae,
-    parse_public_key,
-    sign_json,
-    verify_json_envelope,
-)
 from bot.errors import IntegrityError, UserError
+from bot.keyformat import KeyFormatError, parse_public_key
+from bot.trust.keys import generate_key, load_signer, pae, sign_json, verify_json_envelope
 
 PTYPE = "application/vnd.glassbox.test+json"
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.audit.keys import Signer, generate_key, load_signer
-from bot.audit.ledger import Ledger
 from bot.records import Actor, ActorKind, Outcome, Subject, canonical_json, digest
+from bot.trust.keys import Signer, generate_key, load_signer
+from bot.trust.ledger import Ledger
 
 
 def _append(ledger: Ledger, signer: Signer, n: int, *, prefix: str = "e") -> None:
@@ -123,7 +123,7 @@ def test_truncation_of_the_tail_is_detected_through_the_index(tmp_path: Path, ke
 
 def _resign(line: bytes, signer: Signer, **changes: object) -> bytes:
     """An attacker who edits an event and recomputes its digest (but holds only their own key)."""
-    from bot.audit.ledger import event_signature
+    from bot.trust.ledger import event_signature
 
     data = json.loads(line)
     data.update(changes)

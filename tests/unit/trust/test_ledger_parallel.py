@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-import bot.audit.ledger as ledger_module
-from bot.audit.keys import Signer, generate_key
-from bot.audit.ledger import Ledger, LedgerReport
+import bot.trust.ledger as ledger_module
 from bot.records import canonical_json
-from tests.unit.audit.test_ledger import _append, _resign
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger, LedgerReport
+from tests.unit.trust.test_ledger import _append, _resign
 
 EVENTS = 240
 # spread over the file: the first line, lines at and around where 2 workers' ranges meet, the last line

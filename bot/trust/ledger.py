@@ -29,7 +29,6 @@ from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
-from bot.audit.keys import Signer, sign_bytes, verify_bytes
 from bot.errors import UserError
 from bot.records import (
     GENESIS,
@@ -42,6 +41,7 @@ from bot.records import (
     digest,
     digest_bytes,
 )
+from bot.trust.keys import Signer, sign_bytes, verify_bytes
 
 EVENT_PAYLOAD_TYPE = "application/vnd.glassbox.audit-event.v1+json"
 

@@ -1,16 +1,21 @@
-"""Live SIEM sinks for the audit trail: JSONL file, syslog (RFC 5424 over UDP or TCP) and Splunk HEC.
+"""Live SIEM sinks for the audit trail: JSONL file, syslog (RFC 5424 over UDP, TCP or TLS) and Splunk HEC.
 
 One config file says where events go (``registry/siem.yaml``, JSON Schema ``registry/schema/siem.schema.json``;
 without it, one JSONL file sink). :class:`SiemDispatcher` maps ledger events to OCSF once
 (:mod:`bot.audit.ocsf`, redacted there) and hands them to every sink in the sink's format (ocsf, ecs, cef).
 
-Delivery to a network sink that can be down (Splunk HEC, syslog over TCP) is at-least-once: events that
+Delivery to a network sink that can be down (Splunk HEC, syslog over TCP or TLS) is at-least-once: events that
 could not be sent are appended to the sink's **spool** (a JSONL file of already-redacted events), and the
 spool is flushed, in order and ahead of new events, on the next successful send. Each event carries its
 OCSF ``metadata.uid`` (the ledger digest, or ``<digest>#<kind>`` for a derived finding) as an idempotency
 key, and the spool never holds the same key twice. Syslog over UDP is fire-and-forget by nature.
 
-Networking is the standard library only (``socket``, ``http.client``). A HEC token is read from the
+Syslog over TLS follows RFC 5425: octet-counted frames, TLS 1.2 or later, the receiver's certificate verified
+against ``ca_file`` (else the system trust store) and its name checked against ``host``, always; an optional
+client certificate for mutual TLS. A handshake that fails (untrusted certificate, wrong name, client certificate
+refused) is a delivery failure naming the cause, and the events stay in the spool.
+
+Networking is the standard library only (``socket``, ``ssl``, ``http.client``). A HEC token is read from the
 environment variable named in the config when a request is made, and never logged or stored.
 Operational problems go to ``logging`` (logger ``glassbox.siem``), never into the compliance ledger.
 """
@@ -21,11 +26,12 @@ import http.client
 import json
 import logging
 import os
+import select
 import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +48,8 @@ from bot.trust.ledger import exclusive_lock
 
 log = logging.getLogger("glassbox.siem")
 
-SD_ID = "glassbox@32473"  # 32473: the documentation enterprise number (RFC 5612)
+DOCUMENTATION_PEN = 32473  # the private enterprise number reserved for documentation (RFC 5612)
+TLS_PORT = 6514  # syslog over TLS (RFC 5425)
 UTF8_BOM = b"\xef\xbb\xbf"
 MAX_UDP_PAYLOAD = 65507
 Format = Literal["ocsf", "ecs", "cef"]
@@ -62,14 +69,57 @@ class SyslogSinkConfig(Record):
     name: Identifier
     type: Literal["syslog"]
     host: str = Field(min_length=1)
-    port: int = Field(default=514, ge=1, le=65535)
-    transport: Literal["udp", "tcp"] = "udp"
+    port: int | None = Field(default=None, ge=1, le=65535, description="Default: 6514 for tls, 514 otherwise.")
+    transport: Literal["udp", "tcp", "tls"] = Field(
+        default="udp", description="tls: RFC 5425 (octet-counted, certificate verified); udp is fire-and-forget."
+    )
+    enterprise_number: int = Field(
+        default=DOCUMENTATION_PEN,
+        ge=1,
+        description="The IANA private enterprise number in the structured-data id glassbox@<number>. The default, "
+        "32473, is the documentation number: set your own PEN.",
+    )
+    ca_file: str | None = Field(
+        default=None,
+        min_length=1,
+        description="tls: PEM bundle of the CA(s) that may sign the receiver's certificate (only these are "
+        "trusted). Default: the system trust store. Relative paths resolve under the SIEM state dir.",
+    )
+    client_cert_file: str | None = Field(
+        default=None, min_length=1, description="tls: PEM client certificate for mutual TLS (with its chain)."
+    )
+    client_key_file: str | None = Field(
+        default=None,
+        min_length=1,
+        description="tls: unencrypted PEM key of client_cert_file. Default: the key is in client_cert_file.",
+    )
     facility: int = Field(default=13, ge=0, le=23, description="13 = log audit.")
     app_name: str = Field(default="glassbox", pattern=r"^[!-~]{1,48}$")
     hostname: str | None = Field(default=None, pattern=r"^[!-~]{1,255}$", description="Default: this host's name.")
     format: Format = "ocsf"
     timeout_seconds: float = Field(default=5.0, gt=0)
-    spool: str | None = Field(default=None, description="TCP only. Default: <name>.spool.jsonl in the state dir.")
+    spool: str | None = Field(
+        default=None, description="tcp and tls only. Default: <name>.spool.jsonl in the state dir."
+    )
+
+    @model_validator(mode="after")
+    def _tls_settings(self) -> SyslogSinkConfig:
+        if self.transport != "tls":
+            given = [k for k in ("ca_file", "client_cert_file", "client_key_file") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} apply to transport tls only (transport is {self.transport})")
+        if self.client_key_file is not None and self.client_cert_file is None:
+            raise ValueError("client_key_file needs client_cert_file")
+        return self
+
+    @property
+    def port_number(self) -> int:
+        return self.port if self.port is not None else TLS_PORT if self.transport == "tls" else 514
+
+    @property
+    def uses_spool(self) -> bool:
+        """Whether delivery is acknowledged by a connection (tcp, tls), so undelivered events are spooled."""
+        return self.transport != "udp"
 
 
 class HecSinkConfig(Record):
@@ -202,8 +252,20 @@ def sd_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
+def sd_id(enterprise_number: int) -> str:
+    """The glassbox STRUCTURED-DATA id: ``name@<private enterprise number>`` (RFC 5424 section 6.3.2)."""
+    return f"glassbox@{enterprise_number}"
+
+
 def syslog_message(
-    ocsf: Mapping[str, Any], payload: str, *, facility: int, app_name: str, hostname: str, procid: str
+    ocsf: Mapping[str, Any],
+    payload: str,
+    *,
+    facility: int,
+    app_name: str,
+    hostname: str,
+    procid: str,
+    enterprise_number: int,
 ) -> bytes:
     """One RFC 5424 message: header, the glassbox STRUCTURED-DATA element, then BOM + UTF-8 payload."""
     pri = facility * 8 + _SYSLOG_SEVERITY.get(int(ocsf.get("severity_id", 1)), 5)
@@ -216,22 +278,28 @@ def syslog_message(
         ("uid", meta.get("uid")),
         ("class_uid", ocsf.get("class_uid")),
     ]
-    sd = "[" + SD_ID + "".join(f' {k}="{sd_escape(str(v))}"' for k, v in params if v is not None) + "]"
+    sd = (
+        "["
+        + sd_id(enterprise_number)
+        + "".join(f' {k}="{sd_escape(str(v))}"' for k, v in params if v is not None)
+        + "]"
+    )
     msgid = _MSGID.get(int(ocsf.get("class_uid", 0)), "-")
     header = f"<{pri}>1 {ts} {hostname} {app_name} {procid} {msgid} {sd} "
     return header.encode("ascii", errors="replace") + UTF8_BOM + payload.encode("utf-8")
 
 
 def octet_frame(message: bytes) -> bytes:
-    """RFC 6587 octet counting: ``MSG-LEN SP SYSLOG-MSG``."""
+    """Octet counting, ``MSG-LEN SP SYSLOG-MSG``: RFC 6587 section 3.4.1 (TCP), RFC 5425 section 4.3 (TLS)."""
     return str(len(message)).encode("ascii") + b" " + message
 
 
 class SyslogSink:
-    def __init__(self, config: SyslogSinkConfig) -> None:
+    def __init__(self, config: SyslogSinkConfig, resolve: Callable[[str], Path] = Path) -> None:
         self.name = config.name
         self.config = config
         self.hostname = config.hostname or _hostname()
+        self.resolve = resolve  # where ca_file and the client certificate files are
 
     def _messages(self, events: Sequence[Mapping[str, Any]]) -> list[bytes]:
         c = self.config
@@ -243,6 +311,7 @@ class SyslogSink:
                 app_name=c.app_name,
                 hostname=self.hostname,
                 procid=str(os.getpid()),
+                enterprise_number=c.enterprise_number,
             )
             for e in events
         ]
@@ -252,6 +321,9 @@ class SyslogSink:
             return
         messages = self._messages(events)
         c = self.config
+        if c.transport == "tls":
+            self._send_tls(messages)
+            return
         if c.transport == "udp":
             sent = 0
             with socket.socket(socket.AF_INET6 if ":" in c.host else socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -261,24 +333,132 @@ class SyslogSink:
                             f"syslog/udp: a {len(msg)}-byte message does not fit a datagram; use tcp", delivered=sent
                         )
                     try:
-                        sock.sendto(msg, (c.host, c.port))
+                        sock.sendto(msg, (c.host, c.port_number))
                     except OSError as exc:
                         raise SinkError(
-                            f"syslog/udp {c.host}:{c.port}: {exc.strerror or exc}", delivered=sent
+                            f"syslog/udp {c.host}:{c.port_number}: {exc.strerror or exc}", delivered=sent
                         ) from None
                     sent += 1
             return
         sent = 0
         try:
-            with socket.create_connection((c.host, c.port), timeout=c.timeout_seconds) as sock:
+            with socket.create_connection((c.host, c.port_number), timeout=c.timeout_seconds) as sock:
                 for msg in messages:
                     sock.sendall(octet_frame(msg))
                     sent += 1
         except OSError as exc:
             # a TCP send can succeed locally and still be lost; count nothing of the failed connection as sure
             raise SinkError(
-                f"syslog/tcp {c.host}:{c.port}: {exc.strerror or exc}", delivered=0 if sent < len(messages) else sent
+                f"syslog/tcp {c.host}:{c.port_number}: {exc.strerror or exc}",
+                delivered=0 if sent < len(messages) else sent,
             ) from None
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The client context: TLS 1.2 or later, certificate and host name verified, optional client certificate."""
+        c = self.config
+        where = f"syslog/tls {self.name}"
+        ca = self.resolve(c.ca_file) if c.ca_file else None
+        try:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise SinkError(f"{where}: cannot load ca_file {ca}: {_reason(exc)}") from None
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.verify_mode = ssl.CERT_REQUIRED  # the defaults already; stated so no one has to look them up
+        ctx.check_hostname = True
+        if c.client_cert_file:
+            cert = self.resolve(c.client_cert_file)
+            key = self.resolve(c.client_key_file) if c.client_key_file else None
+            try:
+                ctx.load_cert_chain(cert, key, password=_no_password)
+            except (OSError, ssl.SSLError, _EncryptedKey) as exc:
+                files = f"{cert}" + (f" / {key}" if key else "")
+                raise SinkError(f"{where}: cannot load the client certificate {files}: {_reason(exc)}") from None
+        return ctx
+
+    def _send_tls(self, messages: Sequence[bytes]) -> None:
+        c = self.config
+        where = f"syslog/tls {c.host}:{c.port_number}"
+        ctx = self.tls_context()
+        try:
+            raw = socket.create_connection((c.host, c.port_number), timeout=c.timeout_seconds)
+        except OSError as exc:
+            raise SinkError(f"{where}: {_reason(exc)}") from None
+        with raw:
+            try:
+                tls = ctx.wrap_socket(raw, server_hostname=c.host)
+            except ssl.SSLCertVerificationError as exc:
+                raise SinkError(
+                    f"{where}: TLS handshake failed: certificate verify failed: {exc.verify_message} "
+                    f"(the receiver's certificate must be signed by {c.ca_file or 'a CA in the system trust store'} "
+                    f"and name {c.host})"
+                ) from None
+            except (ssl.SSLError, OSError) as exc:
+                raise SinkError(f"{where}: TLS handshake failed: {_reason(exc)}") from None
+            with tls:
+                try:
+                    _await_acceptance(tls, min(c.timeout_seconds, ACCEPTANCE_WAIT_SECONDS))
+                except (ssl.SSLError, OSError, ConnectionError) as exc:
+                    raise SinkError(f"{where}: TLS handshake failed: the receiver refused: {_reason(exc)}") from None
+                try:
+                    for msg in messages:
+                        tls.sendall(octet_frame(msg))
+                    _close(tls)
+                except OSError as exc:
+                    # nothing of a session that broke is sure to have arrived: all of it stays spooled
+                    raise SinkError(f"{where}: {_reason(exc)}") from None
+
+
+ACCEPTANCE_WAIT_SECONDS = 1.0
+
+
+class _EncryptedKey(Exception):
+    def __str__(self) -> str:
+        return "the key is encrypted; give an unencrypted key file readable only by glassbox"
+
+
+def _no_password() -> str:
+    raise _EncryptedKey  # never let OpenSSL prompt on a terminal
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return f"{exc.reason.lower().replace('_', ' ')} ({exc.reason})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _await_acceptance(tls: ssl.SSLSocket, wait: float) -> None:
+    """Under TLS 1.3 the receiver judges a client certificate (or its absence) after the client's handshake is
+    done: wait for its verdict before sending any event. An OpenSSL or GnuTLS receiver that accepts sends a
+    session ticket at once; one that refuses sends an alert, raised here. Without either within ``wait``, go on.
+    Under TLS 1.2 that verdict was part of the handshake."""
+    if tls.version() != "TLSv1.3":
+        return
+    timeout = tls.gettimeout()
+    deadline = time.monotonic() + wait
+    tls.setblocking(False)
+    try:
+        while not (tls.session is not None and tls.session.has_ticket):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            select.select([tls], [], [], remaining)
+            try:
+                data = tls.recv(1)
+            except ssl.SSLWantReadError:
+                continue
+            if not data:
+                raise ConnectionError("the receiver closed the connection")
+            raise ConnectionError("the receiver sent data; a syslog receiver never does")
+    finally:
+        tls.settimeout(timeout)
+
+
+def _close(tls: ssl.SSLSocket) -> None:
+    """End the session with close_notify; a receiver that closes TCP without answering it is fine."""
+    with suppress(ssl.SSLEOFError):
+        tls.unwrap()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -508,8 +688,8 @@ class SiemDispatcher:
             if isinstance(cfg, FileSinkConfig):
                 self.sinks[cfg.name] = FileSink(cfg, self._resolve(cfg.path))
             elif isinstance(cfg, SyslogSinkConfig):
-                self.sinks[cfg.name] = SyslogSink(cfg)
-                if cfg.transport == "tcp":
+                self.sinks[cfg.name] = SyslogSink(cfg, self._resolve)
+                if cfg.uses_spool:
                     self.spools[cfg.name] = Spool(self._resolve(cfg.spool or f"{cfg.name}.spool.jsonl"))
             else:
                 self.sinks[cfg.name] = HecSink(cfg, sleep=sleep)

@@ -17,7 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bot.audit.siem import (
-    SD_ID,
+    DOCUMENTATION_PEN,
     FileSinkConfig,
     HecSinkConfig,
     SiemConfig,
@@ -27,6 +27,7 @@ from bot.audit.siem import (
     load_siem_config,
     octet_frame,
     sd_escape,
+    sd_id,
     siem_schema,
 )
 from bot.commands import audit as audit_cmd
@@ -80,19 +81,19 @@ def no_sleep(_: float) -> None:
 
 def parse_sd(sd: bytes) -> tuple[str, dict[str, str]]:
     body = sd.decode()[1:-1]
-    sd_id, _, rest = body.partition(" ")
+    element_id, _, rest = body.partition(" ")
     params = {k: re.sub(r"\\(.)", r"\1", v) for k, v in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', rest)}
-    return sd_id, params
+    return element_id, params
 
 
-def check_rfc5424(raw: bytes, event: AuditEvent) -> dict[str, Any]:
+def check_rfc5424(raw: bytes, event: AuditEvent, *, enterprise_number: int = DOCUMENTATION_PEN) -> dict[str, Any]:
     m = RFC5424.match(raw)
     assert m, raw[:200]
     assert int(m["pri"]) == 13 * 8 + 6  # log audit, informational
     assert datetime.fromisoformat(m["ts"].decode().replace("Z", "+00:00")) == event.time
     assert m["app"] == b"glassbox" and m["host"] == b"gb-test" and m["msgid"] == b"api_activity"
-    sd_id, params = parse_sd(m["sd"])
-    assert sd_id == SD_ID
+    element_id, params = parse_sd(m["sd"])
+    assert element_id == sd_id(enterprise_number) == f"glassbox@{enterprise_number}"
     assert params["correlation_id"] == CID and params["seq"] == str(event.seq) and params["digest"] == event.digest
     ocsf: dict[str, Any] = json.loads(m["msg"].decode("utf-8"))
     assert ocsf["metadata"]["uid"] == event.digest

@@ -18,6 +18,10 @@ from bot.errors import UserError
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 MAX_ALIASES = 64
+# what a document may hold once its aliases are followed: a few aliases can still name each other in layers
+# (2 per layer, 32 layers: 2**32 nodes for whoever walks it), so the walk is counted as well
+MAX_EXPANDED_NODES = 200_000
+MAX_DEPTH = 64
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -65,12 +69,32 @@ def parse_document(text: str, source: str, *, fmt: str = "yaml") -> Any:
         except (ValueError, RecursionError) as exc:
             raise UserError(f"{source}: not valid JSON: {exc}") from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())
         raise UserError(f"{source}: not valid YAML: {detail}") from None
     except RecursionError:
         raise UserError(f"{source}: nesting too deep") from None
+    _within_limits(data, source)
+    return data
+
+
+def _within_limits(data: Any, source: str) -> None:
+    """Walk ``data`` as a consumer would (aliases followed): at most MAX_EXPANDED_NODES nodes, MAX_DEPTH deep."""
+    seen = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_EXPANDED_NODES:
+            raise UserError(f"{source}: expands to more than {MAX_EXPANDED_NODES} values (a YAML bomb?)")
+        if depth > MAX_DEPTH:
+            raise UserError(f"{source}: nesting deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+            stack.extend((k, depth + 1) for k in value if isinstance(k, tuple))
+        elif isinstance(value, list | tuple):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def load_document(path: Path) -> Any:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
 from git.objects import Blob, Commit, Tree
 
-from bot.errors import EngineError
+from bot.documents import MAX_DOCUMENT_BYTES, parse_document
+from bot.errors import EngineError, UserError
 
 INFRA_ROOT = "infra"
 PROJECT_FILES = ("Pulumi.yaml", "Pulumi.yml")
@@ -135,11 +135,23 @@ def project_of(path: str, projects: dict[str, Project]) -> str | None:
     return best
 
 
+def _document(blob: Blob, source: str) -> Any:
+    """A YAML file of the commit through the same limited loader as requests (size, aliases, expansion, depth):
+    a stack config is a file the most restricted agent may write, and it is read in the checker's process."""
+    if blob.size > MAX_DOCUMENT_BYTES:
+        raise UserError(f"{source}: {blob.size} bytes is larger than {MAX_DOCUMENT_BYTES}; refusing to read it")
+    try:
+        text = blob.data_stream.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{source}: not UTF-8 text") from None
+    return parse_document(text, source)
+
+
 def _settings(blob: Blob, directory: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(blob.data_stream.read())
-    except yaml.YAMLError as exc:
-        raise EngineError(f"project at {directory}: Pulumi.yaml is not valid YAML: {exc}", engine="plan") from exc
+        data = _document(blob, f"{directory}/{blob.name}")
+    except UserError as exc:
+        raise EngineError(f"project at {directory}: {exc.message}", engine="plan") from None
     if not isinstance(data, dict):
         raise EngineError(f"project at {directory}: Pulumi.yaml must be a mapping", engine="plan")
     return data
@@ -148,9 +160,9 @@ def _settings(blob: Blob, directory: str) -> dict[str, Any]:
 def _yaml(commit: Commit, path: str, project: Project, stack: str) -> dict[str, Any]:
     blob = commit.tree / path
     try:
-        data = yaml.safe_load(blob.data_stream.read())
-    except yaml.YAMLError as exc:
-        raise _bad(project, stack, f"{path} is not valid YAML: {exc}") from exc
+        data = _document(blob, path)
+    except UserError as exc:
+        raise _bad(project, stack, exc.message) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

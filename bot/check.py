@@ -28,6 +28,7 @@ from bot.errors import GlassboxError, UserError
 from bot.forge.model import StatusState
 from bot.forge.port import Forge
 from bot.plan import Plan, build_plan
+from bot.plan.project import PROJECT_FILES, STACK_FILE, find_projects
 from bot.plan.terraform import address_map, to_terraform_plan
 from bot.policy.checkov import CheckovPolicy, CheckovReport, CheckovWorker, load_policy
 from bot.policy.render import sarif, summary_markdown
@@ -261,6 +262,48 @@ def governance_changes(paths: list[str], evidence: EvidenceView) -> list[str]:
     return [p for p in paths if is_governance_path(p) and p != own]
 
 
+def estate_changes(head: git.Commit, paths: list[str], registry: Registry) -> list[str]:
+    """Changed paths that change the estate the registry records at the base: a project directory or stack the
+    estate does not list, a project whose ``name:`` differs from its registered name, a second file for one stack,
+    a ``.yml`` spelling Pulumi never reads. Each is a governance change (the judge's inputs, not the program's)."""
+    estate = registry.estate
+    changed = set(paths)
+    found: set[str] = set()
+    for directory, project in find_projects(head).items():
+        registered = estate.project_at(directory) if estate else None
+        project_file = next((f"{directory}/{n}" for n in PROJECT_FILES if f"{directory}/{n}" in changed), None)
+        if project_file and (registered is None or registered.name != project.name or project_file.endswith(".yml")):
+            found.add(project_file)
+        stacks: dict[str, list[str]] = {}
+        for child in (head.tree / directory).blobs:
+            match = STACK_FILE.match(child.name)
+            if match:
+                stacks.setdefault(match.group("stack"), []).append(str(child.path))
+        known = {s.name for s in registered.stacks} if registered else set()
+        for stack, files in stacks.items():
+            odd = stack not in known or len(files) > 1
+            found.update(f for f in files if f in changed and (odd or f.endswith(".yml")))
+    return sorted(found)
+
+
+def _anchored_environment(registry: Registry, project: str, stack: str) -> tuple[str, str]:
+    """A stack's environment class from the registry's estate at the base; a stack it does not list is prod."""
+    known = registry.estate.environment(project, stack) if registry.estate else None
+    if known is not None:
+        return known, "registry"
+    return "prod", "unregistered stack: treated as prod"
+
+
+def _with_environment(item: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    project, stack = str(item.get("project", "")), str(item.get("stack", ""))
+    environment, source = _anchored_environment(registry, project, stack)
+    return item | {
+        "environment": environment,
+        "environment_source": source,
+        "environment_in_head": item.get("environment"),
+    }
+
+
 def policy_input(
     plan: Plan | None,
     paths: list[str],
@@ -276,14 +319,19 @@ def policy_input(
     return {
         "plan": {
             "digest": plan.digest if plan else NO_PLAN,
+            # every environment comes from the registry's estate at the base (I12); the head's own label is kept
+            # beside it as `environment_in_head`, for reading only
             "stacks": [
-                {"project": s.project, "stack": s.stack, "environment": s.environment}
+                _with_environment({"project": s.project, "stack": s.stack, "environment": s.environment}, registry)
                 for s in (plan.stacks if plan else [])
             ],
-            "resources": [r.model_dump(mode="json") for r in (plan.resources if plan else [])],
+            "resources": [
+                _with_environment(r.model_dump(mode="json"), registry) for r in (plan.resources if plan else [])
+            ],
         },
         "changes": [
-            c.model_dump(mode="json", exclude={"before", "after"}) | _sides(c) for c in (plan.changes if plan else [])
+            _with_environment(c.model_dump(mode="json", exclude={"before", "after"}) | _sides(c), registry)
+            for c in (plan.changes if plan else [])
         ],
         "files": {"changed_paths": paths, "governance_paths": governance},
         "evidence": evidence_input(evidence),
@@ -430,7 +478,13 @@ def run_check(request: CheckRequest) -> CheckResult:
             paths = changed_paths(base, head)
             evidence = read_evidence(head, base)
             author = resolve_author(request, registry, evidence, head)
-            governance = sorted({*governance_changes(paths, evidence), *special_entries(base, head)})
+            governance = sorted(
+                {
+                    *governance_changes(paths, evidence),
+                    *special_entries(base, head),
+                    *estate_changes(head, paths, registry),
+                }
+            )
             for problem in evidence.problems:
                 findings.append(
                     Finding(

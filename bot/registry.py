@@ -150,6 +150,37 @@ class TrustFile(Record):
     keys: list[TrustKey] = Field(default_factory=list)
 
 
+class EstateStack(Record):
+    name: str = Field(min_length=1)
+    environment: str = Field(min_length=1, description="The stack's environment class (prod, staging, dev, ...).")
+
+
+class EstateProject(Record):
+    name: str = Field(min_length=1, description="The project's `name:` in its Pulumi.yaml.")
+    directory: str = Field(min_length=1, description="Repository-relative directory holding Pulumi.yaml.")
+    owners: list[str] = Field(default_factory=list)
+    stacks: list[EstateStack]
+
+
+class EstateFile(Record):
+    """The governed estate: which projects exist, where, with which stacks of which environment class. Read from
+    the base commit, it decides each stack's environment and each project's identity, never the change's files."""
+
+    schema_version: Literal[1] = 1
+    projects: list[EstateProject]
+
+    def project_at(self, directory: str) -> EstateProject | None:
+        return next((p for p in self.projects if p.directory == directory), None)
+
+    def environment(self, project: str, stack: str) -> str | None:
+        for p in self.projects:
+            if p.name == project:
+                return next((s.environment for s in p.stacks if s.name == stack), None)
+        return None
+
+
+ESTATE_FILE = "estate.yaml"
+
 FILES: dict[str, type[Record]] = {
     "agents.yaml": AgentsFile,
     "tools.yaml": ToolsFile,
@@ -225,6 +256,7 @@ class Registry:
     approval_matrix: ApprovalMatrix
     trust: TrustFile
     digest: str
+    estate: EstateFile | None = None  # None when registry/estate.yaml is absent: every stack counts as prod
 
     def agent(self, agent_id: str) -> Agent:
         for agent in self.agents.agents:
@@ -278,7 +310,7 @@ class Registry:
 def registry_digest(root: Path) -> str:
     """Digest over each registry file's bytes, so any edit changes it."""
     entries = []
-    for filename in sorted(FILES):
+    for filename in sorted([*FILES, ESTATE_FILE]):
         path = root / filename
         data = path.read_bytes() if path.exists() else b""
         entries.append({"file": filename, "sha256": digest(data.decode("utf-8", errors="replace"))})
@@ -336,6 +368,9 @@ def load_registry(root: Path) -> Registry:
         approval_matrix=models["approval-matrix.yaml"],  # type: ignore[arg-type]
         trust=models["trust.yaml"],  # type: ignore[arg-type]
         digest=registry_digest(root),
+        estate=load_config(root / ESTATE_FILE, EstateFile, name="estate", what="estate")
+        if (root / ESTATE_FILE).exists()
+        else None,
     )
     problems = cross_file_problems(registry)
     if problems:

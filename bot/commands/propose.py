@@ -19,6 +19,8 @@ from bot.commands._common import (
     LedgerOption,
     OutputFormat,
     OutputOption,
+    SandboxMode,
+    SandboxOption,
     emit,
     keys_dir,
     ledger_path,
@@ -28,6 +30,7 @@ from bot.documents import load_document
 from bot.errors import UserError, ValidationFailed
 from bot.forge.github import GitHubForge
 from bot.forge.settings import ForgeUrlOption, RepoOption, TokenOption, resolve_settings
+from bot.plan import Sandbox
 from bot.propose import ProposeContext, propose
 from bot.records import ChangeRequest, validation_lines
 from bot.registry import load_registry
@@ -61,6 +64,7 @@ def propose_command(
     keys: KeysOption = None,
     ledger: LedgerOption = None,
     preflight: Annotated[bool, typer.Option(help="Run the policy check on the would-be commit first.")] = True,
+    sandbox: SandboxOption = SandboxMode.NAMESPACES,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """Propose a change as the request's agent: scope, redaction, pre-flight, then one signed PR."""
@@ -89,7 +93,7 @@ def propose_command(
             signer=load_signer(keys_dir(keys), request.agent_id),
             base_repo=base_repo,
             policy_pack_digest=policy_pack_digest(base),
-            preflight=preflight_for(base_repo, request.repo) if preflight else None,
+            preflight=preflight_for(base_repo, request.repo, sandbox=Sandbox(sandbox.value)) if preflight else None,
         )
         result = propose(request, ctx)
 

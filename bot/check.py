@@ -27,7 +27,7 @@ from bot.documents import parse_document
 from bot.errors import GlassboxError, UserError
 from bot.forge.model import StatusState
 from bot.forge.port import Forge
-from bot.plan import Plan, build_plan
+from bot.plan import SANDBOX_NAMESPACES, Plan, Sandbox, build_plan
 from bot.plan.project import PROJECT_FILES, STACK_FILE, find_projects
 from bot.plan.terraform import address_map, to_terraform_plan
 from bot.policy.checkov import CheckovPolicy, CheckovReport, CheckovWorker, load_policy
@@ -85,6 +85,7 @@ class CheckRequest:
     checkov: CheckovWorker | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     plan_timeout: float = 120.0
+    sandbox: Sandbox = field(default_factory=Sandbox)
 
 
 @dataclass
@@ -465,7 +466,7 @@ def run_check(request: CheckRequest) -> CheckResult:
     evidence = EvidenceView(None, None, False, [])
     registry: Registry | None = None
     required: list[RequiredApproval] = []
-    versions = {"id": "glassbox", "glassbox": __version__}
+    versions = {"id": "glassbox", "glassbox": __version__, "sandbox": request.sandbox.mode}
     pack_digest = policy_pack_digest(base)
     registry_digest_value = tree_digest(base, REGISTRY_DIR)
 
@@ -496,7 +497,9 @@ def run_check(request: CheckRequest) -> CheckResult:
                         resource=evidence.path,
                     )
                 )
-            plan = build_plan(request.repo_path, base.hexsha, head.hexsha, timeout=request.plan_timeout)
+            plan = build_plan(
+                request.repo_path, base.hexsha, head.hexsha, timeout=request.plan_timeout, sandbox=request.sandbox
+            )
             data = policy_input(plan, paths, governance, evidence, author, request, head, registry, now)
             raw_files = [p for p in paths if RAW_IAC.search(p) and _exists(head, p)]
             files_root = Path(scratch) / "head-files"
@@ -528,6 +531,10 @@ def run_check(request: CheckRequest) -> CheckResult:
         except Exception as exc:  # I5: whatever failed, the verdict is a deny that names the cause
             errors.append(f"unexpected {type(exc).__name__}: {exc}")
 
+    if request.sandbox.mode != SANDBOX_NAMESPACES:
+        reasons.append(
+            f"PR code ran without the sandbox (--sandbox={request.sandbox.mode}): deploy refuses this verdict"
+        )
     if errors:
         tier = RiskTier.CRITICAL
         reasons.append("the check could not complete, so it fails closed at critical")
@@ -618,7 +625,13 @@ def deny_reasons(verdict: Verdict) -> list[str]:
 
 
 def preflight_verdict(
-    base_repo: Path, repo_name: str, request: Any, record: EvidenceRecord, *, checkov: CheckovWorker | None = None
+    base_repo: Path,
+    repo_name: str,
+    request: Any,
+    record: EvidenceRecord,
+    *,
+    checkov: CheckovWorker | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Verdict:
     """Commit the request and its evidence on a scratch clone of the base branch and check it, as CI would."""
     from bot.propose import commit_message, evidence_path
@@ -646,19 +659,25 @@ def preflight_verdict(
         clone.git.commit("--no-verify", "--no-gpg-sign", "-m", commit_message(record), env=env)
         result = run_check(
             CheckRequest(
-                repo_path=work, base=base_sha, head="HEAD", repo=repo_name, author=request.agent_id, checkov=checkov
+                repo_path=work,
+                base=base_sha,
+                head="HEAD",
+                repo=repo_name,
+                author=request.agent_id,
+                checkov=checkov,
+                sandbox=sandbox or Sandbox(),
             )
         )
         return result.verdict
 
 
 def preflight_for(
-    base_repo: Path, repo_name: str, *, checkov: CheckovWorker | None = None
+    base_repo: Path, repo_name: str, *, checkov: CheckovWorker | None = None, sandbox: Sandbox | None = None
 ) -> Callable[[Any, EvidenceRecord], list[str]]:
     """A pre-flight for ``propose``: the deny reasons of :func:`preflight_verdict` (empty when it would pass)."""
 
     def run(request: Any, record: EvidenceRecord) -> list[str]:
-        return deny_reasons(preflight_verdict(base_repo, repo_name, request, record, checkov=checkov))
+        return deny_reasons(preflight_verdict(base_repo, repo_name, request, record, checkov=checkov, sandbox=sandbox))
 
     return run
 
@@ -672,13 +691,17 @@ def check_pull_request(
     repo_path: Path,
     pr_number: int,
     *,
-    signer: Signer,
+    signer: Callable[[], Signer],
     ledger: Ledger,
     store: Path,
     checkov: CheckovWorker | None = None,
     comment: bool = True,
 ) -> CheckResult:
-    """What the check workflow does: judge the PR's head, sign and file the verdict, publish ``glassbox/check``."""
+    """What the check workflow does: judge the PR's head, sign and file the verdict, publish ``glassbox/check``.
+
+    ``signer`` loads the CI key; it is called only after every sandbox of the check has exited, so no PR code
+    ever runs while the key is in this process.
+    """
     pr = forge.get_pull_request(pr_number)
     result = run_check(
         CheckRequest(
@@ -691,7 +714,7 @@ def check_pull_request(
             checkov=checkov,
         )
     )
-    attest_and_record(result, signer=signer, ledger=ledger)
+    attest_and_record(result, signer=signer(), ledger=ledger)
     assert result.attestation is not None
     store_attestation(store, pr.head_sha, result.attestation)
     verdict = result.verdict

@@ -132,7 +132,7 @@ class DemoWorld:
             self.forge("glassbox-ci"),
             self.bare,
             pr_number,
-            signer=self.signer("glassbox-ci"),
+            signer=lambda: self.signer("glassbox-ci"),
             ledger=self.ledger,
             store=self.attestations,
             checkov=self.checkov,

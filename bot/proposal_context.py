@@ -18,6 +18,7 @@ import git
 from bot.check import preflight_for
 from bot.errors import UserError
 from bot.forge.port import Forge
+from bot.plan import Sandbox
 from bot.policy.checkov import CheckovWorker
 from bot.propose import ProposeContext
 from bot.registry import load_registry
@@ -52,6 +53,7 @@ def proposal_context(
     signer: Signer,
     preflight: bool = True,
     checkov: CheckovWorker | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Iterator[ProposeContext]:
     """A context for proposing onto ``branch``: registry and pack digest from its commit, pre-flight if asked."""
     base = base_commit(base_repo, branch, forge)
@@ -63,5 +65,5 @@ def proposal_context(
             signer=signer,
             base_repo=base_repo,
             policy_pack_digest=policy_pack_digest(base),
-            preflight=preflight_for(base_repo, forge.repo, checkov=checkov) if preflight else None,
+            preflight=preflight_for(base_repo, forge.repo, checkov=checkov, sandbox=sandbox) if preflight else None,
         )

@@ -114,7 +114,7 @@ def verdict_data(**overrides: Any) -> dict[str, Any]:
             "registry_digest": "sha256:" + "f" * 64,
             "evidence_digest": None,
         },
-        "verifier": {"id": "glassbox-ci", "glassbox": "0.1.0"},
+        "verifier": {"id": "glassbox-ci", "glassbox": "0.1.0", "sandbox": "namespaces"},
         "time_verified": "2026-11-25T10:00:00+00:00",
     }
     data.update(overrides)

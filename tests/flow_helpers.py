@@ -139,7 +139,7 @@ def ci_check(flow: Flow, pr_number: int, checkov: Any = None) -> Any:
         flow.forge("glassbox-ci"),
         flow.bare,
         pr_number,
-        signer=flow.signer("glassbox-ci"),
+        signer=lambda: flow.signer("glassbox-ci"),
         ledger=flow.ledger,
         store=flow.attestations,
         checkov=checkov,

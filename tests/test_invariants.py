@@ -275,3 +275,56 @@ def test_I10_credentials_are_short_lived_and_scoped_to_one_stack(tmp_path: Path)
     with pytest.raises(CredentialRefused) as replayed:
         verify_credential(issued, stack="network/dev", commit="a" * 40, trusted=trusted, now=now, replay_store=store)
     assert replayed.value.code == "replayed"
+
+
+def test_I11_pr_code_runs_only_in_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program that reaches for the parent's environment, the network and a lasting child gets none of them."""
+    from bot.errors import EngineError
+    from bot.plan import build_plan
+    from tests.plan_helpers import commit_all, infra_repo, write
+
+    monkeypatch.setenv("GLASSBOX_TOKEN", "ghp_I11plantedTOKEN")
+    repo = infra_repo(tmp_path / "repo", projects=())
+    before = repo.head.commit.hexsha
+    write(repo, "infra/probe/Pulumi.yaml", "name: probe\nruntime: python\n")
+    write(repo, "infra/probe/Pulumi.dev.yaml", "config: {}\n")
+    write(
+        repo,
+        "infra/probe/__main__.py",
+        "import os, socket, subprocess\n"
+        "subprocess.Popen(['/usr/bin/sleep', '41141'], start_new_session=True)\n"
+        "env = open(f'/proc/{os.getppid()}/environ', 'rb').read()\n",
+    )
+    after = commit_all(repo, "probe")
+    with pytest.raises(EngineError) as caught:
+        build_plan(tmp_path / "repo", before, after, timeout=60)
+    message = str(caught.value)
+    assert "Permission denied" in message and "ghp_I11plantedTOKEN" not in message
+    for pid in filter(str.isdigit, (p.name for p in Path("/proc").iterdir())):
+        try:
+            assert b"41141" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+
+
+@pytest.mark.e2e
+def test_I11_deploy_refuses_a_verdict_checked_without_the_sandbox(flow: Flow) -> None:
+    from tests.adversarial._support import attest, fabricated_verdict
+
+    proposal = propose(request(), flow.propose_context("cost-optimizer"))
+    unsandboxed = fabricated_verdict(flow, proposal, verifier={"id": "glassbox-ci", "sandbox": "none"})
+    attest(flow, unsandboxed)
+    outcome = merge_pr(
+        flow.forge("glassbox-bot"),
+        flow.registry,
+        proposal.pr_number,
+        verdict_loader(flow),
+        flow.ledger,
+        flow.signer("glassbox-bot"),
+    )
+    assert outcome.merged, outcome.reasons
+    with pytest.raises(Denied) as info:
+        deploy(deploy_context(flow), outcome.merge_sha)
+    assert any(
+        r.startswith("PR code ran in the sandbox: the check ran PR code with sandbox none") for r in info.value.reasons
+    )

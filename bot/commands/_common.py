@@ -27,6 +27,22 @@ class OutputFormat(StrEnum):
     JSON = "json"
 
 
+class SandboxMode(StrEnum):
+    NAMESPACES = "namespaces"
+    NONE = "none"
+
+
+SandboxOption = Annotated[
+    SandboxMode,
+    typer.Option(
+        "--sandbox",
+        help="How PR code runs: namespaces (the sandbox; fails closed where it cannot be set up) or none "
+        "(local development only: recorded in the verdict, and deploy refuses such verdicts).",
+        case_sensitive=False,
+    ),
+]
+
+
 OutputOption = Annotated[
     OutputFormat, typer.Option("--output", "-o", help="text for people, json for machines.", case_sensitive=False)
 ]

@@ -11,11 +11,22 @@ import typer
 from rich.console import Console
 
 from bot.check import CheckRequest, attest_and_record, deny_reasons, run_check
-from bot.commands._common import KeysOption, LedgerOption, OutputFormat, OutputOption, emit, keys_dir, ledger_path
+from bot.commands._common import (
+    KeysOption,
+    LedgerOption,
+    OutputFormat,
+    OutputOption,
+    SandboxMode,
+    SandboxOption,
+    emit,
+    keys_dir,
+    ledger_path,
+)
 from bot.errors import Denied, UserError
 from bot.forge.github import GitHubForge
 from bot.forge.model import StatusState
 from bot.forge.settings import ForgeUrlOption, TokenOption, resolve_settings
+from bot.plan import Sandbox
 from bot.records import VerdictResult
 from bot.registry import load_registry
 from bot.trust.anchors import export_tree
@@ -55,10 +66,11 @@ def check(
     ] = False,
     forge_url: ForgeUrlOption = None,
     token: TokenOption = None,
+    sandbox: SandboxOption = SandboxMode.NAMESPACES,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """Judge HEAD against BASE and write the verdict, SARIF, summary and signed attestation."""
-    signer = None
+    ci = None
     if attest:
         try:
             base_commit = git.Repo(repo).commit(base)
@@ -69,9 +81,14 @@ def check(
         ci = registry.service_identity("ci")
         if ci is None:
             raise UserError("the base registry declares no CI identity (teams.yaml service_identities, kind ci)")
-        signer = load_signer(keys_dir(keys), ci)
     ledger_file = ledger_path(ledger, required=False)
-    result = run_check(CheckRequest(repo_path=repo, base=base, head=head, repo=repo_name, pr=pr, author=author))
+    result = run_check(
+        CheckRequest(
+            repo_path=repo, base=base, head=head, repo=repo_name, pr=pr, author=author, sandbox=Sandbox(sandbox.value)
+        )
+    )
+    # The key is read only now, after every sandbox of this check has exited.
+    signer = load_signer(keys_dir(keys), ci) if ci is not None else None
     attest_and_record(result, signer=signer, ledger=Ledger(ledger_file) if ledger_file else None)
     written = result.write(out)
     verdict = result.verdict

@@ -14,6 +14,8 @@ from bot.commands._common import (
     LedgerOption,
     OutputFormat,
     OutputOption,
+    SandboxMode,
+    SandboxOption,
     emit,
     keys_dir,
     ledger_path,
@@ -23,6 +25,7 @@ from bot.documents import load_document
 from bot.errors import ValidationFailed
 from bot.forge.github import GitHubForge
 from bot.forge.settings import ForgeUrlOption, RepoOption, TokenOption, resolve_settings
+from bot.plan import Sandbox
 from bot.proposal_context import proposal_context
 from bot.propose import propose
 from bot.records import ChangeRequest, validation_lines
@@ -58,6 +61,7 @@ def propose_command(
     keys: KeysOption = None,
     ledger: LedgerOption = None,
     preflight: Annotated[bool, typer.Option(help="Run the policy check on the would-be commit first.")] = True,
+    sandbox: SandboxOption = SandboxMode.NAMESPACES,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """Propose a change as the request's agent: scope, redaction, pre-flight, then one signed PR."""
@@ -73,6 +77,7 @@ def propose_command(
         ledger=Ledger(ledger_file),
         signer=load_signer(keys_dir(keys), request.agent_id),
         preflight=preflight,
+        sandbox=Sandbox(sandbox.value),
     ) as ctx:
         result = propose(request, ctx)
 

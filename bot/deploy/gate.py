@@ -33,7 +33,7 @@ from bot.deploy.model import BreakGlassAlert, Deployment
 from bot.errors import Denied, GlassboxError
 from bot.forge.model import PullState
 from bot.forge.port import Forge
-from bot.plan import build_plan
+from bot.plan import SANDBOX_NAMESPACES, build_plan
 from bot.records import Outcome, Record, Verdict, VerdictResult
 from bot.registry import Registry, load_registry
 from bot.trust.anchors import export_tree, policy_pack_digest
@@ -186,6 +186,14 @@ def verify_commit_for_deploy(
     report.correlation_id = verdict.change.correlation_id
     gate.check(
         "verdict PASSED", verdict.result is VerdictResult.PASSED, f"verdict is {verdict.result.value}", "attestation"
+    )
+    sandbox = verdict.verifier.get("sandbox")
+    gate.check(
+        "PR code ran in the sandbox",
+        sandbox == SANDBOX_NAMESPACES,
+        f"the check ran PR code with sandbox {sandbox or 'unrecorded'}"
+        + ("" if sandbox == SANDBOX_NAMESPACES else f"; only a check with sandbox {SANDBOX_NAMESPACES} may deploy"),
+        "attestation",
     )
     gate.check(
         "verdict is for this PR head",

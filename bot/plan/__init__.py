@@ -22,33 +22,38 @@ from bot.errors import EngineError, UserError
 from bot.plan.diff import diff_stack
 from bot.plan.model import Plan, PropertyChange, Resource, ResourceChange, StackRef
 from bot.plan.project import Project, find_projects
-from bot.plan.runner import Job, run_jobs
+from bot.plan.runner import SANDBOX_MODES, SANDBOX_NAMESPACES, SANDBOX_NONE, Job, Sandbox, run_jobs
 from bot.plan.scope import TouchedStack, changed_paths, touched_stacks
 
 __all__ = [
+    "SANDBOX_MODES",
+    "SANDBOX_NAMESPACES",
+    "SANDBOX_NONE",
     "Plan",
     "PropertyChange",
     "Resource",
     "ResourceChange",
+    "Sandbox",
     "StackRef",
     "build_plan",
 ]
 
 
-def build_plan(repo_path: Path, base: str, head: str, *, timeout: float = 120) -> Plan:
+def build_plan(repo_path: Path, base: str, head: str, *, timeout: float = 120, sandbox: Sandbox | None = None) -> Plan:
     """Plan the change from ``base`` to ``head`` of the git repository at ``repo_path``.
 
-    ``timeout`` bounds each sandbox process (one per ref). Raises :class:`bot.errors.UserError` for a
+    ``timeout`` bounds each sandbox (one per ref); ``sandbox`` says how PR code is isolated (default: the
+    namespaces sandbox with its default limits). Raises :class:`bot.errors.UserError` for a
     repository or ref that does not exist and :class:`bot.errors.EngineError` when a program fails.
     """
     repo = _open(repo_path)
     try:
-        return _build(repo, base, head, timeout)
+        return _build(repo, base, head, timeout, sandbox or Sandbox())
     finally:
         repo.close()  # GitPython keeps `git cat-file` processes per Repo until closed
 
 
-def _build(repo: git.Repo, base: str, head: str, timeout: float) -> Plan:
+def _build(repo: git.Repo, base: str, head: str, timeout: float, sandbox: Sandbox) -> Plan:
     base_commit = _resolve(repo, base)
     head_commit = _resolve(repo, head)
     base_projects = find_projects(base_commit)
@@ -61,8 +66,9 @@ def _build(repo: git.Repo, base: str, head: str, timeout: float) -> Plan:
         head_jobs = _jobs(touched, head_projects, head_commit, root / "head")
         # Two refs, two processes: on two cores the base and head batches overlap almost fully.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            base_run = pool.submit(run_jobs, base_jobs, ref=f"base {base_commit.hexsha[:12]}", timeout=timeout)
-            head_run = pool.submit(run_jobs, head_jobs, ref=f"head {head_commit.hexsha[:12]}", timeout=timeout)
+            base_ref, head_ref = f"base {base_commit.hexsha[:12]}", f"head {head_commit.hexsha[:12]}"
+            base_run = pool.submit(run_jobs, base_jobs, ref=base_ref, timeout=timeout, sandbox=sandbox)
+            head_run = pool.submit(run_jobs, head_jobs, ref=head_ref, timeout=timeout, sandbox=sandbox)
             failures = [run.exception() for run in (base_run, head_run)]
         engine_errors = [e for e in failures if isinstance(e, EngineError)]
         other = [e for e in failures if e is not None and not isinstance(e, EngineError)]

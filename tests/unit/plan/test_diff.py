@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.plan.collector import normalize
 from bot.plan.diff import diff_stack, property_changes
 from bot.plan.model import Plan, Resource
-from bot.plan.sandbox import normalize
 from bot.records import ChangeAction, canonical_json, sha256_hex
 
 

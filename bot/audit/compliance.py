@@ -37,7 +37,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from bot.audit.keys import Signer, sign_json, verify_json_envelope
 from bot.audit.ledger import Ledger
-from bot.audit.report import Decision, Trust, check_integrity, group_decisions, load_trust
+from bot.audit.report import Decision, Trust, check_integrity, governed_trust, group_decisions
 from bot.deploy.gate import attestation_path
 from bot.errors import GlassboxError, IntegrityError, UserError
 from bot.policy.attestation import verify_attestation
@@ -379,7 +379,14 @@ def build_pack(req: PackRequest, signer: Signer) -> PackResult:
     if req.out.exists() and any(req.out.iterdir()):
         raise UserError(f"--out {req.out}: not empty; a pack is written into a new or empty directory")
     mapping = load_controls(req.controls)
-    trust = load_trust(repo=req.repo, registry=req.registry, ref=req.registry_ref)
+    trust, _ = governed_trust(
+        ledger=req.ledger,
+        repo=req.repo,
+        registry=req.registry,
+        branch=req.registry_ref,
+        attestations=req.attestations,
+        deploy_state=req.deploy_state,
+    )
     now = (req.now or datetime.now(UTC)).astimezone(UTC)
     stored = _read_stored(ledger)
     packer = _Packer(req, trust, stored)

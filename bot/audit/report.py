@@ -648,20 +648,34 @@ def _metrics(report: MetricsReport) -> dict[str, Any]:
     }
 
 
-def _history(req: ReportRequest) -> HistoryReport | None:
-    """`audit verify` over the repository, when there is one (its findings head the page, its anchor is trust)."""
-    if req.repo is None:
-        return None
+def governed_trust(
+    *,
+    ledger: Path,
+    repo: Path | None,
+    registry: Path | None,
+    branch: str,
+    attestations: Path | None,
+    deploy_state: Path | None,
+) -> tuple[Trust | None, HistoryReport | None]:
+    """Trust for a page or a pack, and `audit verify`'s report when there is a repository.
+
+    With ``repo``, the keys come from the registry at verify's trust anchor: the newest commit on ``branch``
+    that came through a governed merge (without attestations no merge counts, so the branch's first commit).
+    """
+    if repo is None:
+        return load_trust(repo=None, registry=registry), None
     with tempfile.TemporaryDirectory(prefix="glassbox-report-") as empty:
-        return verify_history(
+        history = verify_history(
             VerifyRequest(
-                ledger=req.ledger,
-                repo=req.repo,
-                attestations=req.attestations or Path(empty),  # none given: nothing attests, trust stays at the root
-                deploy_state=req.deploy_state,
-                branch=req.registry_ref,
+                ledger=ledger,
+                repo=repo,
+                attestations=attestations or Path(empty),
+                deploy_state=deploy_state,
+                branch=branch,
             )
         )
+    anchor = (history.trust_anchor or "", history.trust_anchor_pr)
+    return load_trust(repo=repo, registry=registry, ref=branch, anchor=anchor), history
 
 
 def _findings(history: HistoryReport | None, req: ReportRequest) -> dict[str, Any]:
@@ -696,9 +710,14 @@ def _findings(history: HistoryReport | None, req: ReportRequest) -> dict[str, An
 
 def build_report(req: ReportRequest) -> ReportResult:
     ledger = Ledger.existing(req.ledger)
-    history = _history(req)
-    anchor = (history.trust_anchor or "", history.trust_anchor_pr) if history is not None else None
-    trust = load_trust(repo=req.repo, registry=req.registry, ref=req.registry_ref, anchor=anchor)
+    trust, history = governed_trust(
+        ledger=req.ledger,
+        repo=req.repo,
+        registry=req.registry,
+        branch=req.registry_ref,
+        attestations=req.attestations,
+        deploy_state=req.deploy_state,
+    )
     integrity = check_integrity(ledger, trust)
     everything = list(ledger.events())
     in_period = [e for e in everything if req.since is None or e.time >= req.since]

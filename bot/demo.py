@@ -453,17 +453,23 @@ def _audit(world: DemoWorld, correlation_id: str | None) -> list[Scenario]:
     show.detail = [f"{len(chain.links)} links in {took * 1000:.0f} ms", *chain.problems]
     world.say(f"  audit show {correlation_id}: {show.actual}, {show.detail[0]}")
 
-    verify = Scenario("audit verify: flags the out-of-band merge and the direct push", "flagged")
+    verify = Scenario("audit verify: flags the out-of-band merge, the direct push, the break-glass deploy", "flagged")
     history = verify_history(
         VerifyRequest(
             ledger=world.ledger.path, repo=world.bare, attestations=world.attestations, deploy_state=world.state
         )
     )
-    pushed = {v.commit for v in history.violations if v.kind is ViolationKind.DIRECT_PUSH}
-    expected = {world.direct_push, world.override_merge}
-    verify.actual = "flagged" if pushed == expected else f"flagged {len(pushed)} of {len(expected)}"
-    verify.detail = [f"{v.kind.value} {str(v.commit or '')[:12]}: {v.message}" for v in history.violations]
-    world.say(f"  audit verify: {len(history.governed_commits)} governed commits; {'; '.join(verify.detail)}")
+    found = {(v.kind, v.commit) for v in history.findings()}
+    expected = {
+        (ViolationKind.DIRECT_PUSH, world.direct_push),
+        (ViolationKind.OUT_OF_BAND_MERGE, world.override_merge),
+        (ViolationKind.BREAK_GLASS_DEPLOY, world.override_merge),
+    }
+    verify.actual = "flagged" if found == expected else f"flagged {len(found & expected)} of {len(expected)}"
+    verify.detail = [v.line() for v in history.findings()]
+    world.say(f"  audit verify: {len(history.governed_commits)} governed commits, {len(verify.detail)} findings:")
+    for line in verify.detail:
+        world.say(f"    {line}")
 
     metrics = compute_metrics(world.ledger.events())
     (world.root / "metrics.json").write_text(json.dumps(metrics.as_dict(), indent=2) + "\n", encoding="utf-8")

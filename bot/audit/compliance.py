@@ -35,12 +35,11 @@ from typing import Any, Literal
 import git
 from pydantic import Field, ValidationError, model_validator
 
-from bot.audit.report import Decision, Trust, check_integrity, group_decisions, load_trust
-from bot.deploy.gate import attestation_path
-from bot.errors import GlassboxError, IntegrityError, UserError
+from bot.audit.report import Decision, Trust, check_integrity, governed_trust, group_decisions
+from bot.errors import IntegrityError, UserError
 from bot.records import AuditEvent, Outcome, Record
 from bot.registry import config_schema, load_config
-from bot.trust.attestations import verify_attestation
+from bot.trust.attestations import attestation_path, read_attestation
 from bot.trust.keys import Signer, sign_json, verify_json_envelope
 from bot.trust.ledger import Ledger
 
@@ -379,7 +378,14 @@ def build_pack(req: PackRequest, signer: Signer) -> PackResult:
     if req.out.exists() and any(req.out.iterdir()):
         raise UserError(f"--out {req.out}: not empty; a pack is written into a new or empty directory")
     mapping = load_controls(req.controls)
-    trust = load_trust(repo=req.repo, registry=req.registry, ref=req.registry_ref)
+    trust, _ = governed_trust(
+        ledger=req.ledger,
+        repo=req.repo,
+        registry=req.registry,
+        branch=req.registry_ref,
+        attestations=req.attestations,
+        deploy_state=req.deploy_state,
+    )
     now = (req.now or datetime.now(UTC)).astimezone(UTC)
     stored = _read_stored(ledger)
     packer = _Packer(req, trust, stored)
@@ -499,10 +505,9 @@ def _artifact(
             result.count += 1
             result.files.append(f"{control.id}/attestations/{source.name}")
             if trust is not None:
-                try:
-                    verify_attestation(json.loads(source.read_text(encoding="utf-8")), trust.registry)
-                except (GlassboxError, ValueError) as exc:
-                    result.notes.append(f"does not verify: {source.name}: {exc}")
+                filed = read_attestation(source, trust.registry)
+                if filed.problem is not None:
+                    result.notes.append(f"does not verify: {source.name}: {filed.problem}")
     elif kind is ArtifactKind.BRANCH_PROTECTION:
         if trust is None:
             result.notes.append("no registry given (--repo or --registry) to take the protected-branch settings from")

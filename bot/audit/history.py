@@ -18,20 +18,31 @@ Then the ledger: every event's sequence, chain, digest and signature by a ledger
 segments too), else **chain-break**; every ``merge`` event's merge commit and every ``deploy`` event's commit
 must still be reachable from the branch, else **history-rewritten** (a force-push); and every allowed
 ``deploy`` names a commit on the branch's first-parent history that passed the checks above (and, with
-``--deploy-state``, whose deploy record lists the deployments the event logged), else **orphan-deploy**.
+``--deploy-state``, whose deploy record lists the deployments the event logged), else **orphan-deploy**. A
+deploy under a valid break-glass grant (a ``breakglass.use`` for that grant and commit before the deploy) is
+reported as **break-glass-deploy** and does not fail verify, when all its commit lacked was the approvals and
+the merge gate a grant stands in for. A governed commit no merge event produced whose tree is the tree of a
+head glassbox checked is an **out-of-band-merge** (a PR merged past the gate), not a bare direct push.
+
+Signatures (the ledger's, in the chain check) are checked against the registry at the trust anchor: the newest
+commit on the branch that came through the governed path (a merge event, and every check above passed), else
+the first commit checked from. An ungoverned commit on top never decides what is trusted.
+
+What each finding means and what to do about it: :data:`bot.audit.findings.FINDINGS`.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import git
 from pydantic import Field, ValidationError
 
+from bot.audit.findings import FINDINGS
+from bot.audit.findings import ViolationKind as ViolationKind
 from bot.audit.reconstruct import RegistryCache, ledger_trust, load_verdict, object_intact, open_repo
 from bot.audit.retention import archive_dir, verify_archive
 from bot.deploy.gate import DeployReport
@@ -43,24 +54,33 @@ from bot.trust.gitsign import verify_commit
 from bot.trust.ledger import Ledger
 
 GOVERNED_PREFIXES = ("infra/",)
-
-
-class ViolationKind(StrEnum):
-    DIRECT_PUSH = "direct-push"
-    UNSIGNED_COMMIT = "unsigned-commit"
-    FAILED_VERDICT = "failed-verdict"
-    MISSING_ATTESTATION = "missing-attestation"
-    UNAPPROVED = "unapproved"
-    ORPHAN_DEPLOY = "orphan-deploy"
-    CHAIN_BREAK = "chain-break"
-    HISTORY_REWRITTEN = "history-rewritten"
+# what a break-glass grant stands in for: the approvals, and the merge gate an incident merge goes around
+BREAK_GLASS_EXCUSES = frozenset({ViolationKind.UNAPPROVED, ViolationKind.OUT_OF_BAND_MERGE})
 
 
 class Violation(Record):
+    """One finding of `audit verify` (failing or, like a break-glass deploy, only reported)."""
+
     kind: ViolationKind
     commit: str | None = None
     seq: int | None = None
+    touched: str | None = None  # what it touched: governed paths, a stack, a ledger line
     message: str
+    grant_id: str | None = None
+    ticket: str | None = None
+
+    @property
+    def fails(self) -> bool:
+        return FINDINGS[self.kind].fails
+
+    @property
+    def to_do(self) -> str:
+        return FINDINGS[self.kind].to_do
+
+    def line(self) -> str:
+        """The finding on one line: kind, short commit, what it touched, what happened, what to do."""
+        text = " ".join(f"{self.kind.value} {(self.commit or '-')[:12]} {self.touched or '-'}: {self.message}".split())
+        return f"{text} | to do: {self.to_do}"
 
 
 class CommitVerdict(Record):
@@ -82,8 +102,15 @@ class HistoryReport(Record):
     governed_commits: list[CommitVerdict]
     ledger_events: int
     archive_segments: int
-    violations: list[Violation]
+    violations: list[Violation]  # the findings that fail verify
+    notices: list[Violation] = Field(default_factory=list)  # findings that are expected, but reported
+    trust_anchor: str | None = None  # the commit whose registry/ the ledger signatures were checked against
+    trust_anchor_pr: int | None = None  # the PR whose governed merge produced it (None: the first commit)
     ok: bool
+
+    def findings(self) -> list[Violation]:
+        """Every finding, failing ones first, each group in the order found."""
+        return [*self.violations, *self.notices]
 
 
 def is_governed(path: str) -> bool:
@@ -111,6 +138,8 @@ class LedgerFact:
     pr: int | None
     commit: str | None
     details: dict[str, Any]
+    stack: str | None = None
+    tree: str | None = None
 
 
 @dataclass
@@ -120,7 +149,7 @@ class LedgerFacts:
     merges: dict[str, LedgerFact]  # merge sha → the allowed merge event
     merge_events: list[LedgerFact]
     approvals: dict[tuple[int, str], list[LedgerFact]]  # (pr, head) → events
-    breakglass: set[str]  # commits a break-glass use names
+    breakglass: dict[str, list[LedgerFact]]  # commit → the allowed break-glass uses that name it
     deploys: list[LedgerFact]
     count: int
 
@@ -134,7 +163,7 @@ def ledger_facts(ledger: Ledger) -> LedgerFacts:
     Runs after the chain and signatures were verified line by line, so plain JSON is enough here; a
     substring test on the canonical line skips the rest without decoding it.
     """
-    facts = LedgerFacts({}, [], {}, set(), [], 0)
+    facts = LedgerFacts({}, [], {}, {}, [], 0)
     if not ledger.path.exists():
         return facts
     with ledger.path.open("rb") as fh:
@@ -152,6 +181,8 @@ def ledger_facts(ledger: Ledger) -> LedgerFacts:
                     pr=subject.get("pr"),
                     commit=subject.get("commit"),
                     details=dict(data.get("details") or {}),
+                    stack=subject.get("stack"),
+                    tree=subject.get("tree"),
                 )
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # a malformed line is already a chain-break
@@ -163,10 +194,38 @@ def ledger_facts(ledger: Ledger) -> LedgerFacts:
             elif fact.action == "approvals" and fact.pr is not None:
                 facts.approvals.setdefault((fact.pr, fact.commit), []).append(fact)
             elif fact.action == "breakglass.use" and fact.outcome is Outcome.ALLOW:
-                facts.breakglass.add(fact.commit)
+                facts.breakglass.setdefault(fact.commit, []).append(fact)
             elif fact.action == "deploy":
                 facts.deploys.append(fact)
     return facts
+
+
+def checked_trees(ledger: Ledger) -> dict[str, LedgerFact]:
+    """Tree → the last ``check`` event of a head with that tree (read only when a commit lacks a merge event)."""
+    trees: dict[str, LedgerFact] = {}
+    if not ledger.path.exists():
+        return trees
+    with ledger.path.open("rb") as fh:
+        for raw in fh:
+            if b'"action":"check"' not in raw:
+                continue
+            try:
+                data = json.loads(raw)
+                subject = data.get("subject") or {}
+                fact = LedgerFact(
+                    seq=int(data["seq"]),
+                    action="check",
+                    outcome=Outcome(data["outcome"]),
+                    pr=subject.get("pr"),
+                    commit=subject.get("commit"),
+                    details={},
+                    tree=subject.get("tree"),
+                )
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if data.get("action") == "check" and fact.tree and fact.commit:
+                trees[fact.tree] = fact
+    return trees
 
 
 def _ledger_violations(ledger: Ledger, trusted: dict[str, bytes]) -> tuple[list[Violation], int]:
@@ -174,7 +233,9 @@ def _ledger_violations(ledger: Ledger, trusted: dict[str, bytes]) -> tuple[list[
     violations: list[Violation] = []
     if archive_dir(ledger).is_dir() and any(archive_dir(ledger).iterdir()):
         report = verify_archive(ledger, trusted)
-        violations += [Violation(kind=ViolationKind.CHAIN_BREAK, message=p) for p in report.problems]
+        violations += [
+            Violation(kind=ViolationKind.CHAIN_BREAK, touched="ledger archive", message=p) for p in report.problems
+        ]
         live = report.live
         segments = len(report.segments)
     else:
@@ -182,7 +243,12 @@ def _ledger_violations(ledger: Ledger, trusted: dict[str, bytes]) -> tuple[list[
         segments = 0
     if live is not None:
         violations += [
-            Violation(kind=ViolationKind.CHAIN_BREAK, seq=p.seq, message=f"line {p.line}: {p.kind}: {p.message}")
+            Violation(
+                kind=ViolationKind.CHAIN_BREAK,
+                seq=p.seq,
+                touched=f"ledger line {p.line}",
+                message=f"{p.kind}: {p.message}",
+            )
             for p in live.problems
         ]
     return violations, segments
@@ -199,9 +265,30 @@ class _Auditor:
             raise UserError(f"--branch {req.branch!r} is not a branch of {req.repo}") from None
         self.registries = RegistryCache(self.repo)
         self.violations: list[Violation] = []
+        self.notices: list[Violation] = []
+        self._trees: dict[str, LedgerFact] | None = None
+        self.merged: set[str] = set()
+        self.reachable: set[str] = set()
+        self.first_parent: set[str] = set()
+        self.in_range: set[str] = set()
 
-    def flag(self, kind: ViolationKind, message: str, *, commit: str | None = None, seq: int | None = None) -> None:
-        self.violations.append(Violation(kind=kind, commit=commit, seq=seq, message=message))
+    def flag(
+        self,
+        kind: ViolationKind,
+        message: str,
+        *,
+        commit: str | None = None,
+        seq: int | None = None,
+        touched: str | None = None,
+        **extra: str | None,
+    ) -> None:
+        finding = Violation(kind=kind, commit=commit, seq=seq, touched=touched, message=message, **extra)
+        (self.violations if finding.fails else self.notices).append(finding)
+
+    def checked_head(self, tree: str) -> LedgerFact | None:
+        if self._trees is None:
+            self._trees = checked_trees(self.ledger)
+        return self._trees.get(tree)
 
     def commits(self) -> list[git.Commit]:
         """First-parent history of the branch since ``--since`` (exclusive), oldest first."""
@@ -244,11 +331,19 @@ class _Auditor:
         registry = self.registries.at(parent)
         self.signed_by_agent(commit, registry, where=f"commit {sha[:12]} on {self.req.branch}")
         merge = facts.merges.get(sha)
+        governed = sorted(p for p in paths if is_governed(p))
+        shown = ", ".join(governed[:3]) + (f" (+{len(governed) - 3} more)" if len(governed) > 3 else "")
         if merge is None:
-            governed = sorted(p for p in paths if is_governed(p))
-            shown = ", ".join(governed[:3]) + (" …" if len(governed) > 3 else "")
-            self.flag(ViolationKind.DIRECT_PUSH, f"no merge event produced it; it touches {shown}", commit=sha)
-            return self._verdict(commit, None, None, before)
+            checked = self.checked_head(commit.tree.hexsha)
+            if checked is not None:
+                text = (
+                    f"PR #{checked.pr} (head {str(checked.commit)[:12]}, checked at seq {checked.seq}) was merged "
+                    "without a glassbox merge event"
+                )
+                self.flag(ViolationKind.OUT_OF_BAND_MERGE, text, commit=sha, touched=shown)
+                return self._verdict(commit, checked.pr, checked.commit, before, shown)
+            self.flag(ViolationKind.DIRECT_PUSH, "no merge event produced it", commit=sha, touched=shown)
+            return self._verdict(commit, None, None, before, shown)
         pr, head_sha = merge.pr, str(merge.details.get("head_sha") or "")
         try:
             head = self.repo.commit(head_sha)
@@ -275,7 +370,7 @@ class _Auditor:
         if not satisfied and sha not in facts.breakglass:
             text = f"PR #{pr}: no satisfied approvals event for head {head_sha[:12]} and no break-glass use"
             self.flag(ViolationKind.UNAPPROVED, text, commit=sha, seq=merge.seq)
-        return self._verdict(commit, pr, head_sha, before)
+        return self._verdict(commit, pr, head_sha, before, shown)
 
     def _deploy_record_problem(self, event: LedgerFact, sha: str) -> str | None:
         """With ``--deploy-state``: the deploy record must exist and list the deployments the event logged."""
@@ -293,19 +388,81 @@ class _Auditor:
             return f"deploy event seq {event.seq}: the deploy record {path.name} does not match the ledger"
         return None
 
-    def _verdict(self, commit: git.Commit, pr: int | None, head: str | None, before: int) -> CommitVerdict:
+    def _verdict(
+        self, commit: git.Commit, pr: int | None, head: str | None, before: int, touched: str | None = None
+    ) -> CommitVerdict:
+        if touched:
+            self.violations[before:] = [
+                v if v.touched else v.model_copy(update={"touched": touched}) for v in self.violations[before:]
+            ]
         kinds = [v.kind for v in self.violations[before:]]
         return CommitVerdict(commit=commit.hexsha, pr=pr, head_sha=head, ok=not kinds, violations=kinds)
 
+    def anchor(self, commits: list[git.Commit], checked: list[CommitVerdict]) -> tuple[git.Commit, int | None]:
+        """The newest commit that came through the governed path (its merge event, every check passed); else the
+        commit the walk starts from (``--since``, or the root). ``--registry-ref`` overrides it."""
+        if self.req.registry_ref is not None:
+            try:
+                return self.repo.commit(self.req.registry_ref), None
+            except (git.BadName, ValueError):
+                raise UserError(f"--registry-ref {self.req.registry_ref!r} is not a ref in {self.req.repo}") from None
+        for c in reversed(checked):
+            if c.ok and c.pr is not None and c.head_sha is not None and c.commit in self.merged:
+                return self.repo.commit(c.commit), c.pr
+        if self.req.since:
+            return self.repo.commit(self.req.since), None
+        return (commits[0] if commits else self.tip), None
+
+    def check_deploy(self, d: LedgerFact, facts: LedgerFacts, kinds: dict[str, set[ViolationKind]]) -> None:
+        sha = str(d.commit)
+        stack = f"stack {d.stack}" if d.stack else None
+        if sha not in self.reachable:
+            text = f"deploy event seq {d.seq} names {sha[:12]}, no longer on {self.req.branch}"
+            self.flag(ViolationKind.HISTORY_REWRITTEN, text, commit=sha, seq=d.seq, touched=stack)
+            return
+        if d.outcome is not Outcome.ALLOW:
+            return
+        if sha not in self.first_parent:
+            text = f"deploy event seq {d.seq} deployed {sha[:12]}, which {self.req.branch} never pointed at"
+            self.flag(ViolationKind.ORPHAN_DEPLOY, text, commit=sha, seq=d.seq, touched=stack)
+            return
+        problem = None
+        failed = kinds.get(sha, set())
+        if failed:
+            problem = f"deploy event seq {d.seq} deployed {sha[:12]}, which did not pass the checks above"
+        elif sha in self.in_range and self.req.deploy_state is not None:
+            problem = self._deploy_record_problem(d, sha)
+        grant_id = d.details.get("break_glass")
+        if not grant_id:
+            if problem is not None:
+                self.flag(ViolationKind.ORPHAN_DEPLOY, problem, commit=sha, seq=d.seq, touched=stack)
+            return
+        use = next(
+            (u for u in facts.breakglass.get(sha, []) if u.details.get("grant_id") == grant_id and u.seq < d.seq),
+            None,
+        )
+        if use is None:
+            text = (
+                f"deploy event seq {d.seq} claims break-glass grant {grant_id}, but no break-glass use of it for "
+                f"{sha[:12]} precedes it"
+            )
+            self.flag(ViolationKind.ORPHAN_DEPLOY, text, commit=sha, seq=d.seq, touched=stack, grant_id=str(grant_id))
+            return
+        ticket = str(use.details.get("ticket") or "?")
+        grant = {"grant_id": str(grant_id), "ticket": ticket}
+        if problem is not None and (not failed or not failed <= BREAK_GLASS_EXCUSES):
+            text = f"{problem}; break-glass grant {grant_id} (ticket {ticket}) stands in for approvals only"
+            self.flag(ViolationKind.ORPHAN_DEPLOY, text, commit=sha, seq=d.seq, touched=stack, **grant)
+            return
+        text = (
+            f"deploy event seq {d.seq} deployed {sha[:12]} under break-glass grant {grant_id} (ticket {ticket}, "
+            f"opened by {use.details.get('opened_by') or '?'}, used at seq {use.seq})"
+        )
+        self.flag(ViolationKind.BREAK_GLASS_DEPLOY, text, commit=sha, seq=d.seq, touched=stack, **grant)
+
     def run(self) -> HistoryReport:
-        ref = self.req.registry_ref or f"refs/heads/{self.req.branch}"
-        try:
-            trust_commit = self.repo.commit(ref)
-        except (git.BadName, ValueError):
-            raise UserError(f"--registry-ref {ref!r} is not a ref in {self.req.repo}") from None
-        trusted, _ = ledger_trust(self.registries.at(trust_commit))
-        chain, segments = _ledger_violations(self.ledger, trusted)
         facts = ledger_facts(self.ledger)
+        self.merged = set(facts.merges)
         commits = self.commits()
         checked: list[CommitVerdict] = []
         for commit in commits:
@@ -319,31 +476,21 @@ class _Auditor:
                 result = self._verdict(commit, None, None, before)
             if result is not None:
                 checked.append(result)
+        anchor, anchor_pr = self.anchor(commits, checked)
+        trusted, _ = ledger_trust(self.registries.at(anchor))
+        chain, segments = _ledger_violations(self.ledger, trusted)
         self.violations += chain
-        reachable = set(self.repo.git.rev_list(self.tip.hexsha).split())
-        first_parent = set(self.repo.git.rev_list("--first-parent", self.tip.hexsha).split())
-        failed = {c.commit for c in checked if not c.ok}
-        in_range = {c.hexsha for c in commits}
+        self.reachable = set(self.repo.git.rev_list(self.tip.hexsha).split())
+        self.first_parent = set(self.repo.git.rev_list("--first-parent", self.tip.hexsha).split())
+        self.in_range = {c.hexsha for c in commits}
+        kinds = {c.commit: set(c.violations) for c in checked if not c.ok}
         for m in facts.merge_events:
             merged = str(m.commit)
-            if merged not in reachable:
+            if merged not in self.reachable:
                 text = f"merge event seq {m.seq} (PR #{m.pr}) names {merged[:12]}, no longer on {self.req.branch}"
-                self.flag(ViolationKind.HISTORY_REWRITTEN, text, commit=merged, seq=m.seq)
+                self.flag(ViolationKind.HISTORY_REWRITTEN, text, commit=merged, seq=m.seq, touched=f"PR #{m.pr}")
         for d in facts.deploys:
-            sha = str(d.commit)
-            if sha not in reachable:
-                text = f"deploy event seq {d.seq} names {sha[:12]}, no longer on {self.req.branch}"
-                self.flag(ViolationKind.HISTORY_REWRITTEN, text, commit=sha, seq=d.seq)
-            elif d.outcome is Outcome.ALLOW and sha not in first_parent:
-                text = f"deploy event seq {d.seq} deployed {sha[:12]}, which {self.req.branch} never pointed at"
-                self.flag(ViolationKind.ORPHAN_DEPLOY, text, commit=sha, seq=d.seq)
-            elif d.outcome is Outcome.ALLOW and sha in failed:
-                text = f"deploy event seq {d.seq} deployed {sha[:12]}, which did not pass the checks above"
-                self.flag(ViolationKind.ORPHAN_DEPLOY, text, commit=sha, seq=d.seq)
-            elif d.outcome is Outcome.ALLOW and sha in in_range and self.req.deploy_state is not None:
-                problem = self._deploy_record_problem(d, sha)
-                if problem is not None:
-                    self.flag(ViolationKind.ORPHAN_DEPLOY, problem, commit=sha, seq=d.seq)
+            self.check_deploy(d, facts, kinds)
         return HistoryReport(
             branch=self.req.branch,
             branch_head=self.tip.hexsha,
@@ -353,6 +500,9 @@ class _Auditor:
             ledger_events=facts.count,
             archive_segments=segments,
             violations=self.violations,
+            notices=self.notices,
+            trust_anchor=anchor.hexsha,
+            trust_anchor_pr=anchor_pr,
             ok=not self.violations,
         )
 

@@ -1,44 +1,49 @@
 """`audit report --html`: one self-contained HTML page an auditor can read without running anything.
 
-Three parts, each read from records (never a decision recomputed):
+Four parts, each read from records (never a decision recomputed):
 
+- **what `audit verify` reports** (with ``--repo``): its findings, one row each with what to do
+  (:data:`bot.audit.findings.FINDINGS`): out-of-band merges, direct pushes, break-glass deploys, ...
 - **ledger integrity**: the whole live ledger checked once (sequence, hash chain, digests, signatures by the
-  registry's ledger-signer keys, from the archive anchor on): how many events, the head digest, and either
-  "verified" or the first broken link.
+  ledger-signer keys, from the archive anchor on): how many events, the head digest, and either "verified" or
+  the first broken link. With ``--repo`` the keys come from the registry at the newest commit that reached the
+  branch through the governed path (`audit verify`'s trust anchor), never from an ungoverned head.
 - **decision chains**: per correlation id, propose → check (result, risk, rule ids) → approvals → merge →
   deploy, each link marked ✔ or ✘. A mark says whether the ledger event behind the link verifies (its digest,
   its signature by a trusted ledger signer that is the event's actor, and no chain problem at its seq) and,
   when ``--attestations`` is given, whether the verdict attestation for the checked head verifies and says
   what the check event says; with ``--deploy-state``, whether the deploy record agrees with the deploy event.
+  A deploy under break-glass wears an amber "break-glass" badge; steps never reached collapse into one line.
 - **metrics**: :func:`bot.audit.metrics.compute_metrics`, with small inline SVG bar charts per agent.
 
-Ledger text is untrusted (agents write reasons, paths, ids), so every value goes through ``html.escape``: the
-page is built from :class:`Html` fragments, and anything that is not already an ``Html`` is escaped on the
-way in. Inline CSS only, no scripts, no external assets.
+Ledger text is untrusted (agents write reasons, paths, ids): the page is rendered from
+``bot/templates/audit_report.html.j2`` with Jinja2's autoescape on, from plain data, with nothing marked safe.
+Inline CSS only, no scripts, no external assets.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import git
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import ValidationError
 
+from bot.audit.findings import FINDINGS
+from bot.audit.history import HistoryReport, VerifyRequest, verify_history
 from bot.audit.metrics import Metrics, MetricsReport, Ratio, compute_metrics
 from bot.audit.retention import archive_anchor
-from bot.deploy.gate import DeployReport, attestation_path
-from bot.errors import GlassboxError, UserError
+from bot.deploy.gate import DeployReport
+from bot.errors import UserError
 from bot.records import AuditEvent, Outcome
 from bot.registry import KeyRole, Registry, load_registry
 from bot.trust.anchors import export_tree
-from bot.trust.attestations import verify_attestation
+from bot.trust.attestations import attestation_path, load_attestation
 from bot.trust.conventions import REGISTRY_DIR
 from bot.trust.keys import trusted_keys
 from bot.trust.ledger import Ledger, LedgerReport
@@ -60,16 +65,27 @@ class Trust:
     identities: dict[str, str]  # keyid → identity
 
 
-def load_trust(*, repo: Path | None, registry: Path | None, ref: str = "main") -> Trust | None:
-    """Trust from the registry at ``ref`` in ``repo`` (preferred) or a registry directory; None when neither."""
+def load_trust(
+    *, repo: Path | None, registry: Path | None, ref: str = "main", anchor: tuple[str, int | None] | None = None
+) -> Trust | None:
+    """Trust from ``repo``'s registry (preferred) or a registry directory; None when neither.
+
+    In ``repo``, the registry is read at ``anchor`` (commit, PR), the newest commit that came through the
+    governed path as `audit verify` found it; without one, at ``ref``.
+    """
     if repo is not None:
+        where = anchor[0] if anchor else ref
         try:
-            commit = git.Repo(repo).commit(ref)
+            commit = git.Repo(repo).commit(where)
         except (git.exc.GitError, OSError, ValueError) as exc:
             raise UserError(f"--repo {repo} / --registry-ref {ref}: cannot read the registry there ({exc})") from None
         with tempfile.TemporaryDirectory(prefix="glassbox-report-") as scratch:
             reg = load_registry(export_tree(commit, REGISTRY_DIR, Path(scratch)))
-        source = f"registry/ at {ref} ({commit.hexsha[:12]}) of {repo}"
+        if anchor is None:
+            source = f"registry/ at {ref} ({commit.hexsha[:12]}) of {repo}"
+        else:
+            via = f"PR #{anchor[1]}" if anchor[1] is not None else f"the first commit of {ref}: no governed merge"
+            source = f"registry/ at {commit.hexsha[:12]} ({via}), the newest governed commit on {ref} of {repo}"
     elif registry is not None:
         reg = load_registry(registry)
         source = f"registry directory {registry}"
@@ -181,20 +197,12 @@ class Verifier:
 
     def _load_verdict(self, head: str) -> tuple[Any, str | None]:
         assert self.attestations is not None
-        path = attestation_path(self.attestations, head)
-        try:
-            envelope = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None, f"no attestation for head {head[:12]} in {self.attestations}"
-        except ValueError as exc:
-            return None, f"{path.name} is not JSON: {exc}"
         if self.trust is None:
+            if not attestation_path(self.attestations, head).exists():
+                return None, f"no attestation for head {head[:12]} in {self.attestations}"
             return None, "attestation signature not checked (no trust anchor)"
-        try:
-            verdict, _ = verify_attestation(envelope, self.trust.registry)
-        except GlassboxError as exc:
-            return None, f"attestation does not verify: {exc.message}"
-        return verdict, None
+        filed = load_attestation(self.attestations, head, self.trust.registry)
+        return filed.verdict, filed.problem
 
     def check(self, e: AuditEvent) -> Mark:
         marks = [self.event(e)]
@@ -357,100 +365,22 @@ def group_decisions(events: Sequence[AuditEvent]) -> tuple[list[Decision], list[
 
 
 # --------------------------------------------------------------------------------------------------
-# HTML building: every string is escaped unless it is already an Html fragment
+# the page: plain data for bot/templates/audit_report.html.j2, rendered with autoescape on
+
+_ENV = Environment(
+    loader=PackageLoader("bot", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
 
 
-class Html(str):
-    """A fragment that is already safe HTML."""
-
-    __slots__ = ()
-
-
-Node: TypeAlias = Html | str | int | float | Sequence["Node"] | None
-
-
-def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def render(node: Node) -> Html:
-    if node is None:
-        return Html("")
-    if isinstance(node, Html):
-        return node
-    if isinstance(node, str | int | float):
-        return Html(esc(node))
-    return Html("".join(render(n) for n in node))
-
-
-def tag(name: str, *children: Node, **attrs: str | None) -> Html:
-    """``<name attrs>children</name>``; attribute names use ``_`` for ``-`` and ``cls`` for ``class``."""
-    parts = [name]
-    for key, value in attrs.items():
-        if value is None:
-            continue
-        attr = "class" if key == "cls" else key.rstrip("_").replace("_", "-")
-        parts.append(f'{attr}="{esc(value)}"')
-    return Html(f"<{' '.join(parts)}>{render(list(children))}</{name}>")
-
-
-def _mark(m: Mark) -> Html:
-    cls = {True: "ok", False: "bad", None: "na"}[m.ok]
-    return tag("span", m.symbol, cls=f"mark {cls}", title=m.detail)
+def _mark(m: Mark) -> dict[str, str]:
+    return {"symbol": m.symbol, "cls": {True: "ok", False: "bad", None: "na"}[m.ok], "detail": m.detail}
 
 
 def _short(sha: object, n: int = 12) -> str:
     return str(sha)[:n] if sha else "-"
-
-
-CSS = """
-:root{--ink:#1d2430;--muted:#5b6472;--line:#d9dee6;--ok:#17803d;--bad:#b42318;--na:#8a93a3;--accent:#2f5bd3}
-*{box-sizing:border-box}
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--ink);
- margin:0;background:#f6f7f9}
-main{max-width:1180px;margin:0 auto;padding:28px 32px 48px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 12px;border-bottom:2px solid var(--line);
- padding-bottom:6px}h3{font-size:15px;margin:0}
-.sub{color:var(--muted)}
-code,.mono{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:12.5px}
-.cards{display:flex;gap:14px;flex-wrap:wrap;margin:18px 0}
-.card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:170px}
-.card .n{font-size:22px;font-weight:600}.card .l{color:var(--muted);font-size:12px;text-transform:uppercase}
-.banner{border-radius:8px;padding:12px 16px;margin:10px 0;font-weight:600}
-.banner.ok{background:#e7f6ec;border:1px solid #a8dcb8;color:var(--ok)}
-.banner.bad{background:#fdecea;border:1px solid #f3b8b2;color:var(--bad)}
-.banner.na{background:#f0f1f4;border:1px solid var(--line);color:var(--muted)}
-table{border-collapse:collapse;width:100%;background:#fff;border:1px solid var(--line)}
-th,td{text-align:left;padding:6px 9px;border-bottom:1px solid var(--line);vertical-align:top}
-th{background:#eef1f5;font-size:12px;text-transform:uppercase;color:var(--muted)}
-.decision{background:#fff;border:1px solid var(--line);border-radius:10px;margin:16px 0;padding:14px 16px}
-.dhead{display:flex;justify-content:space-between;gap:12px;flex-wrap:wrap;align-items:baseline}
-.pill{display:inline-block;border-radius:999px;padding:1px 10px;font-size:12px;font-weight:600;
- background:#eef1f5;color:var(--muted)}
-.pill.ok{background:#e7f6ec;color:var(--ok)}.pill.bad{background:#fdecea;color:var(--bad)}
-.chain{display:grid;grid-template-columns:repeat(5,1fr);gap:8px;margin:12px 0 8px}
-.step{border:1px solid var(--line);border-radius:8px;padding:8px 10px;background:#fbfcfd;min-height:86px}
-.step.absent{background:#f4f5f7;color:var(--na);border-style:dashed}
-.step.gap{background:#fff7e6;border-color:#f0c36d;color:#8a5300}
-.also{display:inline-block;margin-right:14px}.also .mark{float:none;font-size:13px}
-.step .name{font-size:11px;text-transform:uppercase;color:var(--muted);font-weight:600;letter-spacing:.04em}
-.step .what{font-weight:600;margin:2px 0}
-.step ul{margin:2px 0 0;padding-left:16px}.step li{font-size:12.5px}
-.mark{font-weight:700;font-size:15px;float:right}.mark.ok{color:var(--ok)}.mark.bad{color:var(--bad)}
-.mark.na{color:var(--na)}
-.rule{display:inline-block;font-family:"DejaVu Sans Mono",Menlo,monospace;font-size:12px;background:#fdecea;
- color:var(--bad);border-radius:4px;padding:0 5px;margin:1px 2px 1px 0}
-.rule.warn{background:#fff4e0;color:#8a5300}
-details{margin-top:6px}summary{cursor:pointer;color:var(--accent)}
-.why{color:var(--bad)}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:16px}
-.chart{background:#fff;border:1px solid var(--line);border-radius:8px;padding:10px 12px}
-footer{margin-top:36px;color:var(--muted);font-size:12px}
-"""
-
-
-# --------------------------------------------------------------------------------------------------
-# sections
 
 
 @dataclass
@@ -461,7 +391,7 @@ class ReportRequest:
     deploy_state: Path | None = None
     repo: Path | None = None
     registry: Path | None = None
-    registry_ref: str = "main"
+    registry_ref: str = "main"  # with --repo: the protected branch whose governed history sets the trust anchor
     now: datetime | None = None
 
 
@@ -473,6 +403,8 @@ class ReportResult:
     verified: bool
     signatures_checked: bool
     broken_links: int
+    findings: int = 0  # `audit verify` findings shown at the top (failing and reported)
+    trust_source: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -481,52 +413,39 @@ class ReportResult:
             "ledger_verified": self.verified,
             "signatures_checked": self.signatures_checked,
             "broken_links": self.broken_links,
+            "findings": self.findings,
+            "trust": self.trust_source,
         }
 
 
-def _integrity_section(integrity: Integrity, trust: Trust | None, path: Path) -> Html:
+def _integrity(integrity: Integrity, trust: Trust | None, path: Path) -> dict[str, Any]:
     r = integrity.report
     if r.ok and integrity.signatures_checked:
-        banner = tag("div", f"✔ verified: {r.events} signed, hash-chained events", cls="banner ok")
+        banner, cls = f"✔ verified: {r.events} signed, hash-chained events", "ok"
     elif r.ok:
-        banner = tag(
-            "div",
+        banner = (
             f"– chain and digests verified for {r.events} events; signatures NOT checked (no trust anchor: "
-            "pass --repo or --registry)",
-            cls="banner na",
+            "pass --repo or --registry)"
         )
+        cls = "na"
     else:
         p = r.problems[0]
-        banner = tag(
-            "div",
-            f"✘ broken: {len(r.problems)} problem(s); first at line {p.line}, seq {p.seq}: {p.kind}: {p.message}",
-            cls="banner bad",
-        )
-    rows: list[tuple[str, Node]] = [
-        ("ledger", tag("code", str(path))),
-        ("events", r.events),
-        ("head digest", tag("code", r.head)),
-        ("anchored at", f"seq {integrity.anchor[0]} (prev {integrity.anchor[1][:23]}…)"),
-        ("signatures checked against", trust.source if trust else "nothing: no trust anchor given"),
-        ("signed by", ", ".join(f"{k} ({v})" for k, v in sorted(r.signers.items())) or "-"),
+        banner = f"✘ broken: {len(r.problems)} problem(s); first at line {p.line}, seq {p.seq}: {p.kind}: {p.message}"
+        cls = "bad"
+    rows = [
+        ("ledger", str(path), True),
+        ("events", r.events, False),
+        ("head digest", r.head, True),
+        ("anchored at", f"seq {integrity.anchor[0]} (prev {integrity.anchor[1][:23]}…)", False),
+        ("signatures checked against", trust.source if trust else "nothing: no trust anchor given", False),
+        ("signed by", ", ".join(f"{k} ({v})" for k, v in sorted(r.signers.items())) or "-", False),
     ]
-    table = tag("table", [tag("tr", tag("th", k), tag("td", v)) for k, v in rows])
-    problems: Html = Html("")
-    if r.problems:
-        problems = tag(
-            "table",
-            tag("tr", tag("th", "line"), tag("th", "seq"), tag("th", "kind"), tag("th", "problem")),
-            [
-                tag("tr", tag("td", p.line), tag("td", p.seq), tag("td", p.kind), tag("td", p.message))
-                for p in r.problems
-            ],
-        )
-    return tag("section", tag("h2", "Ledger integrity"), banner, table, problems, id="integrity")
+    return {"banner": banner, "banner_cls": cls, "rows": rows, "problems": r.problems}
 
 
-def _rules(findings: object) -> Html:
+def _rules(findings: object) -> list[dict[str, str]]:
     if not isinstance(findings, list):
-        return Html("")
+        return []
     chips = []
     seen: set[tuple[str, str]] = set()
     for f in sorted(
@@ -538,66 +457,52 @@ def _rules(findings: object) -> Html:
             continue
         seen.add(key)
         status = str(f.get("status"))
-        cls = "rule" if status == "deny" else "rule warn"
-        chips.append(tag("span", f"{f.get('rule_id')} {status}", cls=cls, title=f"severity {f.get('severity')}"))
-    return tag("div", chips) if chips else Html("")
+        chips.append(
+            {
+                "text": f"{f.get('rule_id')} {status}",
+                "cls": "rule" if status == "deny" else "rule warn",
+                "title": f"severity {f.get('severity')}",
+            }
+        )
+    return chips
 
 
-def _items(values: Iterable[Node]) -> Html:
-    items = [tag("li", v) for v in values]
-    return tag("ul", items) if items else Html("")
-
-
-def _step_body(action: str, e: AuditEvent) -> list[Node]:
+def _step_body(action: str, e: AuditEvent) -> tuple[str, list[str], list[dict[str, str]]]:
+    """(what happened, the lines under it, rule chips) for the step a decision's event stands for."""
     d = e.details
     if action == "propose":
         model = d.get("model") if isinstance(d.get("model"), Mapping) else {}
         prompt = d.get("prompt") if isinstance(d.get("prompt"), Mapping) else {}
         assert isinstance(model, Mapping) and isinstance(prompt, Mapping)
-        return [
-            tag("div", f"{e.outcome.value}: {d.get('result') or '-'}", cls="what"),
-            _items(
-                [
-                    f"agent {d.get('agent_id')}, asked by {d.get('requested_by')}",
-                    f"model {model.get('model_id', '?')}, prompt {prompt.get('template_id', '?')}",
-                    *(["draft PR"] if d.get("draft") else []),
-                    *[str(r) for r in d.get("reasons") or []],
-                ]
-            ),
+        items = [
+            f"agent {d.get('agent_id')}, asked by {d.get('requested_by')}",
+            f"model {model.get('model_id', '?')}, prompt {prompt.get('template_id', '?')}",
+            *(["draft PR"] if d.get("draft") else []),
+            *[str(r) for r in d.get("reasons") or []],
         ]
+        return f"{e.outcome.value}: {d.get('result') or '-'}", items, []
     if action == "check":
-        return [
-            tag("div", f"{d.get('result', e.outcome.value)}, risk {d.get('risk', '?')}", cls="what"),
-            _rules(d.get("findings")),
-            _items([str(x) for x in d.get("errors") or []]),
-        ]
+        what = f"{d.get('result', e.outcome.value)}, risk {d.get('risk', '?')}"
+        return what, [str(x) for x in d.get("errors") or []], _rules(d.get("findings"))
     if action == "approvals":
         counted = [c.get("user") for c in d.get("counted") or [] if isinstance(c, Mapping)]
         discarded = [f"{c.get('user')}: {c.get('reason')}" for c in d.get("discarded") or [] if isinstance(c, Mapping)]
-        return [
-            tag("div", "satisfied" if d.get("satisfied") else "not satisfied", cls="what"),
-            _items(
-                [
-                    f"counted: {', '.join(str(c) for c in counted) or 'none'}",
-                    *(f"discarded {x}" for x in discarded),
-                    *([e.reason] if not d.get("satisfied") and e.reason else []),
-                ]
-            ),
+        items = [
+            f"counted: {', '.join(str(c) for c in counted) or 'none'}",
+            *(f"discarded {x}" for x in discarded),
+            *([e.reason] if not d.get("satisfied") and e.reason else []),
         ]
+        return ("satisfied" if d.get("satisfied") else "not satisfied"), items, []
     if action == "merge":
         merged = e.outcome is Outcome.ALLOW and d.get("merged", True)
-        return [
-            tag("div", f"{'merged' if merged else 'not merged'} {_short(e.subject.commit)}", cls="what"),
-            _items(
-                [
-                    f"{d.get('method', '?')} by {e.actor.id}" + (", auto-merge" if d.get("auto_merge") else ""),
-                    *[str(r) for r in d.get("reasons") or []],
-                ]
-            ),
+        items = [
+            f"{d.get('method', '?')} by {e.actor.id}" + (", auto-merge" if d.get("auto_merge") else ""),
+            *[str(r) for r in d.get("reasons") or []],
         ]
+        return f"{'merged' if merged else 'not merged'} {_short(e.subject.commit)}", items, []
     # deploy
     deployments = [x for x in d.get("deployments") or [] if isinstance(x, Mapping)]
-    lines: list[Node] = [
+    lines = [
         f"{x.get('stack')}: {x.get('result')}" + (" (simulated)" if x.get("simulated") else "") for x in deployments
     ]
     if d.get("break_glass"):
@@ -605,76 +510,73 @@ def _step_body(action: str, e: AuditEvent) -> list[Node]:
     if e.outcome is not Outcome.ALLOW:
         lines.append(e.reason)
     what = f"{e.outcome.value}: {e.subject.stack + ' ' if e.subject.stack else ''}at {_short(e.subject.commit)}"
-    return [tag("div", what, cls="what"), _items(lines)]
+    return what, lines, []
 
 
-def _decision_block(decision: Decision, verifier: Verifier) -> tuple[Html, int]:
-    steps = []
+def _event_row(e: AuditEvent, verifier: Verifier) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "time": e.time.strftime("%Y-%m-%d %H:%M:%S"),
+        "actor": f"{e.actor.id} ({e.actor.kind.value})",
+        "action": e.action,
+        "outcome": e.outcome.value,
+        "reason": e.reason,
+        "mark": _mark(verifier.mark(e)),
+    }
+
+
+def break_glass_deploy(decision: Decision) -> AuditEvent | None:
+    """The decision's allowed deploy made under a break-glass grant, if its last allowed deploy was one."""
+    allowed = [e for e in decision.of("deploy") if e.outcome is Outcome.ALLOW]
+    return allowed[-1] if allowed and allowed[-1].details.get("break_glass") else None
+
+
+def _badge(decision: Decision) -> tuple[str, str, str]:
+    """(label, css class, hover text) of the decision's outcome pill; a break-glass deploy is amber."""
+    outcome = decision.outcome
+    bg = break_glass_deploy(decision) if outcome == "deployed" else None
+    if bg is not None:
+        grant = str(bg.details.get("break_glass"))
+        uses = [e for e in decision.of("breakglass.use") if e.details.get("grant_id") == grant]
+        ticket = uses[-1].details.get("ticket") if uses else None
+        return "break-glass", "pill bg", f"deployed without approvals under grant {grant} (ticket {ticket or '?'})"
+    good = outcome in ("deployed", "merged, not deployed", "approved, not merged")
+    stopped = "refused" in outcome or "denied" in outcome
+    return outcome, "pill ok" if good else ("pill bad" if stopped else "pill"), outcome
+
+
+def _decision(decision: Decision, verifier: Verifier) -> tuple[dict[str, Any], int]:
+    steps: list[dict[str, Any]] = []
+    not_reached: list[str] = []
     broken = 0
     reached = [i for i, action in enumerate(STAGES) if decision.of(action)]
     for i, action in enumerate(STAGES):
         found = decision.of(action)
         if not found:
-            # a missing link before one that happened is a gap an auditor must see, not an unreached step
-            skipped = bool(reached) and i < reached[-1]
-            text = "no event, yet the change went further" if skipped else "no event"
-            cls = "step absent gap" if skipped else "step absent"
-            steps.append(tag("div", tag("div", action, cls="name"), tag("div", text), cls=cls))
+            # a missing link before one that happened is a gap an auditor must see; an unreached step collapses
+            if reached and i < reached[-1]:
+                steps.append({"gap": True, "name": action})
+            else:
+                not_reached.append(action)
             continue
         # the step shows the last event of its kind; every event is in the table below
         allowed = [e for e in found if e.outcome is Outcome.ALLOW]
         shown = found[-1] if action in ("check", "approvals") else (allowed or found)[-1]
-        mark = _and(verifier.mark(e) for e in found)
-        broken += mark.ok is False
-        extra = f" ({len(found)} events)" if len(found) > 1 else ""
+        m = _and(verifier.mark(e) for e in found)
+        broken += m.ok is False
+        what, items, rules = _step_body(action, shown)
         steps.append(
-            tag(
-                "div",
-                _mark(mark),
-                tag("div", action + extra, cls="name"),
-                _step_body(action, shown),
-                tag("div", mark.detail, cls="why") if mark.ok is False else None,
-                cls="step",
-            )
+            {
+                "gap": False,
+                "name": action + (f" ({len(found)} events)" if len(found) > 1 else ""),
+                "mark": _mark(m),
+                "what": what,
+                "lines": items,
+                "rules": rules,
+                "why": m.detail if m.ok is False else None,
+            }
         )
-    rows = []
-    for e in decision.events:
-        m = verifier.mark(e)
-        rows.append(
-            tag(
-                "tr",
-                tag("td", e.seq),
-                tag("td", e.time.strftime("%Y-%m-%d %H:%M:%S")),
-                tag("td", f"{e.actor.id} ({e.actor.kind.value})"),
-                tag("td", e.action),
-                tag("td", e.outcome.value),
-                tag("td", e.reason),
-                tag("td", _mark(m), tag("span", m.detail, cls="sub")),
-            )
-        )
-    table = tag(
-        "table",
-        tag(
-            "tr",
-            *(tag("th", h) for h in ("seq", "time (UTC)", "actor", "action", "outcome", "reason", "verification")),
-        ),
-        rows,
-    )
-    others = [e for e in decision.events if e.action not in STAGES]
-    also = (
-        tag(
-            "div",
-            "also: ",
-            [tag("span", f"{e.action} {e.outcome.value} ", _mark(verifier.mark(e)), cls="also") for e in others],
-            cls="sub",
-        )
-        if others
-        else None
-    )
-    outcome = decision.outcome
-    good = outcome in ("deployed", "merged, not deployed", "approved, not merged")
-    stopped = "refused" in outcome or "denied" in outcome
-    pill = tag("span", outcome, cls="pill ok" if good else ("pill bad" if stopped else "pill"))
+    pill, pill_cls, pill_title = _badge(decision)
     title = decision.correlation_id or decision.key
     meta = " · ".join(
         x
@@ -686,114 +588,128 @@ def _decision_block(decision: Decision, verifier: Verifier) -> tuple[Html, int]:
         )
         if x
     )
-    block = tag(
-        "div",
-        tag("div", tag("h3", tag("code", title)), pill, cls="dhead"),
-        tag("div", meta, cls="sub"),
-        tag("div", steps, cls="chain"),
-        also,
-        tag("details", tag("summary", f"every event of this decision ({len(decision.events)})"), table),
-        cls="decision",
-        id=f"d-{title}",
-    )
-    return block, broken
-
-
-def _bar_chart(title: str, rows: Sequence[tuple[str, Ratio]]) -> Html:
-    """A horizontal bar per agent: the ratio as a percentage, n/a when there was nothing to count."""
-    width, label_w, bar_w, row_h = 400, 104, 150, 24
-    height = 28 + row_h * max(1, len(rows))
-    parts: list[Html] = [
-        Html(f'<text x="0" y="16" font-size="14" font-weight="600" fill="#1d2430">{esc(title)}</text>')
+    also = [
+        {"text": f"{e.action} {e.outcome.value}", "mark": _mark(verifier.mark(e))}
+        for e in decision.events
+        if e.action not in STAGES
     ]
-    for i, (name, ratio) in enumerate(rows):
-        y = 28 + i * row_h
-        value = ratio.value
-        parts.append(
-            Html(
-                f'<text x="{label_w - 8}" y="{y + 15}" font-size="13" text-anchor="end" fill="#1d2430">'
-                f"{esc(name[:15])}</text>"
-                f'<rect x="{label_w}" y="{y + 3}" width="{bar_w}" height="16" fill="#eef1f5" rx="3"/>'
-            )
-        )
-        if value is not None:
-            parts.append(
-                Html(
-                    f'<rect x="{label_w}" y="{y + 3}" width="{max(1.0, bar_w * value):.1f}" height="16" '
-                    f'fill="#2f5bd3" rx="3"/>'
-                )
-            )
-        parts.append(
-            Html(
-                f'<text x="{label_w + bar_w + 8}" y="{y + 15}" font-size="13" fill="#5b6472">'
-                f"{esc(ratio.display)}</text>"
-            )
-        )
-    svg = Html(
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" style="width:100%;height:auto" '
-        f'role="img" aria-label="{esc(title)}">{render(parts)}</svg>'
-    )
-    return tag("div", svg, cls="chart")
+    return {
+        "title": title,
+        "pill": pill,
+        "pill_cls": pill_cls,
+        "pill_title": pill_title,
+        "meta": meta,
+        "steps": steps,
+        "not_reached": not_reached,
+        "also": also,
+        "events": [_event_row(e, verifier) for e in decision.events],
+    }, broken
 
 
-def _metrics_section(report: MetricsReport) -> Html:
+def _chart(title: str, rows: Sequence[tuple[str, Ratio]]) -> dict[str, Any]:
+    """A horizontal bar per agent: the ratio as a percentage, n/a when there was nothing to count."""
+    bar_w, row_h = 150, 24
+    return {
+        "title": title,
+        "height": 28 + row_h * max(1, len(rows)),
+        "rows": [
+            {
+                "y": 28 + i * row_h,
+                "name": name[:15],
+                "width": None if ratio.value is None else max(1.0, bar_w * ratio.value),
+                "display": ratio.display,
+            }
+            for i, (name, ratio) in enumerate(rows)
+        ],
+    }
+
+
+def _metrics(report: MetricsReport) -> dict[str, Any]:
     agents = sorted(report.per_agent)
     columns: list[tuple[str, Metrics]] = [("overall", report.overall)] + [(a, report.per_agent[a]) for a in agents]
-    head = tag("tr", tag("th", "metric"), *(tag("th", name) for name, _ in columns))
-    body = []
-    first = columns[0][1].rows()
-    for i, (name, _) in enumerate(first):
-        body.append(tag("tr", tag("td", name), *(tag("td", m.rows()[i][1]) for _, m in columns)))
-    charts = tag(
-        "div",
-        _bar_chart("Auto-approved (per agent)", [(a, report.per_agent[a].auto_approved) for a in agents]),
-        _bar_chart("Policy denial rate (per agent)", [(a, report.per_agent[a].policy_denial_rate) for a in agents]),
-        _bar_chart("Escalations (per agent)", [(a, report.per_agent[a].escalated) for a in agents]),
-        cls="charts",
-    )
-    since = f"since {report.since.isoformat()}" if report.since else "over the whole ledger"
-    return tag(
-        "section",
-        tag("h2", "Governance metrics"),
-        tag("p", f"Computed from the ledger alone, {since} (glassbox audit metrics).", cls="sub"),
-        charts,
-        tag("h3", "All metrics", style="margin:16px 0 8px"),
-        tag("table", head, body),
-        id="metrics",
-    )
+    table = [m.rows() for _, m in columns]
+    return {
+        "since": f"since {report.since.isoformat()}" if report.since else "over the whole ledger",
+        "charts": [
+            _chart("Auto-approved (per agent)", [(a, report.per_agent[a].auto_approved) for a in agents]),
+            _chart("Policy denial rate (per agent)", [(a, report.per_agent[a].policy_denial_rate) for a in agents]),
+            _chart("Escalations (per agent)", [(a, report.per_agent[a].escalated) for a in agents]),
+        ],
+        "head": ["metric", *(name for name, _ in columns)],
+        "rows": [[name, *(col[i][1] for col in table)] for i, (name, _) in enumerate(table[0])],
+    }
 
 
-def _other_section(events: Sequence[AuditEvent], verifier: Verifier) -> Html:
-    if not events:
-        return Html("")
-    rows = [
-        tag(
-            "tr",
-            tag("td", e.seq),
-            tag("td", e.time.strftime("%Y-%m-%d %H:%M:%S")),
-            tag("td", e.actor.id),
-            tag("td", e.action),
-            tag("td", e.outcome.value),
-            tag("td", e.reason),
-            tag("td", _mark(verifier.mark(e))),
+def governed_trust(
+    *,
+    ledger: Path,
+    repo: Path | None,
+    registry: Path | None,
+    branch: str,
+    attestations: Path | None,
+    deploy_state: Path | None,
+) -> tuple[Trust | None, HistoryReport | None]:
+    """Trust for a page or a pack, and `audit verify`'s report when there is a repository.
+
+    With ``repo``, the keys come from the registry at verify's trust anchor: the newest commit on ``branch``
+    that came through a governed merge (without attestations no merge counts, so the branch's first commit).
+    """
+    if repo is None:
+        return load_trust(repo=None, registry=registry), None
+    with tempfile.TemporaryDirectory(prefix="glassbox-report-") as empty:
+        history = verify_history(
+            VerifyRequest(
+                ledger=ledger,
+                repo=repo,
+                attestations=attestations or Path(empty),
+                deploy_state=deploy_state,
+                branch=branch,
+            )
         )
-        for e in events
+    anchor = (history.trust_anchor or "", history.trust_anchor_pr)
+    return load_trust(repo=repo, registry=registry, ref=branch, anchor=anchor), history
+
+
+def _findings(history: HistoryReport | None, req: ReportRequest) -> dict[str, Any]:
+    if history is None:
+        return {"ran": False, "summary": "audit verify not run: pass --repo (and --attestations) to list its findings"}
+    if req.attestations is None:
+        return {
+            "ran": False,
+            "summary": "audit verify not run: pass --attestations with --repo to list its findings; without "
+            "attestations no merge counts as governed, so trust is read from the first commit",
+        }
+    items = [
+        {
+            "kind": f.kind.value,
+            "fails": f.fails,
+            "meaning": FINDINGS[f.kind].meaning,
+            "commit": _short(f.commit),
+            "touched": f.touched or "-",
+            "message": f.message,
+            "to_do": f.to_do,
+        }
+        for f in history.findings()
     ]
-    return tag(
-        "section",
-        tag("h2", "Events outside any decision chain"),
-        tag(
-            "table",
-            tag("tr", *(tag("th", h) for h in ("seq", "time (UTC)", "actor", "action", "outcome", "reason", "✔/✘"))),
-            rows,
-        ),
-        id="other",
+    failing = sum(f.fails for f in history.findings())
+    summary = (
+        f"{history.branch} at {_short(history.branch_head)}: {len(history.governed_commits)} governed commit(s) "
+        f"checked; {failing} finding(s) that fail verify, {len(history.notices)} reported "
+        f"(glassbox audit verify)."
     )
+    return {"ran": True, "summary": summary, "list": items}
 
 
 def build_report(req: ReportRequest) -> ReportResult:
     ledger = Ledger.existing(req.ledger)
-    trust = load_trust(repo=req.repo, registry=req.registry, ref=req.registry_ref)
+    trust, history = governed_trust(
+        ledger=req.ledger,
+        repo=req.repo,
+        registry=req.registry,
+        branch=req.registry_ref,
+        attestations=req.attestations,
+        deploy_state=req.deploy_state,
+    )
     integrity = check_integrity(ledger, trust)
     everything = list(ledger.events())
     in_period = [e for e in everything if req.since is None or e.time >= req.since]
@@ -804,87 +720,51 @@ def build_report(req: ReportRequest) -> ReportResult:
     verifier = Verifier(integrity, trust, req.attestations, req.deploy_state)
     blocks, broken = [], 0
     for d in decisions:
-        block, bad = _decision_block(d, verifier)
+        block, bad = _decision(d, verifier)
         blocks.append(block)
         broken += bad
-    metrics = compute_metrics(everything, since=req.since)
     now = (req.now or datetime.now(UTC)).astimezone(UTC)
     period = "every event in the live ledger"
     if req.since:
         period = f"decisions with events since {req.since.isoformat()} (each shown whole)"
     verified = integrity.ok and integrity.signatures_checked
-    cards = tag(
-        "div",
-        *(
-            tag("div", tag("div", n, cls="n"), tag("div", label, cls="l"), cls="card")
-            for n, label in (
-                (integrity.report.events, "ledger events"),
-                ("verified" if verified else ("broken" if not integrity.ok else "unsigned check"), "ledger"),
-                (len(decisions), "decisions"),
-                (broken, "links that do not verify"),
-            )
-        ),
-        cls="cards",
-    )
-    sources = [
-        f"attestations: {req.attestations}"
-        if req.attestations
-        else "attestations: not given (check marks rest on the ledger only)",
-        f"deploy state: {req.deploy_state}" if req.deploy_state else "deploy state: not given",
+    findings = _findings(history, req)
+    cards = [
+        (integrity.report.events, "ledger events"),
+        ("verified" if verified else ("broken" if not integrity.ok else "unsigned check"), "ledger"),
+        (len(decisions), "decisions"),
+        (broken, "links that do not verify"),
     ]
-    chains = tag(
-        "section",
-        tag("h2", "Decision chains"),
-        tag(
-            "p",
-            "Per change: propose → check → approvals → merge → deploy. ✔ the link's signed ledger event verifies "
-            "(and its verdict attestation / deploy record, when given); ✘ it does not (hover for why); – not "
-            "checked. " + "; ".join(sources) + ".",
-            cls="sub",
-        ),
-        blocks or tag("p", "No decisions in this period."),
-        id="chains",
-    )
-    page = Html(
-        "<!DOCTYPE html>"
-        + tag(
-            "html",
-            tag(
-                "head",
-                Html('<meta charset="utf-8">'),
-                Html('<meta name="viewport" content="width=device-width, initial-scale=1">'),
-                tag("title", "glassbox audit report"),
-                tag("style", Html(CSS)),
-            ),
-            tag(
-                "body",
-                tag(
-                    "main",
-                    tag("h1", "glassbox audit report"),
-                    tag("div", f"Generated {now.isoformat(timespec='seconds')} · {period}", cls="sub"),
-                    cards,
-                    _integrity_section(integrity, trust, req.ledger),
-                    chains,
-                    _metrics_section(metrics),
-                    _other_section(other, verifier),
-                    tag(
-                        "footer",
-                        "Read from the signed ledger, verdict attestations and deploy records; no decision is "
-                        "recomputed here. `glassbox audit show <correlation id>` rebuilds one chain link by link "
-                        "against git.",
-                    ),
-                ),
-            ),
-            lang="en",
+    if findings["ran"]:
+        cards.append((len(findings["list"]), "audit verify findings"))
+    sources = "; ".join(
+        (
+            f"attestations: {req.attestations}"
+            if req.attestations
+            else "attestations: not given (check marks rest on the ledger only)",
+            f"deploy state: {req.deploy_state}" if req.deploy_state else "deploy state: not given",
         )
     )
+    page = _ENV.get_template("audit_report.html.j2").render(
+        now=now.isoformat(timespec="seconds"),
+        period=period,
+        cards=cards,
+        findings=findings,
+        integrity=_integrity(integrity, trust, req.ledger),
+        sources=sources,
+        decisions=blocks,
+        metrics=_metrics(compute_metrics(everything, since=req.since)),
+        other=[_event_row(e, verifier) for e in other],
+    )
     return ReportResult(
-        html=page + "\n",
+        html=page,
         events=len(in_period),
         decisions=len(decisions),
         verified=verified,
         signatures_checked=integrity.signatures_checked,
         broken_links=broken,
+        findings=len(findings.get("list", [])),
+        trust_source=trust.source if trust else None,
     )
 
 

@@ -318,18 +318,18 @@ def show(
 
 def _render_history(report: HistoryReport, console: Console) -> None:
     governed = len(report.governed_commits)
+    anchor = (report.trust_anchor or "?")[:12]
+    via = f"PR #{report.trust_anchor_pr}" if report.trust_anchor_pr is not None else "the first commit checked"
     console.print(
         f"{report.branch} at {report.branch_head[:12]}: {report.commits_checked} commit(s) since "
         f"{report.since or 'the root'}, {governed} touching governed paths; ledger {report.ledger_events} event(s), "
-        f"{report.archive_segments} archive segment(s)"
+        f"{report.archive_segments} archive segment(s), signatures checked against registry/ at {anchor} ({via})"
     )
+    for finding in report.findings():  # one line each: kind, commit, what it touched, what happened, what to do
+        console.print(styled("[red]✘[/] {}" if finding.fails else "[yellow]![/] {}", finding.line()))
     if report.ok:
-        console.print(styled("[green]no violations[/]"))
-        return
-    table = Table("kind", "commit", "seq", "message")
-    for v in report.violations:
-        table.add_row(v.kind.value, (v.commit or "")[:12], "" if v.seq is None else str(v.seq), v.message)
-    console.print(table)
+        reported = f", {len(report.notices)} finding(s) reported" if report.notices else ""
+        console.print(styled("[green]no violations[/]{}", reported))
 
 
 @group.command("verify")
@@ -357,5 +357,5 @@ def verify(
     if not report.ok:
         if output is OutputFormat.JSON:
             for v in report.violations:
-                err_console.print(f"glassbox: {v.kind.value}: {(v.commit or '')[:12]} {v.message}")
+                err_console.print(f"glassbox: {v.line()}")
         raise typer.Exit(1)

@@ -44,7 +44,11 @@ RegistryDirOption = Annotated[
     Path | None, typer.Option("--registry", help="A registry directory to take trust from when --repo is not given.")
 ]
 RegistryRefOption = Annotated[
-    str, typer.Option("--registry-ref", help="Ref of --repo whose registry holds the trusted keys.")
+    str,
+    typer.Option(
+        "--registry-ref",
+        help="The protected branch of --repo: trusted keys come from its newest governed merge, never its head.",
+    ),
 ]
 
 
@@ -100,6 +104,9 @@ def report(
                 result.broken_links,
             )
         )
+        if result.trust_source:
+            found = f"{result.findings} audit verify finding(s)"
+            console.print(f"signatures checked against {result.trust_source}; {found}")
 
     emit({"html": str(html_out), **result.as_dict()}, output, render)
     if result.signatures_checked and (not result.verified or result.broken_links):

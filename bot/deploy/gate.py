@@ -37,7 +37,7 @@ from bot.plan import SANDBOX_NAMESPACES, build_plan
 from bot.records import Outcome, Record, Verdict, VerdictResult
 from bot.registry import Registry, load_registry
 from bot.trust.anchors import export_tree, policy_pack_digest
-from bot.trust.attestations import attestation_path, load_attestation, store_attestation
+from bot.trust.attestations import load_attestation
 from bot.trust.conventions import REGISTRY_DIR
 from bot.trust.keys import Signer
 from bot.trust.ledger import Ledger
@@ -97,7 +97,7 @@ class DeployContext:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
-__all__ = ["DeployContext", "DeployReport", "GateCheck", "attestation_path", "deploy", "store_attestation"]
+__all__ = ["DeployContext", "DeployReport", "GateCheck", "deploy"]
 
 
 class _Gate:

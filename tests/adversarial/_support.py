@@ -72,9 +72,8 @@ def fabricated_verdict(flow: Flow, proposal: Proposal, **overrides: Any) -> Verd
 
 def attest(flow: Flow, verdict: Verdict, *, head: str | None = None, status: bool = True) -> dict[str, Any]:
     """Sign ``verdict`` with the CI key, store it for ``head`` and publish glassbox/check as the CI."""
-    from bot.deploy.gate import store_attestation
     from bot.forge.model import StatusState
-    from bot.trust.attestations import sign_verdict
+    from bot.trust.attestations import sign_verdict, store_attestation
 
     envelope = sign_verdict(verdict, flow.signer("glassbox-ci"))
     target = head or verdict.change.head_commit

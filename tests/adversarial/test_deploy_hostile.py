@@ -14,13 +14,13 @@ from bot.deploy.applier import LocalApplier
 from bot.deploy.breakglass import GrantStore, open_grant
 from bot.deploy.broker import deploy_trust
 from bot.deploy.events import EventSink
-from bot.deploy.gate import DeployReport, attestation_path, deploy
+from bot.deploy.gate import DeployReport, deploy
 from bot.deploy.model import GrantStatus
 from bot.errors import Denied
 from bot.policy.checkov import CheckovWorker
 from bot.propose import Proposal, propose
 from bot.records import AuditEvent, Outcome, Verdict, VerdictResult
-from bot.trust.attestations import verify_attestation
+from bot.trust.attestations import attestation_path, verify_attestation
 from tests.adversarial._support import attest, unprotect
 from tests.flow_helpers import (
     Flow,

@@ -19,9 +19,9 @@ import pytest
 from bot.audit.history import VerifyRequest, ViolationKind, verify_history
 from bot.audit.reconstruct import LINK_ORDER, LinkStatus, Reconstruction, ShowRequest, reconstruct
 from bot.cli import main
-from bot.deploy.gate import attestation_path
 from bot.errors import UserError
 from bot.policy.checkov import CheckovWorker
+from bot.trust.attestations import attestation_path
 from bot.trust.keys import generate_key
 from bot.trust.ledger import Ledger
 from tests.flow_helpers import Flow, copy_repo, deployed_change, flow_env, overwrite_object, resign_commit

@@ -18,6 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from bot.audit.history import VerifyRequest, verify_history
 from bot.audit.report import ReportRequest, build_report
 from bot.commands import audit as audit_cmd
 from bot.commands import audit_report
@@ -127,6 +128,24 @@ def test_a_person_sees_every_chain_verified_in_chromium(trail: Trail, report: Pa
     assert dom.count('class="mark ok"') > 20 and 'class="mark bad"' not in dom  # ✔ everywhere, no ✘
     assert "0\nlinks that do not verify" in text
     assert "<script" not in dom.lower()
+    # `audit verify`'s findings head the page, each with what to do
+    assert text.index("What audit verify reports") < text.index("Ledger integrity")
+    for kind in ("out-of-band-merge", "direct-push", "break-glass-deploy"):
+        assert kind in text
+    assert "confirm the ticket" in text and "INC-4711" in text
+    # the incident deploy wears the amber break-glass badge, not the green "deployed"
+    incident = next(s["correlation_id"] for s in trail.scenarios if s["name"].startswith("break-glass deploy"))
+    block = dom[dom.index(f'id="d-{incident}"') :]
+    assert '<span class="pill bg"' in block[: block.index("</div>", block.index("dhead"))]
+    assert dom.count('class="pill bg"') == 1
+    # trust from the newest governed merge (PR #2), never from the direct push at main's head
+    history = verify_history(
+        VerifyRequest(ledger=trail.ledger, repo=trail.repo, attestations=trail.root / "attestations")
+    )
+    assert history.trust_anchor_pr == 2 and history.trust_anchor != history.branch_head
+    assert f"registry/ at {str(history.trust_anchor)[:12]} (PR #2)" in text
+    # steps never reached collapse into one line; only gaps (a missing link before a later one) keep a box
+    assert "no event\n" not in text + "\n" and "not reached: check, approvals, merge, deploy" in text
 
     shot = tmp_path / "report.png"
     _chromium(tmp_path, "--hide-scrollbars", "--window-size=1280,2400", f"--screenshot={shot}", report.as_uri())
@@ -169,10 +188,10 @@ def test_untrusted_ledger_text_is_escaped(tmp_path: Path) -> None:
     page = build_report(ReportRequest(ledger=ledger.path, registry=registry)).html
     assert "<script" not in page.lower() and "<img" not in page.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in page
+    assert "&lt;img src=x onerror=&#34;alert(2)&#34;&gt;" in page  # MarkupSafe writes " as &#34;
     svg = page[page.index("<svg") : page.rindex("</svg>")]
     assert "&lt;img src=x" in svg  # the agent id labels a chart bar, escaped there too
-    assert "acme/&quot;infra&quot;" in page
+    assert "acme/&#34;infra&#34;" in page
     assert "✔ verified: 1 signed, hash-chained events" in page
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import git
 import pytest
 
-from bot.deploy.gate import attestation_path, deploy
+from bot.deploy.gate import deploy
 from bot.errors import Denied
 from bot.policy.checkov import CheckovWorker
 from bot.propose import propose
 from bot.records import Outcome, VerdictResult
+from bot.trust.attestations import attestation_path
 from tests.flow_helpers import Flow, _dev_network_config, approve, ci_check, deploy_context, flow_env, merge, request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -27,11 +27,10 @@ from bot.audit.compliance import (
 )
 from bot.commands import audit as audit_cmd
 from bot.commands import audit_report
-from bot.deploy.gate import store_attestation
 from bot.errors import IntegrityError, UserError, ValidationFailed
 from bot.records import Actor, ActorKind, AuditEvent, Outcome, Subject, Verdict, canonical_json
 from bot.registry import KeyRole, load_registry
-from bot.trust.attestations import sign_verdict
+from bot.trust.attestations import sign_verdict, store_attestation
 from bot.trust.keys import Signer, generate_key, trusted_keys, verify_bytes
 from bot.trust.ledger import EVENT_PAYLOAD_TYPE, Ledger
 from tests.factories import REPO_ROOT, registry_with_keys, verdict_data

@@ -51,8 +51,9 @@ import git
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-import bot.check as check_module  # noqa: E402
-from bot.check import CheckRequest, CheckResult, attest_and_record, run_check  # noqa: E402
+import bot.check.evaluate as check_module  # noqa: E402
+from bot.check.ci import attest_and_record  # noqa: E402
+from bot.check.evaluate import CheckRequest, CheckResult, run_check  # noqa: E402
 from bot.plan.terraform import to_terraform_plan  # noqa: E402
 from bot.policy.checkov import CheckovWorker, checkov_python, load_policy, worker_environment  # noqa: E402
 from bot.policy.engines import make_engine  # noqa: E402

@@ -25,7 +25,7 @@ import git
 from github import Auth, Github
 
 from bot.approvals.service import evaluate_pr, merge_pr
-from bot.check import check_pull_request
+from bot.check.ci import check_pull_request
 from bot.deploy.breakglass import GrantStore, open_grant
 from bot.deploy.gate import DeployContext, deploy
 from bot.errors import Denied

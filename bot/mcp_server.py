@@ -10,7 +10,7 @@
 - ``list_my_scope``: the agent's resolved scope from the registry on the base branch.
 
 The server never widens what the agent may do: tools call the same service functions as the CLI
-(:func:`bot.propose.propose`, :func:`bot.propose.scope_reasons`, :func:`bot.check.run_check`,
+(:func:`bot.propose.propose`, :func:`bot.propose.scope_reasons`, :func:`bot.check.evaluate.run_check`,
 :func:`bot.registry.resolved_scope`), the registry is read from the base commit for every call, and a request
 naming another agent is refused (a proposal through ``propose`` itself, so the refusal is a ledger event like
 any other, I6). Refusals are results (``accepted: false`` with ``reasons``), not protocol errors: the agent
@@ -30,10 +30,8 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from bot import __version__
-from bot.check import (
-    deny_reasons,
-    preflight_verdict,
-)
+from bot.check.evaluate import deny_reasons
+from bot.check.preflight import preflight_verdict
 from bot.errors import Denied, GlassboxError
 from bot.forge.github import GitHubForge
 from bot.forge.model import CommitStatus

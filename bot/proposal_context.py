@@ -15,7 +15,7 @@ from pathlib import Path
 
 import git
 
-from bot.check import preflight_for
+from bot.check.preflight import preflight_for
 from bot.errors import UserError
 from bot.forge.port import Forge
 from bot.plan import Sandbox

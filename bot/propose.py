@@ -41,7 +41,7 @@ from bot.records import (
 )
 from bot.redaction import find_secrets, redact_text, redact_tree
 from bot.registry import AgentStatus, Registry, is_governance_path, path_in_scope
-from bot.trust.conventions import agent_branch, decision_record_path, trailer_lines
+from bot.trust.conventions import agent_branch, commit_message, decision_record_path
 from bot.trust.gitsign import ssh_sign
 from bot.trust.keys import Signer
 from bot.trust.ledger import Ledger
@@ -377,13 +377,6 @@ task complexity {rub.task_complexity:.2f}
 
 def record_path_from(record: EvidenceRecord) -> str:
     return decision_record_path(record.request.correlation_id, record.request.requested_at)
-
-
-def commit_message(record: EvidenceRecord) -> str:
-    r = record.request
-    return f"{r.intent}\n\nProposed by agent {r.agent_id} for {r.requested_by.id}.\n\n" + trailer_lines(
-        r.correlation_id, r.agent_id, record.digest
-    )
 
 
 def _event_details(

@@ -133,7 +133,7 @@ def _dev_network_config(days: int) -> str:
 
 def ci_check(flow: Flow, pr_number: int, checkov: Any = None) -> Any:
     """Run `glassbox check` on a PR as CI: verdict, signed attestation in the store, status on the head."""
-    from bot.check import check_pull_request
+    from bot.check.ci import check_pull_request
 
     return check_pull_request(
         flow.forge("glassbox-ci"),

@@ -121,7 +121,7 @@ def test_I4_deploy_refuses_without_a_verifying_pass_verdict_for_the_exact_tree(f
 
 
 def test_I5_an_engine_error_is_a_deny_with_its_cause(tmp_path: Path) -> None:
-    from bot.check import CheckRequest, run_check
+    from bot.check.evaluate import CheckRequest, run_check
     from tests.flow_helpers import governed_source
 
     src = governed_source(tmp_path)
@@ -186,7 +186,7 @@ def test_I7_editing_deleting_inserting_or_reordering_ledger_events_is_detected(t
 
 @pytest.mark.slow
 def test_I8_free_text_never_changes_a_verdict_or_a_tier(tmp_path: Path) -> None:
-    from bot.check import CheckRequest, run_check
+    from bot.check.evaluate import CheckRequest, run_check
     from bot.propose import build_evidence, commit_message, evidence_path
     from bot.records import ChangeRequest
     from bot.registry import load_registry

@@ -28,7 +28,7 @@ import git
 from pydantic import Field, ValidationError
 
 from bot.audit.retention import archive_anchor
-from bot.check import added_decision_records
+from bot.check.evaluate import added_decision_records
 from bot.deploy.gate import DeployReport
 from bot.errors import GlassboxError, IntegrityError, UserError
 from bot.records import AuditEvent, EvidenceRecord, Outcome, Record, Verdict, canonical_json

@@ -10,7 +10,8 @@ import git
 import typer
 from rich.console import Console
 
-from bot.check import CheckRequest, attest_and_record, deny_reasons, run_check
+from bot.check.ci import attest_and_record
+from bot.check.evaluate import CheckRequest, deny_reasons, run_check
 from bot.commands._common import (
     KeysOption,
     LedgerOption,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from bot.records import EvidenceRecord
+
 # trusted anchors, read from the base commit's tree
 REGISTRY_DIR = "registry"
 POLICY_PACK_DIR = "policy-pack"
@@ -45,4 +47,12 @@ def trailers(message: str) -> dict[str, str]:
 def trailer_lines(correlation_id: str, agent_id: str, evidence_digest: str | None) -> str:
     return (
         f"{TRAILER_CORRELATION}: {correlation_id}\n{TRAILER_AGENT}: {agent_id}\n{TRAILER_EVIDENCE}: {evidence_digest}\n"
+    )
+
+
+def commit_message(record: EvidenceRecord) -> str:
+    """The message of an agent's commit: its intent, who asked, and the trailers that bind it to the record."""
+    r = record.request
+    return f"{r.intent}\n\nProposed by agent {r.agent_id} for {r.requested_by.id}.\n\n" + trailer_lines(
+        r.correlation_id, r.agent_id, record.digest
     )

@@ -8,7 +8,7 @@ from typing import Any
 import git
 import pytest
 
-from bot.check import CheckRequest, run_check
+from bot.check.evaluate import CheckRequest, run_check
 from bot.errors import Denied
 from bot.policy.checkov import CheckovWorker
 from bot.propose import Proposal, ProposeContext, build_evidence, commit_message, evidence_path, propose

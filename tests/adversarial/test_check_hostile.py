@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.check import CheckRequest, attest_and_record, run_check
+from bot.check.ci import attest_and_record
+from bot.check.evaluate import CheckRequest, run_check
 from bot.propose import evidence_path
 from bot.records import ChangeRequest, FindingStatus, Outcome, RiskTier, Verdict, VerdictResult
 from bot.trust.keys import Signer, generate_key

@@ -13,7 +13,7 @@ from pathlib import Path
 import git
 import pytest
 
-from bot.check import CheckRequest, run_check
+from bot.check.evaluate import CheckRequest, run_check
 from bot.records import RiskTier, Verdict
 from tests.flow_helpers import governed_source
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import git
 import pytest
 
-from bot.check import CheckRequest, run_check
+from bot.check.evaluate import CheckRequest, run_check
 from bot.errors import Denied
 from bot.propose import propose
 from bot.records import RiskTier, Verdict

@@ -11,7 +11,7 @@ import git
 import pytest
 
 from bot.audit.history import is_governed
-from bot.check import CheckRequest, run_check
+from bot.check.evaluate import CheckRequest, run_check
 from bot.errors import Denied
 from bot.propose import propose
 from bot.registry import is_governance_path

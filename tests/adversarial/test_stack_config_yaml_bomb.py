@@ -9,7 +9,7 @@ from pathlib import Path
 import git
 import pytest
 
-from bot.check import CheckRequest, run_check
+from bot.check.evaluate import CheckRequest, run_check
 from bot.documents import MAX_ALIASES, parse_document
 from bot.errors import UserError
 from tests.flow_helpers import governed_source

@@ -13,7 +13,8 @@ from typing import Any
 import git
 import pytest
 
-from bot.check import CheckRequest, CheckResult, attest_and_record, run_check
+from bot.check.ci import attest_and_record
+from bot.check.evaluate import CheckRequest, CheckResult, run_check
 from bot.policy.checkov import CheckovWorker
 from bot.propose import build_evidence, commit_message, evidence_path
 from bot.records import ChangeRequest, FindingStatus, Outcome, RiskTier, VerdictResult
@@ -281,7 +282,7 @@ def test_outputs_attestation_and_ledger(estate: Estate, keys: dict[str, Signer],
 
 
 def test_waivers_cover_a_deny_until_they_expire() -> None:
-    from bot.check import apply_waivers
+    from bot.check.evaluate import apply_waivers
     from bot.records import Finding, Waiver
 
     urn = "urn:pulumi:prod::network::aws:ec2/securityGroup:SecurityGroup::app"

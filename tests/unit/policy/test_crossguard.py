@@ -43,7 +43,7 @@ from pulumi_policy import (
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE, unknown_checking_proxy
 
-from bot.check import CheckRequest, CheckResult, run_check
+from bot.check.evaluate import CheckRequest, CheckResult, run_check
 from bot.errors import EngineError
 from bot.plan import Plan, Resource, build_plan
 from bot.policy.checkov import CheckovWorker

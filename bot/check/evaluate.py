@@ -1,4 +1,4 @@
-"""Check: what CI runs on every PR, and what an agent's pre-flight runs before a PR exists.
+"""The check's pure evaluation: what a change is, judged against the trusted anchors of its base commit.
 
 plan → Rego policy pack → checkov → risk → verdict, then ``verdict.json``, ``verdict.sarif``, ``summary.md`` and
 a DSSE-signed in-toto attestation. The trust anchors (policy pack, registry, waivers) are read from the BASE
@@ -25,34 +25,26 @@ from pydantic import ValidationError
 from bot import __version__
 from bot.documents import parse_document
 from bot.errors import GlassboxError, UserError
-from bot.forge.model import StatusState
-from bot.forge.port import Forge
 from bot.plan import SANDBOX_NAMESPACES, Plan, Sandbox, build_plan
 from bot.plan.project import PROJECT_FILES, STACK_FILE, find_projects
 from bot.plan.terraform import address_map, to_terraform_plan
 from bot.policy.checkov import CheckovPolicy, CheckovReport, CheckovWorker, load_policy
 from bot.policy.render import sarif, summary_markdown
 from bot.records import (
-    Actor,
-    ActorKind,
     ChangeAction,
     ChangeBundle,
     EvidenceRecord,
     Finding,
     FindingStatus,
-    Outcome,
     RequiredApproval,
     RiskTier,
-    Subject,
     Verdict,
     VerdictResult,
     Waiver,
 )
 from bot.registry import GOVERNANCE_PATHS, Registry, is_governance_path, load_registry
 from bot.trust.anchors import export_tree, policy_pack_digest, tree_digest
-from bot.trust.attestations import sign_verdict, store_attestation
 from bot.trust.conventions import (
-    CHECK_CONTEXT,
     DECISIONS_DIR,
     POLICY_PACK_DIR,
     REGISTRY_DIR,
@@ -60,9 +52,6 @@ from bot.trust.conventions import (
     TRAILER_EVIDENCE,
     trailers,
 )
-from bot.trust.gitenv import commit_env
-from bot.trust.keys import Signer
-from bot.trust.ledger import Ledger
 
 RAW_IAC = re.compile(r"(\.tf$|\.tf\.json$|(^|/)Dockerfile[^/]*$|(^|/)(k8s|kubernetes|cloudformation)/.*\.ya?ml$)")
 NO_PLAN = "sha256:" + "0" * 64
@@ -573,45 +562,8 @@ def _exists(commit: git.Commit, path: str) -> bool:
     return True
 
 
-def attest_and_record(result: CheckResult, *, signer: Signer | None, ledger: Ledger | None) -> CheckResult:
-    """Sign the verdict as the CI identity and append the `check` ledger event (same fields allow or deny)."""
-    v = result.verdict
-    if signer is not None:
-        result.attestation = sign_verdict(v, signer)
-    if ledger is not None and signer is not None:
-        passed = v.result is VerdictResult.PASSED
-        ledger.append(
-            signer,
-            actor=Actor(id=signer.identity, kind=ActorKind.CI),
-            action="check",
-            outcome=Outcome.ALLOW if passed else (Outcome.ERROR if v.errors else Outcome.DENY),
-            reason=f"{v.result.value} at risk {v.risk.value}"
-            + ("" if passed else ": " + "; ".join(v.errors or _deny_ids(v))),
-            correlation_id=v.change.correlation_id,
-            subject=Subject(repo=v.change.repo, pr=v.change.pr, commit=v.change.head_commit, tree=v.change.head_tree),
-            details={
-                "result": v.result.value,
-                "risk": v.risk.value,
-                "risk_reasons": v.risk_reasons,
-                "findings": [
-                    {"engine": f.engine, "rule_id": f.rule_id, "severity": f.severity.value, "status": f.status.value}
-                    for f in v.findings
-                ],
-                "plan_digest": v.change.plan_digest,
-                "policy_pack_digest": v.change.policy_pack_digest,
-                "evidence_digest": v.change.evidence_digest,
-                "errors": v.errors,
-            },
-        )
-    return result
-
-
-def _deny_ids(v: Verdict) -> list[str]:
+def deny_ids(v: Verdict) -> list[str]:
     return sorted({f.rule_id for f in v.findings if f.status is FindingStatus.DENY})
-
-
-# --------------------------------------------------------------------------------------------------
-# pre-flight: the same check on the would-be commit, before any PR exists
 
 
 def deny_reasons(verdict: Verdict) -> list[str]:
@@ -622,108 +574,3 @@ def deny_reasons(verdict: Verdict) -> list[str]:
         if f.status is FindingStatus.DENY
     ]
     return reasons
-
-
-def preflight_verdict(
-    base_repo: Path,
-    repo_name: str,
-    request: Any,
-    record: EvidenceRecord,
-    *,
-    checkov: CheckovWorker | None = None,
-    sandbox: Sandbox | None = None,
-) -> Verdict:
-    """Commit the request and its evidence on a scratch clone of the base branch and check it, as CI would."""
-    from bot.propose import commit_message, evidence_path
-
-    with tempfile.TemporaryDirectory(prefix="glassbox-preflight-") as tmp:
-        work = Path(tmp) / "work"
-        clone = git.Repo.clone_from(str(base_repo), str(work), branch=request.base_branch)
-        base_sha = clone.head.commit.hexsha
-        for change in request.changes:
-            target = work / change.path
-            if change.delete:
-                target.unlink(missing_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(change.content, encoding="utf-8")
-        evidence_file = work / evidence_path(request)
-        evidence_file.parent.mkdir(parents=True, exist_ok=True)
-        evidence_file.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        clone.git.add("-A")
-        env = commit_env(
-            request.agent_id,
-            f"{request.agent_id}@agents.glassbox",
-            committer=("glassbox-preflight", "preflight@glassbox"),
-        )
-        clone.git.commit("--no-verify", "--no-gpg-sign", "-m", commit_message(record), env=env)
-        result = run_check(
-            CheckRequest(
-                repo_path=work,
-                base=base_sha,
-                head="HEAD",
-                repo=repo_name,
-                author=request.agent_id,
-                checkov=checkov,
-                sandbox=sandbox or Sandbox(),
-            )
-        )
-        return result.verdict
-
-
-def preflight_for(
-    base_repo: Path, repo_name: str, *, checkov: CheckovWorker | None = None, sandbox: Sandbox | None = None
-) -> Callable[[Any, EvidenceRecord], list[str]]:
-    """A pre-flight for ``propose``: the deny reasons of :func:`preflight_verdict` (empty when it would pass)."""
-
-    def run(request: Any, record: EvidenceRecord) -> list[str]:
-        return deny_reasons(preflight_verdict(base_repo, repo_name, request, record, checkov=checkov, sandbox=sandbox))
-
-    return run
-
-
-# --------------------------------------------------------------------------------------------------
-# CI on one pull request, against a forge
-
-
-def check_pull_request(
-    forge: Forge,
-    repo_path: Path,
-    pr_number: int,
-    *,
-    signer: Callable[[], Signer],
-    ledger: Ledger,
-    store: Path,
-    checkov: CheckovWorker | None = None,
-    comment: bool = True,
-) -> CheckResult:
-    """What the check workflow does: judge the PR's head, sign and file the verdict, publish ``glassbox/check``.
-
-    ``signer`` loads the CI key; it is called only after every sandbox of the check has exited, so no PR code
-    ever runs while the key is in this process.
-    """
-    pr = forge.get_pull_request(pr_number)
-    result = run_check(
-        CheckRequest(
-            repo_path=repo_path,
-            base=pr.base_sha,
-            head=pr.head_sha,
-            repo=forge.repo,
-            pr=pr_number,
-            author=pr.author,
-            checkov=checkov,
-        )
-    )
-    attest_and_record(result, signer=signer(), ledger=ledger)
-    assert result.attestation is not None
-    store_attestation(store, pr.head_sha, result.attestation)
-    verdict = result.verdict
-    forge.set_status(
-        pr.head_sha,
-        context=CHECK_CONTEXT,
-        state=StatusState.SUCCESS if verdict.result is VerdictResult.PASSED else StatusState.FAILURE,
-        description=f"{verdict.result.value}, risk {verdict.risk.value}",
-    )
-    if comment:
-        forge.comment(pr_number, result.summary)
-    return result

@@ -1,0 +1,93 @@
+"""The CI step: judge a PR's head, sign the verdict as the CI identity, record it, file the attestation and publish
+the ``glassbox/check`` status. The one path the CLI, the workflows and the demo call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.check.evaluate import CheckRequest, CheckResult, deny_ids, run_check
+from bot.forge.model import StatusState
+from bot.forge.port import Forge
+from bot.policy.checkov import CheckovWorker
+from bot.records import Actor, ActorKind, Outcome, Subject, VerdictResult
+from bot.trust.attestations import sign_verdict, store_attestation
+from bot.trust.conventions import CHECK_CONTEXT
+from bot.trust.keys import Signer
+from bot.trust.ledger import Ledger
+
+
+def attest_and_record(result: CheckResult, *, signer: Signer | None, ledger: Ledger | None) -> CheckResult:
+    """Sign the verdict as the CI identity and append the `check` ledger event (same fields allow or deny)."""
+    v = result.verdict
+    if signer is not None:
+        result.attestation = sign_verdict(v, signer)
+    if ledger is not None and signer is not None:
+        passed = v.result is VerdictResult.PASSED
+        ledger.append(
+            signer,
+            actor=Actor(id=signer.identity, kind=ActorKind.CI),
+            action="check",
+            outcome=Outcome.ALLOW if passed else (Outcome.ERROR if v.errors else Outcome.DENY),
+            reason=f"{v.result.value} at risk {v.risk.value}"
+            + ("" if passed else ": " + "; ".join(v.errors or deny_ids(v))),
+            correlation_id=v.change.correlation_id,
+            subject=Subject(repo=v.change.repo, pr=v.change.pr, commit=v.change.head_commit, tree=v.change.head_tree),
+            details={
+                "result": v.result.value,
+                "risk": v.risk.value,
+                "risk_reasons": v.risk_reasons,
+                "findings": [
+                    {"engine": f.engine, "rule_id": f.rule_id, "severity": f.severity.value, "status": f.status.value}
+                    for f in v.findings
+                ],
+                "plan_digest": v.change.plan_digest,
+                "policy_pack_digest": v.change.policy_pack_digest,
+                "evidence_digest": v.change.evidence_digest,
+                "errors": v.errors,
+            },
+        )
+    return result
+
+
+def check_pull_request(
+    forge: Forge,
+    repo_path: Path,
+    pr_number: int,
+    *,
+    signer: Callable[[], Signer],
+    ledger: Ledger,
+    store: Path,
+    checkov: CheckovWorker | None = None,
+    comment: bool = True,
+) -> CheckResult:
+    """What the check workflow does: judge the PR's head, sign and file the verdict, publish ``glassbox/check``.
+
+    ``signer`` loads the CI key; it is called only after every sandbox of the check has exited, so no PR code
+    ever runs while the key is in this process.
+    """
+    pr = forge.get_pull_request(pr_number)
+    result = run_check(
+        CheckRequest(
+            repo_path=repo_path,
+            base=pr.base_sha,
+            head=pr.head_sha,
+            repo=forge.repo,
+            pr=pr_number,
+            author=pr.author,
+            checkov=checkov,
+        )
+    )
+    attest_and_record(result, signer=signer(), ledger=ledger)
+    assert result.attestation is not None
+    store_attestation(store, pr.head_sha, result.attestation)
+    verdict = result.verdict
+    forge.set_status(
+        pr.head_sha,
+        context=CHECK_CONTEXT,
+        state=StatusState.SUCCESS if verdict.result is VerdictResult.PASSED else StatusState.FAILURE,
+        description=f"{verdict.result.value}, risk {verdict.risk.value}",
+    )
+    if comment:
+        forge.comment(pr_number, result.summary)
+    return result

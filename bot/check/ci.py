@@ -81,13 +81,22 @@ def check_pull_request(
     attest_and_record(result, signer=signer(), ledger=ledger)
     assert result.attestation is not None
     store_attestation(store, pr.head_sha, result.attestation)
+    publish(forge, result, pr_number if comment else None)
+    return result
+
+
+def status_for(result: VerdictResult) -> StatusState:
+    return StatusState.SUCCESS if result is VerdictResult.PASSED else StatusState.FAILURE
+
+
+def publish(forge: Forge, result: CheckResult, pr_number: int | None) -> None:
+    """The ``glassbox/check`` status on the verdict's head commit, and the summary as a comment on ``pr_number``."""
     verdict = result.verdict
     forge.set_status(
-        pr.head_sha,
+        verdict.change.head_commit,
         context=CHECK_CONTEXT,
-        state=StatusState.SUCCESS if verdict.result is VerdictResult.PASSED else StatusState.FAILURE,
-        description=f"{verdict.result.value}, risk {verdict.risk.value}",
+        state=status_for(verdict.result),
+        description=f"{verdict.result.value}, risk {verdict.risk.value}"[:140],
     )
-    if comment:
+    if pr_number is not None:
         forge.comment(pr_number, result.summary)
-    return result

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from bot.check.ci import attest_and_record
+from bot.check.ci import publish as publish_verdict
 from bot.check.evaluate import CheckRequest, deny_reasons, run_check
 from bot.commands._common import (
     KeysOption,
@@ -25,14 +26,13 @@ from bot.commands._common import (
 )
 from bot.errors import Denied, UserError
 from bot.forge.github import GitHubForge
-from bot.forge.model import StatusState
 from bot.forge.settings import ForgeUrlOption, TokenOption, resolve_settings
 from bot.plan import Sandbox
 from bot.records import VerdictResult
 from bot.registry import load_registry
 from bot.trust.anchors import export_tree
 from bot.trust.attestations import store_attestation
-from bot.trust.conventions import CHECK_CONTEXT, REGISTRY_DIR
+from bot.trust.conventions import REGISTRY_DIR
 from bot.trust.keys import load_signer
 from bot.trust.ledger import Ledger
 
@@ -96,15 +96,7 @@ def check(
     if store is not None and result.attestation is not None:
         written.append(store_attestation(store, verdict.change.head_commit, result.attestation))
     if publish:
-        forge = GitHubForge(resolve_settings(forge_url, repo_name, token))
-        forge.set_status(
-            verdict.change.head_commit,
-            context=CHECK_CONTEXT,
-            state=status_for(verdict.result),
-            description=f"{verdict.result.value}, risk {verdict.risk.value}"[:140],
-        )
-        if pr is not None:
-            forge.comment(pr, result.summary)
+        publish_verdict(GitHubForge(resolve_settings(forge_url, repo_name, token)), result, pr)
 
     def render(console: Console) -> None:
         console.print(result.summary)
@@ -113,7 +105,3 @@ def check(
     emit({"verdict": verdict, "files": [str(p) for p in written]}, output, render)
     if verdict.result is VerdictResult.FAILED:
         raise Denied(f"check FAILED at risk {verdict.risk.value}", deny_reasons(verdict))
-
-
-def status_for(result: VerdictResult) -> StatusState:
-    return StatusState.SUCCESS if result is VerdictResult.PASSED else StatusState.FAILURE

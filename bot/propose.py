@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import git
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bot import __version__
 from bot.errors import Denied, GlassboxError
@@ -324,55 +325,37 @@ def budget_reasons(request: ChangeRequest, ctx: ProposeContext, per_day: int, op
 # the PR
 
 
+def _text(value: object) -> str:
+    """Free text in the PR body: it may never open an HTML comment (the evidence marker is glassbox's alone)."""
+    return str(value).replace("<!--", "&lt;!--")
+
+
+def _cell(value: object) -> str:
+    """Free text in a table cell: one line, no column breaks."""
+    return " ".join(_text(value).replace("|", "\\|").split())
+
+
+# Markdown, not HTML: HTML autoescape only for .html templates; what comes from the request goes through
+# `text` or `cell`
+_BODY = Environment(
+    loader=PackageLoader("bot", "templates"),
+    autoescape=select_autoescape(["html", "html.j2"]),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+_BODY.filters.update(text=_text, cell=_cell)
+
+
 def render_body(record: EvidenceRecord, req_digest: str) -> str:
     r = record.request
-    rat = r.rationale
-    rows = "\n".join(
-        f"| {s.kind} | {s.uri} | {s.version} | `{s.sha256[:16]}` | {s.retrieval_id} |" for s in rat.evidence_sources
+    return _BODY.get_template("pr_body.md.j2").render(
+        r=r,
+        rat=r.rationale,
+        rub=r.rationale.confidence.rubric,
+        record=record,
+        record_path=record_path_from(record),
+        req_digest=req_digest,
     )
-    alternatives = "\n".join(f"- **{a.option}** — {a.reason}" for a in rat.alternatives_rejected) or "- (none given)"
-    manifest = "\n".join(
-        f"| {e.project} | {e.stack} | `{e.type}` | {e.name} | {e.action.value} |" for e in r.expected_changes
-    )
-    rub = rat.confidence.rubric
-    ticket = f" (ticket {r.requested_by.ticket})" if r.requested_by.ticket else ""
-    return f"""## {r.intent}
-
-Proposed by agent `{r.agent_id}` for `{r.requested_by.id}`{ticket}.
-This PR was opened by glassbox; its evidence record is committed at `{record_path_from(record)}`.
-
-### Objective
-{rat.objective}
-
-### Evidence
-| source | uri | version | sha256 | retrieval id |
-|---|---|---|---|---|
-{rows or "| (none) | | | | |"}
-
-### Model and prompt
-- model: `{r.model.provider}/{r.model.model_id}` version `{r.model.version}`
-- prompt template: `{r.prompt.template_id}` v{r.prompt.template_version}, sha256 `{r.prompt.template_sha256}`
-
-### Confidence
-**{rat.confidence.score:.2f}** — retrieval quality {rub.retrieval_quality:.2f}, policy fit {rub.policy_fit:.2f},
-task complexity {rub.task_complexity:.2f}
-
-### Alternatives rejected
-{alternatives}
-
-### Expected resource changes (intent manifest)
-| project | stack | type | name | action |
-|---|---|---|---|---|
-{manifest or "| (none declared) | | | | |"}
-
-### Expected impact
-{rat.expected_impact}
-
-### Rollback plan
-{rat.rollback_plan or "(none given)"}
-
-<!-- glassbox:evidence {record.digest} request {req_digest} -->
-"""
 
 
 def record_path_from(record: EvidenceRecord) -> str:

@@ -21,12 +21,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import git
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bot import __version__
 from bot.errors import Denied, GlassboxError
 from bot.forge.model import GitIdentity, PullRequest, PullState
 from bot.forge.port import Forge
+from bot.markdown import render as render_markdown
 from bot.records import (
     Actor,
     ActorKind,
@@ -325,30 +325,10 @@ def budget_reasons(request: ChangeRequest, ctx: ProposeContext, per_day: int, op
 # the PR
 
 
-def _text(value: object) -> str:
-    """Free text in the PR body: it may never open an HTML comment (the evidence marker is glassbox's alone)."""
-    return str(value).replace("<!--", "&lt;!--")
-
-
-def _cell(value: object) -> str:
-    """Free text in a table cell: one line, no column breaks."""
-    return " ".join(_text(value).replace("|", "\\|").split())
-
-
-# Markdown, not HTML: HTML autoescape only for .html templates; what comes from the request goes through
-# `text` or `cell`
-_BODY = Environment(
-    loader=PackageLoader("bot", "templates"),
-    autoescape=select_autoescape(["html", "html.j2"]),
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-)
-_BODY.filters.update(text=_text, cell=_cell)
-
-
 def render_body(record: EvidenceRecord, req_digest: str) -> str:
     r = record.request
-    return _BODY.get_template("pr_body.md.j2").render(
+    return render_markdown(
+        "pr_body.md.j2",
         r=r,
         rat=r.rationale,
         rub=r.rationale.confidence.rubric,

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.records import Finding, FindingStatus, RiskTier, Verdict
+from bot.markdown import render as render_markdown
+from bot.records import FindingStatus, RiskTier, Verdict
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {FindingStatus.DENY: "error", FindingStatus.WARN: "warning", FindingStatus.WAIVED: "note"}
@@ -83,55 +84,10 @@ def sarif(verdict: Verdict) -> dict[str, Any]:
     }
 
 
-def _esc(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _finding_row(f: Finding) -> str:
-    waived = f" (waived until {f.waiver.expires:%Y-%m-%d} by {f.waiver.approver})" if f.waiver else ""
-    return f"| {f.status.value}{waived} | {f.engine} | `{f.rule_id}` | {_esc(f.resource or '-')} | {_esc(f.message)} |"
-
-
 def summary_markdown(verdict: Verdict, changes: Sequence[Mapping[str, Any]] = ()) -> str:
-    icon = "✅" if verdict.result.value == "PASSED" else "❌"
-    lines = [
-        f"## {icon} glassbox check: {verdict.result.value} — risk **{verdict.risk.value}**",
-        "",
-        f"Head `{verdict.change.head_commit[:12]}` (tree `{verdict.change.head_tree[:12]}`) against base "
-        f"`{verdict.change.base_commit[:12]}`; plan `{verdict.change.plan_digest}`.",
-        "",
-        "### Why this risk",
-        *[f"- {r}" for r in verdict.risk_reasons or ["no change raised the risk above low"]],
-        "",
-        "### Required approvals",
-        *(
-            [f"- {a.count} × `{a.team}` — {a.reason}" for a in verdict.required_approvals]
-            or ["- none from the risk tier (CODEOWNERS still apply)"]
-        ),
+    """The check's summary for people (the PR comment and the step summary), from ``check_summary.md.j2``."""
+    groups = [
+        (severity.value, [f for f in verdict.findings if f.severity is severity])
+        for severity in reversed(list(RiskTier))
     ]
-    if verdict.errors:
-        lines += ["", "### Errors (the check fails closed)", *[f"- {e}" for e in verdict.errors]]
-    lines += ["", "### Findings"]
-    if not verdict.findings:
-        lines.append("No findings.")
-    for severity in reversed(list(RiskTier)):
-        group = [f for f in verdict.findings if f.severity is severity]
-        if not group:
-            continue
-        lines += [
-            "",
-            f"#### {severity.value} ({len(group)})",
-            "| status | engine | rule | resource | message |",
-            "|---|---|---|---|---|",
-            *[_finding_row(f) for f in group],
-        ]
-    lines += ["", "### Planned changes"]
-    if not changes:
-        lines.append("No infrastructure change.")
-    else:
-        lines += ["| action | project/stack | type | name | changed |", "|---|---|---|---|---|"]
-        for c in changes:
-            action = c["action"] + (" (predicted)" if c.get("replace_predicted") else "")
-            changed = ", ".join(p["path"] for p in c.get("changed", [])[:6]) or "-"
-            lines.append(f"| {action} | {c['project']}/{c['stack']} | `{c['type']}` | {c['name']} | {_esc(changed)} |")
-    return "\n".join(lines) + "\n"
+    return render_markdown("check_summary.md.j2", v=verdict, groups=[g for g in groups if g[1]], changes=list(changes))

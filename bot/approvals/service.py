@@ -44,8 +44,10 @@ def read_codeowners(forge: Forge, base_sha: str) -> co.CodeOwners | None:
     return co.find(lambda path: forge.read_file(path, base_sha))
 
 
-def read_evidence(forge: Forge, files: list[ChangedFile], head_sha: str) -> list[EvidenceRecord]:
-    """The decision records the PR adds, read at the head. A malformed one raises: the caller fails closed."""
+def decision_records_at_head(forge: Forge, files: list[ChangedFile], head_sha: str) -> list[EvidenceRecord]:
+    """The decision records the PR adds, read through the forge at the head. A malformed one raises: the caller
+    fails closed. Their digests are checked where they are trusted: the gate binds a record only when the verdict
+    vouches for its digest and the record's own digest verifies (``_bound_evidence``)."""
     records = []
     for f in files:
         if f.path.startswith(DECISIONS_DIR) and f.path.endswith(".json") and f.status is not FileStatus.REMOVED:
@@ -70,7 +72,7 @@ def approvals_at_head(
     A caller cannot leave one of them out, so an approval the merge gate discards is discarded at deploy too.
     Returns the state and the evidence records read (for the correlation id)."""
     files = forge.list_changed_files(pr.number)
-    evidence = read_evidence(forge, files, pr.head_sha)
+    evidence = decision_records_at_head(forge, files, pr.head_sha)
     state = evaluate(
         pr=pr,
         reviews=forge.list_reviews(pr.number),

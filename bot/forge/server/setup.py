@@ -27,11 +27,12 @@ from bot.forge.server.gitrepo import BareRepo
 from bot.forge.server.store import Store
 from bot.records import Record
 from bot.registry import KeyRole, Registry, load_registry
+from bot.trust.conventions import APPROVALS_CONTEXT, CHECK_CONTEXT
 from bot.trust.keys import generate_key
 
 ADMIN = "forge-admin"
 TOKENS_FILE = "tokens.json"
-DEFAULT_CONTEXTS: tuple[str, ...] = ("glassbox/check", "glassbox/approvals")
+DEFAULT_CONTEXTS: tuple[str, ...] = (CHECK_CONTEXT, APPROVALS_CONTEXT)
 EXCLUDED = {
     ".git",
     ".venv",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from bot.forge.github import GitHubForge, RetryPolicy
 from bot.forge.server import init_forge, load_tokens, repo_path, start_forge
 from bot.forge.settings import ForgeSettings
 from bot.propose import ProposeContext
-from bot.records import ChangeRequest
+from bot.records import ChangeRequest, Verdict
 from bot.registry import KeyRole, Registry, load_registry
 from bot.trust.keys import Signer, load_signer, trusted_keys
 from bot.trust.ledger import Ledger
@@ -25,6 +25,29 @@ from tests.forge_helpers import LockedLog
 REPO = "acme/infra"
 ROOT = Path(__file__).resolve().parents[1]
 GOVERNED = ("registry", "infra", "policy-pack", ".github")
+
+
+# a test's own commits: named author and committer, nothing from the host's git config
+TEST_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@x",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@x",
+}
+
+
+def checked_edit(tmp: Path, edit: Callable[[Path], None], author: str = "carol") -> Verdict:
+    """The verdict of one commit on the governed estate: a base commit, ``edit`` applied, checked as ``author``."""
+    from bot.check.evaluate import CheckRequest, run_check
+
+    src = governed_source(tmp)
+    repo = git.Repo.init(src, initial_branch="main")
+    repo.git.add("-A")
+    repo.git.commit("--no-gpg-sign", "-m", "base", env=TEST_GIT_ENV)
+    edit(src)
+    repo.git.add("-A")
+    repo.git.commit("--no-gpg-sign", "-m", "the change", env=TEST_GIT_ENV)
+    return run_check(CheckRequest(repo_path=src, base="HEAD~1", head="HEAD", author=author)).verdict
 
 
 def governed_source(tmp: Path) -> Path:

@@ -334,18 +334,12 @@ def test_I11_deploy_refuses_a_verdict_checked_without_the_sandbox(flow: Flow) ->
 def test_I12_judging_facts_come_from_the_base_not_the_head(tmp_path: Path) -> None:
     """The head relabels a prod stack as dev and drops its backups: the environment the pack judges is the one
     registry/estate.yaml gives at the base, so the prod backup rule still denies; the head's label is only read."""
-    from bot.check.evaluate import CheckRequest, run_check
-    from tests.flow_helpers import governed_source
+    from tests.flow_helpers import checked_edit
 
-    src = governed_source(tmp_path)
-    repo = git.Repo.init(src, initial_branch="main")
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
-    repo.git.add("-A")
-    repo.git.commit("--no-gpg-sign", "-m", "base", env=env)
-    stack = src / "infra/data/Pulumi.prod.yaml"
-    text = stack.read_text().replace("glassbox:environment: prod", "glassbox:environment: dev")
-    stack.write_text(text.replace("dbBackupRetentionDays: 14", "dbBackupRetentionDays: 1"))
-    repo.git.add("-A")
-    repo.git.commit("--no-gpg-sign", "-m", "relabel", env=env)
-    verdict = run_check(CheckRequest(repo_path=src, base="HEAD~1", head="HEAD", author="carol")).verdict
+    def relabel(src: Path) -> None:
+        stack = src / "infra/data/Pulumi.prod.yaml"
+        text = stack.read_text().replace("glassbox:environment: prod", "glassbox:environment: dev")
+        stack.write_text(text.replace("dbBackupRetentionDays: 14", "dbBackupRetentionDays: 1"))
+
+    verdict = checked_edit(tmp_path, relabel)
     assert "GB-DATA-008" in {f.rule_id for f in verdict.findings if f.status.value == "deny"}, verdict.findings

@@ -10,27 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import git
 import pytest
 
-from bot.check.evaluate import CheckRequest, run_check
 from bot.records import RiskTier, Verdict
-from tests.flow_helpers import governed_source
+from tests.flow_helpers import checked_edit
 
 pytestmark = pytest.mark.slow
 
-ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
-
 
 def _check(tmp: Path, edit: Callable[[Path], None], author: str = "carol") -> Verdict:
-    src = governed_source(tmp)
-    repo = git.Repo.init(src, initial_branch="main")
-    repo.git.add("-A")
-    repo.git.commit("--no-gpg-sign", "-m", "base", env=ENV)
-    edit(src)
-    repo.git.add("-A")
-    repo.git.commit("--no-gpg-sign", "-m", "the change", env=ENV)
-    return run_check(CheckRequest(repo_path=src, base="HEAD~1", head="HEAD", author=author)).verdict
+    return checked_edit(tmp, edit, author)
 
 
 def test_relabelled_prod_stack_is_still_judged_as_prod(tmp_path: Path) -> None:

@@ -5,31 +5,21 @@ symlink or submodule anywhere. Refused for agents, critical for humans; and agen
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-import git
 import pytest
 
-from bot.check.evaluate import CheckRequest, run_check
 from bot.errors import Denied
 from bot.propose import propose
 from bot.records import RiskTier, Verdict
-from tests.flow_helpers import Flow, flow_env, governed_source, request
+from tests.flow_helpers import Flow, checked_edit, flow_env, request
 
 pytestmark = pytest.mark.slow
 
-ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
 
-
-def _commit_and_check(tmp: Path, author: str, edit: object) -> Verdict:
-    src = governed_source(tmp)
-    repo = git.Repo.init(src, initial_branch="main")
-    repo.git.add("-A")
-    repo.git.commit("--no-gpg-sign", "-m", "base", env=ENV)
-    edit(src)  # type: ignore[operator]
-    repo.git.add("-A")
-    repo.git.commit("--no-gpg-sign", "-m", "the change", env=ENV)
-    return run_check(CheckRequest(repo_path=src, base="HEAD~1", head="HEAD", author=author)).verdict
+def _commit_and_check(tmp: Path, author: str, edit: Callable[[Path], None]) -> Verdict:
+    return checked_edit(tmp, edit, author)
 
 
 def _rules(verdict: Verdict, path: str) -> set[str]:
@@ -47,7 +37,7 @@ def _symlink(src: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "path"), [(_gitattributes, "infra/network/.gitattributes"), (_symlink, "infra/network/agents.yaml")]
 )
-def test_git_metadata_is_critical_for_humans(tmp_path: Path, edit: object, path: str) -> None:
+def test_git_metadata_is_critical_for_humans(tmp_path: Path, edit: Callable[[Path], None], path: str) -> None:
     verdict = _commit_and_check(tmp_path, "carol", edit)
     assert "GB-GOV-002" in _rules(verdict, path), verdict.findings
     assert verdict.risk is RiskTier.CRITICAL
@@ -56,7 +46,7 @@ def test_git_metadata_is_critical_for_humans(tmp_path: Path, edit: object, path:
 @pytest.mark.parametrize(
     ("edit", "path"), [(_gitattributes, "infra/network/.gitattributes"), (_symlink, "infra/network/agents.yaml")]
 )
-def test_git_metadata_is_denied_for_an_agent_pr(tmp_path: Path, edit: object, path: str) -> None:
+def test_git_metadata_is_denied_for_an_agent_pr(tmp_path: Path, edit: Callable[[Path], None], path: str) -> None:
     """Even when an agent gets such a commit onto a PR without `glassbox propose` (another door), check denies it."""
     verdict = _commit_and_check(tmp_path, "cost-optimizer", edit)
     assert "GB-GOV-001" in _rules(verdict, path), verdict.findings

@@ -6,15 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import git
 import pytest
 
-from bot.check.evaluate import CheckRequest, run_check
 from bot.documents import MAX_ALIASES, parse_document
 from bot.errors import UserError
-from tests.flow_helpers import governed_source
-
-ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+from tests.flow_helpers import checked_edit
 
 
 def _layered_bomb(layers: int) -> str:
@@ -44,13 +40,9 @@ def test_layered_bomb_under_the_alias_count_is_still_refused() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("bomb", [_layered_bomb(30), _laughs()], ids=["layered", "billion-laughs"])
 def test_yaml_bomb_in_a_stack_config_fails_the_check_with_its_cause(tmp_path: Path, bomb: str) -> None:
-    src = governed_source(tmp_path)
-    repo = git.Repo.init(src, initial_branch="main")
-    repo.git.add("-A")
-    repo.git.commit("--no-gpg-sign", "-m", "base", env=ENV)
-    (src / "infra/network/Pulumi.dev.yaml").write_text(bomb)
-    repo.git.add("-A")
-    repo.git.commit("--no-gpg-sign", "-m", "tune dev", env=ENV)
-    verdict = run_check(CheckRequest(repo_path=src, base="HEAD~1", head="HEAD", author="carol")).verdict
+    def plant(src: Path) -> None:
+        (src / "infra/network/Pulumi.dev.yaml").write_text(bomb)
+
+    verdict = checked_edit(tmp_path, plant)
     assert verdict.result.value == "FAILED"
     assert any("Pulumi.dev.yaml" in e and ("YAML bomb" in e or "aliases" in e) for e in verdict.errors), verdict.errors

@@ -127,6 +127,30 @@ def flow_env(tmp: Path, **init_kwargs: Any) -> Iterator[Flow]:
         stop()
 
 
+def prod_backup_request(flow: Flow, days: int) -> ChangeRequest:
+    """patch-agent, asked by carol, sets the prod orders database's backup retention to ``days`` (declared)."""
+    prod = (flow.data.parent / "src/infra/data/Pulumi.prod.yaml").read_text()
+    return request(
+        agent_id="patch-agent",
+        requested_by={"id": "carol", "kind": "human"},
+        changes=[
+            {
+                "path": "infra/data/Pulumi.prod.yaml",
+                "content": prod.replace("dbBackupRetentionDays: 14", f"dbBackupRetentionDays: {days}"),
+            }
+        ],
+        expected_changes=[
+            {
+                "project": "data",
+                "stack": "prod",
+                "type": "aws:rds/instance:Instance",
+                "name": "orders",
+                "action": "update",
+            }
+        ],
+    )
+
+
 def request(**overrides: Any) -> ChangeRequest:
     data = change_request_data(repo=REPO)
     data["changes"] = [

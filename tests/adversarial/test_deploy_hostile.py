@@ -30,6 +30,7 @@ from tests.flow_helpers import (
     deploy_context,
     flow_env,
     merge,
+    prod_backup_request,
     request,
 )
 
@@ -207,26 +208,7 @@ def test_contributor_approval_discarded_at_merge_counts_at_deploy(flow: Flow, ch
     """dan pushes a commit to an agent's prod PR, then approves it as platform. The merge gate discards his
     approval (a contributor never counts); an admin merges anyway. Deploy re-evaluates approvals with the PR's
     commits, so it discards dan's approval too and refuses, instead of counting what the merge gate did not."""
-    prod = (flow.data.parent / "src/infra/data/Pulumi.prod.yaml").read_text()
-    req = request(
-        agent_id="patch-agent",
-        requested_by={"id": "carol", "kind": "human"},
-        changes=[
-            {
-                "path": "infra/data/Pulumi.prod.yaml",
-                "content": prod.replace("dbBackupRetentionDays: 14", "dbBackupRetentionDays: 28"),
-            }
-        ],
-        expected_changes=[
-            {
-                "project": "data",
-                "stack": "prod",
-                "type": "aws:rds/instance:Instance",
-                "name": "orders",
-                "action": "update",
-            }
-        ],
-    )
+    req = prod_backup_request(flow, 28)
     proposal = propose(req, flow.propose_context("patch-agent"))
     head = _push_as(flow, "dan", "dan@example.com", proposal.branch, proposal.head_sha)
     with CheckovWorker() as worker:

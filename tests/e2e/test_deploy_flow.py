@@ -16,7 +16,17 @@ from bot.policy.checkov import CheckovWorker
 from bot.propose import propose
 from bot.records import Outcome, VerdictResult
 from bot.trust.attestations import attestation_path
-from tests.flow_helpers import Flow, _dev_network_config, approve, ci_check, deploy_context, flow_env, merge, request
+from tests.flow_helpers import (
+    Flow,
+    _dev_network_config,
+    approve,
+    ci_check,
+    deploy_context,
+    flow_env,
+    merge,
+    prod_backup_request,
+    request,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -151,27 +161,8 @@ def test_deploy_refuses_a_failed_verdict_and_missing_approvals(flow: Flow, worke
 
 
 def test_approved_medium_change_deploys_after_owner_and_matrix_approvals(flow: Flow, worker: CheckovWorker) -> None:
-    prod = (flow.data.parent / "src/infra/data/Pulumi.prod.yaml").read_text()
     proposal = propose(
-        request(
-            agent_id="patch-agent",
-            requested_by={"id": "carol", "kind": "human"},
-            changes=[
-                {
-                    "path": "infra/data/Pulumi.prod.yaml",
-                    "content": prod.replace("dbBackupRetentionDays: 14", "dbBackupRetentionDays: 21"),
-                }
-            ],
-            expected_changes=[
-                {
-                    "project": "data",
-                    "stack": "prod",
-                    "type": "aws:rds/instance:Instance",
-                    "name": "orders",
-                    "action": "update",
-                }
-            ],
-        ),
+        prod_backup_request(flow, 21),
         flow.propose_context("patch-agent"),
     )
     verdict = ci_check(flow, proposal.pr_number, worker)

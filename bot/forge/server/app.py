@@ -29,6 +29,10 @@ __all__ = ["ApiError", "ForgeApp", "Request", "Response", "not_found", "repo_pat
 
 API_PREFIX = "/api/v3"
 ADMIN_PREFIX = "/_glassbox"
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""The largest request body the forge reads (a 1 MiB file is about 1.4 MB of base64 in a blob request)."""
+MAX_BODY_DEPTH = 64
+"""The deepest nesting of arrays and objects a request body may have; no GitHub request needs more than a few."""
 
 Handler = Callable[["ForgeApp", Request], Response]
 
@@ -96,6 +100,31 @@ def _int(value: str | None, default: int, low: int, high: int) -> int:
     return max(low, min(high, number))
 
 
+def _nesting_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in ``raw``, brackets inside strings not counted; one linear scan,
+    so a hostile body is measured before the recursive JSON parser ever sees it."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_BODY_DEPTH:
+        return 0  # too few brackets to nest too deep: skip the scan (file blobs in base64 have none)
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
 class ForgeApp:
     """One forge: a data directory holding ``forge.sqlite3``, ``repos/`` and optional ``faults.json``."""
 
@@ -126,7 +155,13 @@ class ForgeApp:
         path = urllib.parse.unquote(parsed.path)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
         try:
+            # who is asking is settled before a byte of the body is parsed: without a valid token nothing
+            # from the caller reaches the JSON parser or a handler
             user = self._authenticate(headers)
+            if user is None:
+                raise ApiError(401, "Requires authentication")
+            if len(raw_body) > MAX_BODY_BYTES:
+                raise ApiError(413, f"Request body is larger than {MAX_BODY_BYTES} bytes")
             body = self._parse_body(raw_body)
             if path.startswith(ADMIN_PREFIX + "/"):
                 return self._admin(method, path.removeprefix(ADMIN_PREFIX), user, body)
@@ -139,8 +174,6 @@ class ForgeApp:
             fault = self.faults.decide(method, api_path, raw_body)
             if fault is not None and fault.when == "before":
                 return self._fault_response(fault)
-            if user is None:
-                raise ApiError(401, "Requires authentication")
             response = self._dispatch(Request(method, api_path, query, body, user))
             if fault is not None:
                 return self._fault_response(fault)
@@ -181,9 +214,11 @@ class ForgeApp:
     def _parse_body(raw: bytes) -> Any:
         if not raw:
             return None
+        if _nesting_depth(raw) > MAX_BODY_DEPTH:
+            raise ApiError(400, f"Problems parsing JSON: nested deeper than {MAX_BODY_DEPTH} levels")
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ApiError(400, "Problems parsing JSON") from None
 
     @staticmethod

@@ -20,8 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
+from bot.forge.server import shapes
 from bot.forge.server.api import Response
-from bot.forge.server.app import ForgeApp
+from bot.forge.server.app import MAX_BODY_BYTES, ForgeApp
 from bot.forge.server.shapes import Urls
 
 HOST = "127.0.0.1"
@@ -32,6 +33,14 @@ def scrub(text: str) -> str:
     return _SECRET.sub("[redacted]", text)
 
 
+def _content_length(value: str | None) -> int | None:
+    """The declared body length; None when it is not a non-negative decimal number."""
+    if value is None or value == "":
+        return 0
+    value = value.strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "glassbox-forge/1"
@@ -40,10 +49,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         app = self.server.app
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            response = app.handle(self.command, self.path, headers, raw)
+            length = _content_length(headers.get("content-length"))
+            if length is None or length > MAX_BODY_BYTES:
+                # unread bytes would be taken for the next request: answer, then close the connection
+                self.close_connection = True
+                response = Response(
+                    400 if length is None else 413,
+                    shapes.error("Invalid Content-Length" if length is None else "Request body too large"),
+                )
+            else:
+                raw = self.rfile.read(length) if length else b""
+                response = app.handle(self.command, self.path, headers, raw)
         except Exception:
             self.server.log("server error on " + self.command + " " + self.path.split("?", 1)[0])
             self.server.log(traceback.format_exc())

@@ -23,7 +23,7 @@ from typing import Any
 import git
 
 from bot import __version__
-from bot.errors import Denied, GlassboxError
+from bot.errors import Denied, GlassboxError, ValidationFailed
 from bot.forge.model import GitIdentity, PullRequest, PullState
 from bot.forge.port import Forge
 from bot.markdown import render as render_markdown
@@ -39,6 +39,7 @@ from bot.records import (
     Subject,
     canonical_json,
     summarize_request,
+    tree_conflicts,
 )
 from bot.redaction import find_secrets, redact_text, redact_tree
 from bot.registry import AgentStatus, Registry, is_governance_path, path_in_scope
@@ -204,6 +205,18 @@ def _project_stacks(repo: git.Repo, commit: git.Commit, project: str) -> list[st
         if m:
             stacks.append(m.group(1))
     return sorted(stacks)
+
+
+def _tree_conflicts(request: ChangeRequest, ctx: ProposeContext) -> list[str]:
+    """The request's writes against each other and against the base tree's files it keeps."""
+    try:
+        head = git.Repo(ctx.base_repo).commit(f"refs/heads/{request.base_branch}")
+    except (git.BadName, ValueError, git.exc.GitError):
+        return []  # the scope check names a missing base branch
+    deleted = {c.path for c in request.changes if c.delete}
+    blobs = (b for b in head.tree.traverse() if isinstance(b, git.Blob))
+    kept = (str(b.path) for b in blobs if str(b.path) not in deleted)
+    return tree_conflicts((c.path for c in request.changes if not c.delete), kept)
 
 
 def scope_reasons(request: ChangeRequest, ctx: ProposeContext) -> list[str]:
@@ -436,6 +449,13 @@ def propose(request: ChangeRequest, ctx: ProposeContext) -> Proposal:
         reasons.append(f"scope check failed unexpectedly: {type(exc).__name__}: {exc}")
     if reasons:
         raise refuse(reasons, "scope")
+    conflicts = _tree_conflicts(request, ctx)
+    if conflicts:
+        # bad input, not a policy decision (exit 2), and still an event as thorough as any refusal
+        raise ValidationFailed(
+            refuse(conflicts, "tree").reasons,
+            summary=f"proposal {request.correlation_id}: the changes do not form one tree",
+        )
     if ctx.preflight is not None:
         try:
             findings = list(ctx.preflight(request, record))

@@ -14,6 +14,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -206,6 +207,42 @@ class FileChange(Record):
         if not self.delete and self.content is None:
             raise ValueError("give the file's new content, or delete: true")
         return self
+
+
+def tree_conflicts(written: Iterable[str], existing: Iterable[str] = ()) -> list[str]:
+    """Why ``written`` paths cannot all be files of one git tree next to the ``existing`` files it keeps.
+
+    Git holds a path either as a file or as a directory, and a case-insensitive checkout (macOS, Windows)
+    holds one of two names that differ only in case: writing both silently keeps one, so the tree would no
+    longer be what was judged. Empty when the paths agree. The one rule propose and the forge both apply.
+    """
+    new = sorted(set(written))
+    kept = set(existing)
+    problems = []
+    files = set(new) | kept
+    kept_dirs = {"/".join(k.split("/")[:i]) for k in kept for i in range(1, k.count("/") + 1)}
+    for path in new:
+        if path in kept_dirs:
+            problems.append(f"path {path!r} is written as a file but is a directory in the base tree")
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in new:
+                problems.append(f"path {parent!r} is written as a file and is also the directory of {path!r}")
+            elif parent in kept:
+                problems.append(f"path {path!r} lies under {parent!r}, which is a file in the base tree")
+    folded: dict[str, set[str]] = {}
+    for path in files:
+        folded.setdefault(path.casefold(), set()).add(path)
+        parts = path.split("/")
+        for i in range(1, len(parts)):  # directories collide under case folding too: Infra/x and infra/y
+            folded.setdefault("/".join(parts[:i]).casefold() + "/", set()).add("/".join(parts[:i]) + "/")
+    new_set = set(new)
+    for names in folded.values():
+        if len(names) > 1 and any(n in new_set or any(w.startswith(n) for w in new_set) for n in names):
+            shown = ", ".join(repr(n.rstrip("/")) for n in sorted(names))
+            problems.append(f"paths {shown} differ only in case: a case-insensitive checkout keeps one of them")
+    return problems
 
 
 class ExpectedChange(Record):

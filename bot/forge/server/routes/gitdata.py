@@ -14,6 +14,7 @@ from bot.forge.server import protection, shapes
 from bot.forge.server.api import ApiError, Request, Response, not_found
 from bot.forge.server.gitrepo import ZERO_SHA, BareRepo, CommitInfo, GitFailed, NewEntry
 from bot.forge.server.store import User
+from bot.records import tree_conflicts
 
 if TYPE_CHECKING:
     from bot.forge.server.app import ForgeApp
@@ -151,6 +152,16 @@ def create_tree(app: ForgeApp, req: Request) -> Response:
             entries.append(NewEntry(path, mode, etype, sha=raw["sha"]))
         else:
             raise ApiError(422, f"Invalid tree entry for {path}: give content, an existing sha, or sha null")
+    # one path as both file and directory, or two names one case apart: git would keep one and drop the other
+    deleted = {e.path for e in entries if e.delete}
+    kept = (
+        (e.path for e in git.ls_tree(base_tree, recursive=True) if e.type != "tree" and e.path not in deleted)
+        if base_tree
+        else ()
+    )
+    conflicts = tree_conflicts([e.path for e in entries if not e.delete], kept)
+    if conflicts:
+        raise ApiError(422, "Invalid tree: " + "; ".join(conflicts))
     try:
         sha = git.build_tree(base_tree, entries)
     except GitFailed as exc:

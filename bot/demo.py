@@ -24,6 +24,7 @@ from typing import Any
 import git
 from github import Auth, Github
 
+from bot.approvals import protection
 from bot.approvals.service import evaluate_pr, merge_pr
 from bot.check.ci import check_pull_request
 from bot.deploy.breakglass import GrantStore, open_grant
@@ -36,13 +37,13 @@ from bot.policy.checkov import CheckovWorker
 from bot.proposal_context import proposal_context
 from bot.propose import propose
 from bot.records import ChangeRequest, Verdict
-from bot.registry import KeyRole, load_registry
+from bot.registry import load_registry
 from bot.trust.anchors import export_tree
 from bot.trust.attestations import stored_verdict
 from bot.trust.conventions import REGISTRY_DIR
 from bot.trust.gitenv import commit_env
-from bot.trust.keys import Signer, load_signer, trusted_keys
-from bot.trust.ledger import Ledger
+from bot.trust.keys import Signer, load_signer
+from bot.trust.ledger import Ledger, LedgerKeys, ledger_keys
 
 REPO = "acme/infra"
 GOVERNED = ("registry", "infra", "policy-pack", ".github")
@@ -215,6 +216,13 @@ class DemoWorld:
         self.say(f"  {who} pushes {sha[:12]} to {branch} (was {head.hexsha[:12]})")
         return sha
 
+    def protect(self) -> protection.ProtectionDiff:
+        """Apply glassbox's branch protection as `glassbox protect` does; what the forge kept, read back."""
+        want = protection.desired(self.registry)
+        admin = self.forge(ADMIN)
+        protection.apply(admin, want)
+        return protection.verify(admin, want)
+
     def lift_protection(self) -> None:
         base = self.url.removesuffix("/api/v3")
         body = {
@@ -232,8 +240,8 @@ class DemoWorld:
             resp.read()
         self.say("  an administrator lifts branch protection (incident override)")
 
-    def ledger_keys(self) -> dict[str, bytes]:
-        return trusted_keys((k.keyid, k.public_key) for k in self.registry.keys_for(role=KeyRole.LEDGER_SIGNER))
+    def ledger_keys(self) -> LedgerKeys:
+        return ledger_keys(self.registry)
 
 
 def load_request(path: Path, **overrides: Any) -> ChangeRequest:
@@ -254,12 +262,16 @@ def run_demo(source: Path, root: Path, say: Say) -> list[Scenario]:
     examples = source / EXAMPLES
     scenarios: list[Scenario] = []
     try:
+        scenarios += _protected(world, "branch protection applied from the start", "  glassbox protect: {}")
         scenarios += _auto_merge(world, examples)
         scenarios += _gated_medium(world, examples)
         scenarios += _denials(world, examples)
         scenarios += _break_glass(world, examples)
+        scenarios += _protected(
+            world, "branch protection restored after the incident", "  an administrator restores protection: {}"
+        )
         scenarios += _direct_push(world)
-        scenarios += _audit(world, scenarios[0].correlation_id)
+        scenarios += _audit(world, next(s.correlation_id for s in scenarios if s.correlation_id))
         report = world.ledger.verify(world.ledger_keys())
         scenarios.append(
             Scenario(
@@ -308,7 +320,7 @@ def _gated_medium(world: DemoWorld, examples: Path) -> list[Scenario]:
     world.approve(proposal.pr_number, "dan")
     world.push_to_branch(
         proposal.branch,
-        "docs/runbooks/orders-backups.md",
+        "infra/data/RUNBOOK.md",
         "# Backup retention\n\nRestores are tested monthly; see the DR runbook.\n",
         "frank",
     )
@@ -391,6 +403,19 @@ def _break_glass(world: DemoWorld, examples: Path) -> list[Scenario]:
     s.detail = [f"alert {a.alert_id} severity {a.severity}; review due" for a in report.break_glass]
     world.say(f"  deployed under break-glass; {s.detail[0] if s.detail else ''}")
     return [refused, s]
+
+
+def _protected(world: DemoWorld, name: str, line: str) -> list[Scenario]:
+    """The protection `glassbox protect` applies, in place and read back: required checks, last-push approval for
+    everyone but the bot (whose glassbox/approvals gate lets an auto agent's low-risk change through)."""
+    s = Scenario(name, "in sync")
+    found = world.protect()
+    s.actual = "in sync" if found.in_sync else "not in sync"
+    s.detail = [f"{c.setting}: live {c.live!r}, desired {c.desired!r}" for c in found.changes] or [
+        "checks " + ", ".join(protection.desired(world.registry).required_status_checks) + "; last-push approval on"
+    ]
+    world.say(line.format(s.actual))
+    return [s]
 
 
 def _direct_push(world: DemoWorld) -> list[Scenario]:

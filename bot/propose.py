@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
-import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import git
 
-from bot import __version__
+from bot import __version__, scope
 from bot.errors import Denied, GlassboxError, ValidationFailed
 from bot.forge.model import GitIdentity, PullRequest, PullState
 from bot.forge.port import Forge
@@ -42,13 +40,12 @@ from bot.records import (
     tree_conflicts,
 )
 from bot.redaction import find_secrets, redact_text, redact_tree
-from bot.registry import AgentStatus, Registry, is_governance_path, path_in_scope
+from bot.registry import Registry, is_governance_path
 from bot.trust.conventions import agent_branch, commit_message, decision_record_path
 from bot.trust.gitsign import ssh_sign
 from bot.trust.keys import Signer
 from bot.trust.ledger import Ledger
 
-PROPOSE_TOOL = "propose_change"
 MAX_FILE_BYTES = 256 * 1024
 EVIDENCE_MARKER = re.compile(r"<!-- glassbox:evidence (sha256:[0-9a-f]{64}) request (sha256:[0-9a-f]{64}) -->")
 
@@ -136,77 +133,6 @@ def build_evidence(
 # scope
 
 
-# '.git' in any case, and the NTFS short names of '.git' and '.gitmodules' (CVE-2014-9390, CVE-2019-1353)
-_GIT_METADATA = re.compile(r"\.git|\.gitmodules|git~\d+|gitmod~\d+")
-
-
-def path_problems(path: str) -> list[str]:
-    """Why a change path is unsafe on its face (before looking at scope)."""
-    problems = []
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
-        problems.append(f"path {path!r} is absolute; use a repository-relative path")
-    if "\\" in path:
-        problems.append(f"path {path!r} contains a backslash")
-    if "%" in path and urllib.parse.unquote(path) != path:
-        problems.append(f"path {path!r} is URL-encoded; give the plain path")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
-        problems.append(f"path {path!r} contains control characters")
-    if unicodedata.normalize("NFKC", path) != path or not path.isascii():
-        problems.append(f"path {path!r} contains non-ASCII or look-alike characters")
-    parts = PurePosixPath(path).parts
-    if ".." in parts or ".." in path.split("/"):
-        problems.append(f"path {path!r} contains '..' and could escape the repository")
-    if "." in path.split("/") or "//" in path or path.endswith("/"):
-        problems.append(f"path {path!r} is not normalised (no '.', '//' or trailing '/')")
-    named = [p for p in path.split("/") if p not in ("", ".", "..")]
-    if any(p != p.rstrip(". ") for p in named):
-        # Windows drops a trailing dot or space: 'registry.' would be written into 'registry'
-        problems.append(f"path {path!r} has a component ending in a dot or a space")
-    if any(_GIT_METADATA.fullmatch(p.rstrip(". ").casefold()) for p in named):
-        problems.append(f"path {path!r} names git metadata (.git, .gitmodules or a short-name alias of them)")
-    if find_secrets(path):
-        problems.append(f"path {path!r} contains a secret; a file name lands in the repository in clear")
-    return problems
-
-
-def _base_entry(repo: git.Repo, commit: git.Commit, path: str) -> str | None:
-    """'symlink', 'file', 'dir' or None for ``path`` at ``commit``; any symlinked parent counts."""
-    tree = commit.tree
-    parts = path.split("/")
-    for i in range(len(parts)):
-        sub = "/".join(parts[: i + 1])
-        try:
-            obj = tree / sub
-        except KeyError:
-            return None
-        if obj.type == "blob" and obj.mode == 0o120000:
-            return "symlink"
-        if i == len(parts) - 1:
-            return "dir" if obj.type == "tree" else "file"
-    return None
-
-
-def _project_and_stack(path: str) -> tuple[str | None, str | None]:
-    parts = path.split("/")
-    if len(parts) >= 3 and parts[0] == "infra":
-        m = re.fullmatch(r"Pulumi\.([A-Za-z0-9_.-]+)\.yaml", parts[-1])
-        return parts[1], (m.group(1) if m and len(parts) == 3 else None)
-    return None, None
-
-
-def _project_stacks(repo: git.Repo, commit: git.Commit, project: str) -> list[str]:
-    try:
-        tree = commit.tree / f"infra/{project}"
-    except KeyError:
-        return []
-    stacks = []
-    for blob in tree.blobs:
-        m = re.fullmatch(r"Pulumi\.([A-Za-z0-9_.-]+)\.yaml", blob.name)
-        if m:
-            stacks.append(m.group(1))
-    return sorted(stacks)
-
-
 def _tree_conflicts(request: ChangeRequest, ctx: ProposeContext) -> list[str]:
     """The request's writes against each other and against the base tree's files it keeps."""
     try:
@@ -220,25 +146,18 @@ def _tree_conflicts(request: ChangeRequest, ctx: ProposeContext) -> list[str]:
 
 
 def scope_reasons(request: ChangeRequest, ctx: ProposeContext) -> list[str]:
-    """Every reason the request is outside the agent's scope; empty when it is inside."""
+    """Every reason the request is outside the agent's scope; empty when it is inside.
+
+    The agent, path, project and stack rules are :mod:`bot.scope`'s, the ones the check applies to every PR an
+    agent wrote or pushed to; what only a request has (its requester, sizes, contents, base commit, budgets)
+    is checked here.
+    """
     reg = ctx.registry
-    agent = reg.find_agent(request.agent_id)
+    agent, reasons = scope.agent_reasons(reg, request.agent_id)
     if agent is None:
-        return [f"unknown agent {request.agent_id!r}: it is not registered in registry/agents.yaml"]
-    reasons: list[str] = []
-    if agent.status is not AgentStatus.ACTIVE:
-        reasons.append(f"agent {agent.id!r} is {agent.status.value}")
+        return reasons
     if not reg.requester_allowed(agent, request.requested_by.id):
         reasons.append(f"requester {request.requested_by.id!r} may not ask agent {agent.id!r} for changes")
-    if PROPOSE_TOOL not in agent.tools:
-        reasons.append(f"agent {agent.id!r} is not granted the {PROPOSE_TOOL!r} tool")
-    if agent.autonomy is Autonomy.READ_ONLY:
-        reasons.append(f"agent {agent.id!r} is read_only: it may not write at all")
-    elif agent.autonomy is Autonomy.RECOMMEND:
-        reasons.append(
-            f"agent {agent.id!r} has autonomy 'recommend': it may file a recommendation for a person to act on, "
-            "not open a pull request"
-        )
 
     repo = git.Repo(ctx.base_repo)
     try:
@@ -246,27 +165,10 @@ def scope_reasons(request: ChangeRequest, ctx: ProposeContext) -> list[str]:
     except (git.BadName, ValueError):
         return [*reasons, f"base branch {request.base_branch!r} does not exist in {request.repo}"]
 
-    touched_projects: set[str] = set()
-    touched_stacks: set[tuple[str, str]] = set()
     for change in request.changes:
         path = change.path
-        face = path_problems(path)
-        reasons += face
-        if is_governance_path(path):  # said even when the path is also malformed: the agent learns both
-            reasons.append(f"path {path!r} is a governance path; agents never change governance (I2)")
-            continue
-        if face:
-            continue
-        if not path_in_scope(agent, path):
-            reasons.append(f"path {path!r} is outside agent {agent.id!r}'s path globs {agent.scope.paths}")
-        kind = _base_entry(repo, head, path)
-        if kind == "symlink":
-            reasons.append(f"path {path!r} is (or lies under) a symlink in the base tree")
-        elif kind == "dir":
-            reasons.append(f"path {path!r} is a directory in the base tree")
-        elif kind is None and change.delete:
-            reasons.append(f"path {path!r} does not exist on {request.base_branch}; nothing to delete")
-        if change.content is not None:
+        reasons += scope.path_reasons(agent, head, path, delete=change.delete, base_name=request.base_branch)
+        if change.content is not None and not scope.path_problems(path) and not is_governance_path(path):
             raw = change.content.encode("utf-8")
             if "\x00" in change.content:
                 reasons.append(f"file {path!r} is binary (contains NUL bytes); only text files may be proposed")
@@ -276,23 +178,8 @@ def scope_reasons(request: ChangeRequest, ctx: ProposeContext) -> list[str]:
             if secrets:
                 kinds = ", ".join(sorted({s.kind for s in secrets}))
                 reasons.append(f"file {path!r} contains a secret ({kinds}); secrets never go into the repository")
-        project, stack = _project_and_stack(path)
-        if project:
-            touched_projects.add(project)
-            stacks = [stack] if stack else _project_stacks(repo, head, project)
-            touched_stacks.update((project, s) for s in stacks)
-
-    allowed_projects = set(agent.scope.projects)
-    for project in sorted(touched_projects - allowed_projects):
-        reasons.append(f"project {project!r} is outside agent {agent.id!r}'s projects {sorted(allowed_projects)}")
-    allowed_stacks = set(agent.scope.stacks)
     declared = {(e.project, e.stack) for e in request.expected_changes}
-    for project, stack in sorted(touched_stacks | declared):
-        if stack not in allowed_stacks:
-            reasons.append(
-                f"stack {project}/{stack} is outside agent {agent.id!r}'s stacks {sorted(allowed_stacks)}"
-                + ("" if (project, stack) in declared else " (a program change touches every stack of its project)")
-            )
+    reasons += scope.project_stack_reasons(agent, head, [c.path for c in request.changes], declared)
 
     if request.base_commit and request.base_commit != head.hexsha:
         try:

@@ -20,9 +20,10 @@ from tests.factories import registry_with_keys, verdict_data
 
 IDENTITIES = {
     "glassbox-bot": (ActorKind.BOT, ["ledger-signer"]),
-    "glassbox-ci": (ActorKind.BOT, ["ledger-signer", "verdict-signer"]),
-    "glassbox-deployer": (ActorKind.BOT, ["ledger-signer"]),
+    "glassbox-ci": (ActorKind.CI, ["ledger-signer", "verdict-signer"]),
+    "glassbox-deployer": (ActorKind.DEPLOYER, ["ledger-signer"]),
     "grace": (ActorKind.HUMAN, ["ledger-signer"]),
+    "cost-optimizer": (ActorKind.AGENT, ["ledger-signer"]),
 }
 ENV = commit_env("Test Author", "author@example.test")
 

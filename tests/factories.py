@@ -134,3 +134,10 @@ def registry_with_keys(tmp_path: Path, *identities: tuple[str, list[str]]) -> tu
         entries.append({"identity": identity, "keyid": signer.keyid, "public_key": signer.public_line, "roles": roles})
     edit_yaml(root / "trust.yaml", lambda d: d["keys"].extend(entries))
     return root, signers
+
+
+def bound_keys(*signers: tuple[Any, Any]) -> Any:
+    """Ledger keys for ad-hoc signers, each bound to its identity and the given actor kind (as a registry would)."""
+    from bot.trust.ledger import LedgerKeys
+
+    return LedgerKeys({s.keyid: s.public_raw for s, _ in signers}, {s.keyid: (s.identity, kind) for s, kind in signers})

@@ -16,9 +16,9 @@ from bot.forge.server import init_forge, load_tokens, repo_path, start_forge
 from bot.forge.settings import ForgeSettings
 from bot.propose import ProposeContext
 from bot.records import ChangeRequest, Verdict
-from bot.registry import KeyRole, Registry, load_registry
-from bot.trust.keys import Signer, load_signer, trusted_keys
-from bot.trust.ledger import Ledger
+from bot.registry import Registry, load_registry
+from bot.trust.keys import Signer, load_signer
+from bot.trust.ledger import Ledger, LedgerKeys, ledger_keys
 from tests.factories import change_request_data
 from tests.forge_helpers import LockedLog
 
@@ -101,8 +101,8 @@ class Flow:
             **kwargs,
         )
 
-    def ledger_keys(self) -> dict[str, bytes]:
-        return trusted_keys((k.keyid, k.public_key) for k in self.registry.keys_for(role=KeyRole.LEDGER_SIGNER))
+    def ledger_keys(self) -> LedgerKeys:
+        return ledger_keys(self.registry)
 
     def main_head(self) -> git.Commit:
         return git.Repo(self.bare).commit("refs/heads/main")

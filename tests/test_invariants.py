@@ -24,6 +24,7 @@ from bot.propose import propose
 from bot.records import Outcome, RiskTier, VerdictResult
 from bot.trust.keys import generate_key
 from bot.trust.ledger import Ledger
+from tests.factories import bound_keys
 from tests.flow_helpers import Flow, approve, deploy_context, flow_env, request, verdict_loader
 from tests.unit.approvals._builders import evidence, gate, pull, review, verdict
 
@@ -161,7 +162,7 @@ def test_I7_editing_deleting_inserting_or_reordering_ledger_events_is_detected(t
     from bot.records import Actor, ActorKind
 
     signer = generate_key(tmp_path / "k", "glassbox-ci")
-    trusted = {signer.keyid: signer.public_raw}
+    trusted = bound_keys((signer, ActorKind.CI))
     ledger = Ledger(tmp_path / "l.jsonl")
     for i in range(5):
         ledger.append(
@@ -343,3 +344,50 @@ def test_I12_judging_facts_come_from_the_base_not_the_head(tmp_path: Path) -> No
 
     verdict = checked_edit(tmp_path, relabel)
     assert "GB-DATA-008" in {f.rule_id for f in verdict.findings if f.status.value == "deny"}, verdict.findings
+
+
+@pytest.mark.e2e
+def test_I13_an_agent_is_judged_as_an_agent_at_every_door(flow: Flow) -> None:
+    """The same out-of-scope write, through propose and straight through the forge with the agent's token: both
+    doors refuse it for the same reason (propose before any PR, the check with a FAILED verdict)."""
+    from bot.records import FileChange
+    from tests.flow_helpers import ROOT, ci_check
+
+    makefile = (ROOT / "Makefile").read_text() + "\n# more\n"
+    globs = "['infra/network/Pulumi.dev.yaml', 'infra/data/Pulumi.dev.yaml']"
+    reason = f"path 'Makefile' is outside agent 'cost-optimizer''s path globs {globs}"
+    with pytest.raises(Denied) as refused:
+        propose(request(changes=[{"path": "Makefile", "content": makefile}]), flow.propose_context("cost-optimizer"))
+    assert reason in refused.value.reasons
+    pr = flow.forge("cost-optimizer").open_pull_request(
+        base="main",
+        branch="glassbox/cost-optimizer/i13",
+        title="t",
+        body="b",
+        changes=[FileChange(path="Makefile", content=makefile)],
+    )
+    verdict = ci_check(flow, pr.number)
+    assert verdict.result is VerdictResult.FAILED
+    assert reason in [f.message for f in verdict.findings if f.rule_id == "GB-SCOPE-PATH"]
+
+
+def test_I14_ledger_records_name_an_actor_whose_registered_key_signed_them(tmp_path: Path) -> None:
+    """A trusted key signing for another actor, a kind its identity is not, or an action its kind may not take;
+    a non-canonical line; a tail cut with its index: each is a problem of its own kind."""
+    from bot.records import Actor, ActorKind
+
+    ci = generate_key(tmp_path / "k", "glassbox-ci")
+    agent = generate_key(tmp_path / "k", "cost-optimizer")
+    trusted = bound_keys((ci, ActorKind.CI), (agent, ActorKind.AGENT))
+    ledger = Ledger(tmp_path / "l.jsonl")
+    ledger.append(ci, actor=Actor(id="glassbox-ci", kind=ActorKind.CI), action="check", outcome=Outcome.ALLOW)
+    ledger.append(agent, actor=Actor(id="glassbox-ci", kind=ActorKind.CI), action="check", outcome=Outcome.ALLOW)
+    ledger.append(agent, actor=Actor(id="cost-optimizer", kind=ActorKind.BOT), action="merge", outcome=Outcome.ALLOW)
+    ledger.append(agent, actor=Actor(id="cost-optimizer", kind=ActorKind.AGENT), action="merge", outcome=Outcome.ALLOW)
+    assert [(p.seq, p.kind) for p in ledger.verify(trusted).problems] == [(2, "actor"), (3, "actor"), (4, "action")]
+
+    lines = ledger.path.read_bytes().splitlines(keepends=True)
+    ledger.path.write_bytes(lines[0].replace(b'{"action"', b'{ "action"', 1))  # one line left, spaced out
+    ledger.index_path.unlink()
+    kinds = {p.kind for p in ledger.verify(trusted).problems}
+    assert kinds == {"noncanonical", "high-water"}  # the signed mark still names seq 4

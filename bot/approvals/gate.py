@@ -45,7 +45,16 @@ from bot.approvals.model import (
     Requirement,
     RequirementSource,
 )
-from bot.forge.model import PullCommit, PullRequest, PullState, Review, ReviewState
+from bot.forge.model import (
+    LIFECYCLE_EVENTS,
+    IssueEvent,
+    PullCommit,
+    PullRequest,
+    PullState,
+    RefActivity,
+    Review,
+    ReviewState,
+)
 from bot.records import Autonomy, EvidenceRecord, FindingStatus, RiskTier, Verdict, VerdictResult
 from bot.registry import Agent, AgentStatus, Registry
 
@@ -59,17 +68,46 @@ PLATFORM_COMMITTERS = frozenset({"web-flow"})
 _SHAS_SHOWN = 5
 
 
-def _contributions(commits: Sequence[PullCommit]) -> dict[str, dict[str, list[str]]]:
-    """login (lower-case) -> role ("authored", "committed") -> the SHAs of the PR commits in that role."""
+def _contributions(
+    commits: Sequence[PullCommit], pushes: Sequence[RefActivity] = ()
+) -> dict[str, dict[str, list[str]]]:
+    """login (lower-case) -> role ("authored", "committed", "pushed") -> the SHAs of the PR in that role.
+
+    Who pushed is what the forge saw, not what a commit claims: a commit under an email linked to no account is
+    still its pusher's contribution."""
     out: dict[str, dict[str, list[str]]] = {}
+
+    def add(login: str | None, role: str, sha: str) -> None:
+        if not login or login.lower() in PLATFORM_COMMITTERS:
+            return
+        shas = out.setdefault(login.lower(), {}).setdefault(role, [])
+        if sha not in shas:
+            shas.append(sha)
+
     for c in commits:
-        for role, login in (("authored", c.author), ("committed", c.committer)):
-            if not login or login.lower() in PLATFORM_COMMITTERS:
-                continue
-            shas = out.setdefault(login.lower(), {}).setdefault(role, [])
-            if c.sha not in shas:
-                shas.append(c.sha)
+        add(c.author, "authored", c.sha)
+        add(c.committer, "committed", c.sha)
+    for p in pushes:
+        if p.activity_type != "branch_deletion":
+            add(p.actor, "pushed", p.after)
     return out
+
+
+def _lifecycle(events: Sequence[IssueEvent], registry: Registry) -> tuple[IssueEvent | None, IssueEvent | None]:
+    """(the last event after which approvals count again, the agent's reopening of a PR a person closed)."""
+    last: IssueEvent | None = None
+    closed_by_person = False
+    reopened: IssueEvent | None = None
+    for e in sorted(events, key=lambda e: (e.created_at or _EPOCH, e.id)):
+        if e.event not in LIFECYCLE_EVENTS:
+            continue
+        last = e
+        kind = registry.identity_kind(e.actor or "")
+        if e.event == "closed":
+            closed_by_person = kind == "human"
+        elif e.event == "reopened" and closed_by_person and kind != "human":
+            reopened = e
+    return last, reopened
 
 
 def _roles(roles: dict[str, list[str]]) -> str:
@@ -264,6 +302,8 @@ def evaluate(
     evidence: Sequence[EvidenceRecord] = (),
     repo: str | None = None,
     commits: Sequence[PullCommit],
+    events: Sequence[IssueEvent] = (),
+    pushes: Sequence[RefActivity] = (),
 ) -> ApprovalState:
     """Decide whether ``pr`` has the approvals it needs at its current head commit, and explain why."""
     head = pr.head_sha
@@ -284,7 +324,10 @@ def evaluate(
     agent = _agent_for(pr, registry, evidence)
     requesters = sorted({r.request.requested_by.id.lower() for r in evidence})
     agent_ids = {a.id for a in registry.agents.agents} | {r.request.agent_id for r in evidence}
-    contributors = _contributions(commits)
+    contributors = _contributions(commits, pushes)
+    moves = [p for p in pushes if p.activity_type != "branch_deletion" and p.actor]
+    last_pusher = moves[-1].actor.lower() if moves and moves[-1].actor else None
+    reset, reopened = _lifecycle(events, registry)
 
     # -- the verdict (fail closed)
     verdict_ok = False
@@ -318,6 +361,13 @@ def evaluate(
     # -- the PR's own state and the authoring agent
     if pr.state is not PullState.OPEN or pr.merged:
         blocking.append(Blocker(kind=BlockerKind.CLOSED, detail=f"PR #{pr.number} is not open"))
+    if reopened is not None:
+        blocking.append(
+            Blocker(
+                kind=BlockerKind.REOPENED_BY_AGENT,
+                detail=f"a person closed PR #{pr.number} and {reopened.actor} reopened it: a rejection stands",
+            )
+        )
     if pr.draft:
         who = f" (agent {agent.id} has autonomy draft)" if agent and agent.autonomy is Autonomy.DRAFT else ""
         blocking.append(
@@ -390,12 +440,20 @@ def evaluate(
             return DiscardReason.REQUESTER, f"{login} requested this change (recorded in the evidence)"
         if kind in _SERVICE_REASONS:
             return _SERVICE_REASONS[kind], f"{login} is the {kind} identity; service identities never approve"
+        if login == last_pusher:
+            return DiscardReason.LAST_PUSHER, f"{login} pushed the head last; the last pusher never approves"
         if login in contributors:
             return (
                 DiscardReason.CONTRIBUTOR,
                 f"{login} {_roles(contributors[login])} in this PR; a contributor never approves their own change",
             )
         return None
+
+    if reset is not None:
+        explanation.append(
+            f"approvals count from {reset.event} by {reset.actor or 'unknown'} at "
+            f"{reset.created_at.isoformat() if reset.created_at else 'an unknown time'} (id {reset.id})"
+        )
 
     if commits:
         who = "; ".join(f"{login} {_roles(roles)}" for login, roles in sorted(contributors.items()))
@@ -469,6 +527,15 @@ def evaluate(
             why = excluded(login)
             if why is not None:
                 discard(review, *why)
+            elif reset is not None and (
+                review.submitted_at is None or reset.created_at is None or review.submitted_at <= reset.created_at
+            ):
+                discard(
+                    review,
+                    DiscardReason.RESET,
+                    f"given before the PR was {reset.event.replace('_', ' ')} by {reset.actor or 'unknown'}; "
+                    "approvals count again from there",
+                )
             elif review.commit_id != head:
                 discard(
                     review,

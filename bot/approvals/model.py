@@ -54,7 +54,9 @@ class DiscardReason(StrEnum):
     AUTHOR = "author"
     AGENT = "agent"
     REQUESTER = "requester"
-    CONTRIBUTOR = "contributor"  # authored or committed a commit in the PR
+    CONTRIBUTOR = "contributor"  # authored, committed or pushed a commit of the PR
+    LAST_PUSHER = "last_pusher"  # moved the PR's head last
+    RESET = "reset"  # given before a lifecycle event (closed, reopened, base changed, draft toggled, dismissal)
     CI = "ci"
     DEPLOYER = "deployer"
     BOT = "bot"
@@ -80,6 +82,7 @@ class BlockerKind(StrEnum):
     AGENT = "agent"  # the authoring agent may not have this PR merged (suspended, read_only, recommend)
     UNRESOLVED_OWNERS = "unresolved_owners"
     CLOSED = "closed"
+    REOPENED_BY_AGENT = "reopened_by_agent"  # a person closed it (rejected), an agent reopened it
     ERROR = "error"
 
 

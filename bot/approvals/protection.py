@@ -7,8 +7,11 @@ signed commits required; no force pushes, no deletions.
 
 ``required_approving_review_count`` is 0 on purpose: how many approvals a change needs depends on its risk
 tier, which only glassbox knows, so that count is enforced by the required ``glassbox/approvals`` status.
-A fixed count of 1 here would make the auto-merge path (an ``auto`` agent's low-risk change with no code
-owner) impossible, while a count of 0 still lets GitHub enforce code owners on the paths they own.
+Last-push approval would still make the auto-merge path (an ``auto`` agent's low-risk change with no code
+owner) impossible, so the bot alone is a review-bypass actor (``bypass_pull_request_allowances``): its merges
+answer to the required ``glassbox/approvals`` status, which counts approvals only at the head and never from
+the last pusher, while everyone else still meets last-push approval and code-owner reviews. The required
+status checks hold for the bot too.
 
 Everything here is pure: ``from_github`` reads GitHub's ``GET .../branches/{branch}/protection`` JSON,
 ``request_body`` builds the ``PUT`` body, ``diff`` compares. Talking to the forge goes through
@@ -38,6 +41,12 @@ class BranchProtection(Record):
     dismiss_stale_reviews: bool = True
     require_last_push_approval: bool = True
     required_approving_review_count: int = Field(default=0, ge=0, le=6)
+    review_bypass_users: list[str] = Field(
+        default_factory=list,
+        description="Who may merge without the forge's own review rules (GitHub's bypass_pull_request_allowances):"
+        " the bot, whose required glassbox/approvals status enforces them at the head, so an auto agent's"
+        " low-risk change can merge while last-push approval holds for everyone else.",
+    )
     restrict_pushes: bool = True
     push_users: list[str] = Field(default_factory=list, description="Who may push (and merge): the bot only.")
     push_teams: list[str] = Field(default_factory=list)
@@ -64,7 +73,7 @@ class ProtectionDiff(Record):
 
 def desired(registry: Registry, branch: str = "main") -> BranchProtection:
     bot = registry.service_identity("bot")
-    return BranchProtection(branch=branch, push_users=[bot] if bot else [])
+    return BranchProtection(branch=branch, push_users=[bot] if bot else [], review_bypass_users=[bot] if bot else [])
 
 
 def _enabled(data: Mapping[str, Any], key: str) -> bool:
@@ -91,6 +100,10 @@ def from_github(branch: str, data: Mapping[str, Any] | None) -> BranchProtection
         dismiss_stale_reviews=bool(reviews and reviews.get("dismiss_stale_reviews")),
         require_last_push_approval=bool(reviews and reviews.get("require_last_push_approval")),
         required_approving_review_count=int(reviews.get("required_approving_review_count", 0)) if reviews else 0,
+        review_bypass_users=sorted(
+            str(u.get("login"))
+            for u in ((reviews or {}).get("bypass_pull_request_allowances") or {}).get("users") or []
+        ),
         restrict_pushes=restrictions is not None,
         push_users=sorted(str(u.get("login")) for u in (restrictions or {}).get("users") or []),
         push_teams=sorted(str(t.get("slug")) for t in (restrictions or {}).get("teams") or []),
@@ -131,6 +144,7 @@ def request_body(want: BranchProtection) -> dict[str, Any]:
             "require_code_owner_reviews": want.require_code_owner_reviews,
             "required_approving_review_count": want.required_approving_review_count,
             "require_last_push_approval": want.require_last_push_approval,
+            "bypass_pull_request_allowances": {"users": list(want.review_bypass_users), "teams": [], "apps": []},
         },
         "restrictions": {"users": list(want.push_users), "teams": list(want.push_teams), "apps": []}
         if want.restrict_pushes

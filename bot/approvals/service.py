@@ -68,7 +68,9 @@ def approvals_at_head(
     """The one approvals evaluation, for the merge gate and the deploy gate alike.
 
     It reads everything the pure gate needs through the forge: the reviews, the changed files, the PR's commits
-    (whose authors and committers never count), CODEOWNERS from the base commit and the evidence the PR adds.
+    (whose authors and committers never count), every push to its branch (pushers never count, and approvals
+    count only after the last lifecycle event: close, reopen, base change, draft toggle, dismissal), CODEOWNERS
+    from the base commit and the evidence the PR adds.
     A caller cannot leave one of them out, so an approval the merge gate discards is discarded at deploy too.
     Returns the state and the evidence records read (for the correlation id)."""
     files = forge.list_changed_files(pr.number)
@@ -84,6 +86,8 @@ def approvals_at_head(
         evidence=evidence,
         repo=forge.repo,
         commits=forge.list_pull_commits(pr.number),
+        events=forge.list_issue_events(pr.number),
+        pushes=forge.list_ref_activity(pr.head_ref),
     )
     return state, evidence
 

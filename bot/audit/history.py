@@ -43,7 +43,7 @@ from pydantic import Field, ValidationError
 
 from bot.audit.findings import FINDINGS
 from bot.audit.findings import ViolationKind as ViolationKind
-from bot.audit.reconstruct import RegistryCache, ledger_trust, load_verdict, object_intact, open_repo
+from bot.audit.reconstruct import RegistryCache, load_verdict, object_intact, open_repo
 from bot.audit.retention import archive_dir, verify_archive
 from bot.deploy.gate import DeployReport
 from bot.errors import GlassboxError, IntegrityError, UserError
@@ -51,7 +51,7 @@ from bot.records import Outcome, Record, VerdictResult
 from bot.registry import Registry, is_governance_path
 from bot.trust.conventions import TRAILER_AGENT, trailers
 from bot.trust.gitsign import verify_commit
-from bot.trust.ledger import Ledger
+from bot.trust.ledger import Ledger, LedgerKeys, ledger_keys
 
 GOVERNED_PREFIXES = ("infra/",)
 # what a break-glass grant stands in for: the approvals, and the merge gate an incident merge goes around
@@ -228,7 +228,7 @@ def checked_trees(ledger: Ledger) -> dict[str, LedgerFact]:
     return trees
 
 
-def _ledger_violations(ledger: Ledger, trusted: dict[str, bytes]) -> tuple[list[Violation], int]:
+def _ledger_violations(ledger: Ledger, trusted: LedgerKeys) -> tuple[list[Violation], int]:
     """Chain problems of the archive (if any) and the live ledger; (violations, archive segments)."""
     violations: list[Violation] = []
     if archive_dir(ledger).is_dir() and any(archive_dir(ledger).iterdir()):
@@ -372,6 +372,16 @@ class _Auditor:
             self.flag(ViolationKind.UNAPPROVED, text, commit=sha, seq=merge.seq)
         return self._verdict(commit, pr, head_sha, before, shown)
 
+    def check_unlogged_deploys(self, facts: LedgerFacts) -> None:
+        """A deploy record whose commit no ledger ``deploy`` event names: a deploy nobody signed for."""
+        assert self.req.deploy_state is not None
+        logged = {str(d.commit) for d in facts.deploys}
+        for path in sorted((self.req.deploy_state / "deployments").glob("*.json")):
+            sha = path.stem
+            if len(sha) == 40 and sha not in logged:
+                text = f"deploy record {path.name} has no deploy event in the ledger (deployed outside the gate?)"
+                self.flag(ViolationKind.ORPHAN_DEPLOY, text, commit=sha, touched=str(path.name))
+
     def _deploy_record_problem(self, event: LedgerFact, sha: str) -> str | None:
         """With ``--deploy-state``: the deploy record must exist and list the deployments the event logged."""
         assert self.req.deploy_state is not None
@@ -477,7 +487,7 @@ class _Auditor:
             if result is not None:
                 checked.append(result)
         anchor, anchor_pr = self.anchor(commits, checked)
-        trusted, _ = ledger_trust(self.registries.at(anchor))
+        trusted = ledger_keys(self.registries.at(anchor))
         chain, segments = _ledger_violations(self.ledger, trusted)
         self.violations += chain
         self.reachable = set(self.repo.git.rev_list(self.tip.hexsha).split())
@@ -491,6 +501,8 @@ class _Auditor:
                 self.flag(ViolationKind.HISTORY_REWRITTEN, text, commit=merged, seq=m.seq, touched=f"PR #{m.pr}")
         for d in facts.deploys:
             self.check_deploy(d, facts, kinds)
+        if self.req.deploy_state is not None:
+            self.check_unlogged_deploys(facts)
         return HistoryReport(
             branch=self.req.branch,
             branch_head=self.tip.hexsha,

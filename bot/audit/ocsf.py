@@ -466,8 +466,19 @@ class OcsfMapper:
         raw += self.detections_for(event)
         return [guard(r) for r in raw]
 
-    def map_all(self, events: Iterable[AuditEvent]) -> list[dict[str, Any]]:
-        return [o for e in events for o in self.map(e)]
+    def map_all(
+        self, events: Iterable[AuditEvent], *, high_water: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every event's OCSF events; the last one carries the ledger's signed high-water mark, when given, so
+        the SIEM holds a copy of it apart from the ledger (``glassbox ledger verify --high-water``)."""
+        out = [o for e in events for o in self.map(e)]
+        if out and high_water is not None:
+            out[-1].setdefault("unmapped", {})[HIGH_WATER_FIELD] = dict(high_water)
+        return out
+
+
+HIGH_WATER_FIELD = "ledger_high_water"
+"""Where an export's last OCSF event carries the signed high-water mark (a DSSE envelope, already public)."""
 
 
 def guard(data: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -37,8 +36,8 @@ from bot.trust.anchors import export_tree, policy_pack_digest
 from bot.trust.attestations import load_attestation
 from bot.trust.conventions import REGISTRY_DIR, TRAILER_AGENT, TRAILER_CORRELATION, TRAILER_EVIDENCE, trailers
 from bot.trust.gitsign import verify_commit
-from bot.trust.keys import trusted_keys, verify_bytes
-from bot.trust.ledger import EVENT_PAYLOAD_TYPE, Ledger
+from bot.trust.keys import verify_bytes
+from bot.trust.ledger import EVENT_PAYLOAD_TYPE, Ledger, LedgerKeys, ledger_keys
 
 _CORRELATION = re.compile(
     r"^([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|[0-9A-HJKMNP-TV-Z]{26})$", re.IGNORECASE
@@ -150,19 +149,12 @@ class RegistryCache:
         return self._by_tree[tree]
 
 
-def ledger_trust(registry: Registry) -> tuple[dict[str, bytes], dict[str, str]]:
-    """(keyid → raw key, keyid → identity) of the registry's ledger-signer keys."""
-    keys = registry.keys_for(role=KeyRole.LEDGER_SIGNER)
-    return trusted_keys((k.keyid, k.public_key) for k in keys), {k.keyid: k.identity for k in keys}
-
-
 @dataclass
 class EventVerifier:
     """Checks single ledger events: digest, signature by a trusted ledger signer, and the link to seq - 1."""
 
     ledger: Ledger
-    trusted: Mapping[str, bytes]
-    identities: Mapping[str, str]
+    trusted: LedgerKeys
     anchor: tuple[int, str]
     _cache: dict[int, str | None] = field(default_factory=dict)
 
@@ -186,9 +178,9 @@ class EventVerifier:
             return f"{where}: signed by a key that is not a ledger signer ({event.signature.keyid[:19]}…)"
         if not verify_bytes(raw, EVENT_PAYLOAD_TYPE, canonical_json(body), event.signature.sig):
             return f"{where}: signature does not verify"
-        signer = self.identities.get(event.signature.keyid)
-        if signer != event.actor.id:
-            return f"{where}: signed by {signer}'s key but claims actor {event.actor.id}"
+        unbound = self.trusted.binding_problem(event)
+        if unbound is not None:
+            return f"{where}: {unbound[1]}"
         start_seq, start_prev = self.anchor
         if event.seq == start_seq:
             if event.prev != start_prev:
@@ -305,8 +297,8 @@ class _Builder:
             ref_commit = self.repo.commit(req.registry_ref)
         except (git.BadName, ValueError):
             raise UserError(f"--registry-ref {req.registry_ref!r} is not a ref in {req.repo}") from None
-        trusted, identities = ledger_trust(self.registries.at(ref_commit))
-        self.events = EventVerifier(self.ledger, trusted, identities, archive_anchor(self.ledger, dict(trusted)))
+        trusted = ledger_keys(self.registries.at(ref_commit))
+        self.events = EventVerifier(self.ledger, trusted, archive_anchor(self.ledger, trusted))
         self.links: dict[str, Link] = {}
         self.cid: str | None = None
         self.pr: int | None = None
@@ -917,7 +909,7 @@ class _Builder:
     def ledger_chain(self) -> Link:
         """The whole live ledger: sequence, chain, digests and signatures, from the archive anchor on."""
         start_seq, start_prev = self.events.anchor
-        report = self.ledger.verify(dict(self.events.trusted), start_seq=start_seq, start_prev=start_prev)
+        report = self.ledger.verify(self.events.trusted, start_seq=start_seq, start_prev=start_prev)
         src = Source(kind=SourceKind.LEDGER, ref=f"seq {start_seq}-{start_seq + report.events - 1}", verified=report.ok)
         if report.ok:
             return _ok("ledger-chain", f"{report.events} event(s) verify from seq {start_seq}", [src])

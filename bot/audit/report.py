@@ -41,12 +41,11 @@ from bot.audit.retention import archive_anchor
 from bot.deploy.gate import DeployReport
 from bot.errors import UserError
 from bot.records import AuditEvent, Outcome
-from bot.registry import KeyRole, Registry, load_registry
+from bot.registry import Registry, load_registry
 from bot.trust.anchors import export_tree
 from bot.trust.attestations import attestation_path, load_attestation
 from bot.trust.conventions import REGISTRY_DIR
-from bot.trust.keys import trusted_keys
-from bot.trust.ledger import Ledger, LedgerReport
+from bot.trust.ledger import Ledger, LedgerKeys, LedgerReport, ledger_keys
 
 # the chain an auditor follows, in order; other actions of a decision are listed under it
 STAGES = ("propose", "check", "approvals", "merge", "deploy")
@@ -61,8 +60,7 @@ class Trust:
 
     registry: Registry
     source: str
-    keys: dict[str, bytes]  # keyid → raw ed25519 public key (ledger signers)
-    identities: dict[str, str]  # keyid → identity
+    keys: LedgerKeys  # keyid → raw ed25519 public key (ledger signers), each bound to its identity
 
 
 def load_trust(
@@ -91,13 +89,7 @@ def load_trust(
         source = f"registry directory {registry}"
     else:
         return None
-    keys = reg.keys_for(role=KeyRole.LEDGER_SIGNER)
-    return Trust(
-        registry=reg,
-        source=source,
-        keys=trusted_keys((k.keyid, k.public_key) for k in keys),
-        identities={k.keyid: k.identity for k in keys},
-    )
+    return Trust(registry=reg, source=source, keys=ledger_keys(reg))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -125,12 +117,12 @@ class Integrity:
 
 def check_integrity(ledger: Ledger, trust: Trust | None) -> Integrity:
     """Verify the whole live ledger once. Without trust, only sequence, chain and digests are checked."""
-    keys = dict(trust.keys) if trust else {}
+    keys = trust.keys if trust else LedgerKeys({}, {})
     anchor = archive_anchor(ledger, keys if trust else None)
     report = ledger.verify(keys, start_seq=anchor[0], start_prev=anchor[1])
     if trust is None:
         # nothing to check signatures against: say so once, rather than flag every event as untrusted
-        report.problems = [p for p in report.problems if p.kind != "unknown-key"]
+        report.problems = [p for p in report.problems if p.kind not in ("unknown-key", "high-water-key")]
     by_seq: dict[int, list[str]] = {}
     for p in report.problems:
         if p.seq is not None:
@@ -182,7 +174,7 @@ class Verifier:
             if problems:
                 return Mark(False, f"seq {e.seq}: " + "; ".join(problems))
             return Mark(None, f"seq {e.seq}: chain and digest verify; signature not checked (no trust anchor)")
-        signer = self.trust.identities.get(e.signature.keyid)
+        signer = self.trust.keys.identity(e.signature.keyid)
         if signer is not None and signer != e.actor.id:
             problems.append(f"signed with {signer}'s key but claims actor {e.actor.id}")
         if problems:

@@ -48,7 +48,7 @@ from bot.records import (
 )
 from bot.registry import config_schema, load_config
 from bot.trust.keys import Signer, sign_json, verify_bytes, verify_json_envelope
-from bot.trust.ledger import EVENT_PAYLOAD_TYPE, Ledger, LedgerReport
+from bot.trust.ledger import EVENT_PAYLOAD_TYPE, Ledger, LedgerKeys, LedgerReport
 
 log = logging.getLogger("glassbox.retention")
 
@@ -178,7 +178,7 @@ def _unverified_payload(path: Path) -> dict[str, Any]:
     return data
 
 
-def archive_anchor(ledger: Ledger, trusted: dict[str, bytes] | None = None) -> tuple[int, str]:
+def archive_anchor(ledger: Ledger, trusted: LedgerKeys | None = None) -> tuple[int, str]:
     """(seq, prev) the live ledger's first event must have: after the last archived segment, or (1, GENESIS).
 
     With ``trusted`` keys the last manifest's signature must verify (IntegrityError otherwise), so a verifier
@@ -223,7 +223,7 @@ def archive(
     policy: RetentionPolicy,
     now: datetime | None = None,
     actor_kind: ActorKind = ActorKind.BOT,
-    trusted: dict[str, bytes] | None = None,
+    trusted: LedgerKeys | None = None,
 ) -> ArchiveResult:
     """Archive the longest prefix of ``ledger`` whose events may leave; record it as ``audit.archive``.
 
@@ -315,7 +315,7 @@ def archive(
 
 
 def _check_live(
-    ledger: Ledger, lines: list[bytes], start_seq: int, start_prev: str, trusted: dict[str, bytes] | None
+    ledger: Ledger, lines: list[bytes], start_seq: int, start_prev: str, trusted: LedgerKeys | None
 ) -> None:
     if trusted is not None:
         report = ledger.verify(trusted, start_seq=start_seq, start_prev=start_prev)
@@ -328,9 +328,7 @@ def _check_live(
         raise IntegrityError(f"{problems[0]}; not archiving")
 
 
-def _chain_problems(
-    lines: list[bytes], seq: int, prev: str, trusted: dict[str, bytes] | None, *, where: str
-) -> list[str]:
+def _chain_problems(lines: list[bytes], seq: int, prev: str, trusted: LedgerKeys | None, *, where: str) -> list[str]:
     """Sequence, chain, digest (and signature, with ``trusted``) of consecutive ledger lines."""
     problems = []
     for n, line in enumerate(lines, 1):
@@ -353,6 +351,8 @@ def _chain_problems(
                 problems.append(f"{where}: line {n}: seq {event.seq}: signed by an untrusted key")
             elif not verify_bytes(key, EVENT_PAYLOAD_TYPE, canonical_json(body), event.signature.sig):
                 problems.append(f"{where}: line {n}: seq {event.seq}: signature does not verify")
+            elif (unbound := trusted.binding_problem(event)) is not None:
+                problems.append(f"{where}: line {n}: seq {event.seq}: {unbound[1]}")
         seq, prev = event.seq + 1, event.digest
     return problems
 
@@ -380,7 +380,7 @@ class ArchiveReport:
         }
 
 
-def verify_archive(ledger: Ledger, trusted: dict[str, bytes]) -> ArchiveReport:
+def verify_archive(ledger: Ledger, trusted: LedgerKeys) -> ArchiveReport:
     """Verify every archive segment and manifest, then the live ledger from where the archive ends."""
     report = ArchiveReport()
     seq, prev = 1, GENESIS

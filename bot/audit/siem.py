@@ -699,9 +699,15 @@ class SiemDispatcher:
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.state_dir / p
 
-    def publish(self, events: Iterable[AuditEvent], *, sink: str | None = None) -> list[SinkReport]:
+    def publish(
+        self,
+        events: Iterable[AuditEvent],
+        *,
+        sink: str | None = None,
+        high_water: Mapping[str, Any] | None = None,
+    ) -> list[SinkReport]:
         """Map ``events`` (in ledger order) to OCSF and deliver them; never raises for a sink that is down."""
-        return self.deliver(self.mapper.map_all(events), sink=sink)
+        return self.deliver(self.mapper.map_all(events, high_water=high_water), sink=sink)
 
     def deliver(self, ocsf_events: Sequence[Mapping[str, Any]], *, sink: str | None = None) -> list[SinkReport]:
         names = [self.config.sink(sink).name] if sink else list(self.sinks)

@@ -3,11 +3,13 @@ the ``glassbox/check`` status. The one path the CLI, the workflows and the demo 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bot.check.evaluate import CheckRequest, CheckResult, deny_ids, run_check
-from bot.forge.model import StatusState
+from bot.forge.model import PullRequest, StatusState
 from bot.forge.port import Forge
 from bot.policy.checkov import CheckovWorker
 from bot.records import Actor, ActorKind, Outcome, Subject, VerdictResult
@@ -67,22 +69,33 @@ def check_pull_request(
     ever runs while the key is in this process.
     """
     pr = forge.get_pull_request(pr_number)
-    result = run_check(
-        CheckRequest(
-            repo_path=repo_path,
-            base=pr.base_sha,
-            head=pr.head_sha,
-            repo=forge.repo,
-            pr=pr_number,
-            author=pr.author,
-            checkov=checkov,
-        )
-    )
+    result = run_check(pr_check_request(forge, pr, repo_path, checkov=checkov))
     attest_and_record(result, signer=signer(), ledger=ledger)
     assert result.attestation is not None
     store_attestation(store, pr.head_sha, result.attestation)
     publish(forge, result, pr_number if comment else None)
     return result
+
+
+def pr_check_request(forge: Forge, pr: PullRequest, repo_path: Path, **kwargs: Any) -> CheckRequest:
+    """What the forge says about who wrote ``pr`` (never a flag, never the change's own claims): its author, every
+    account that pushed to its branch, its draft state, who marked it ready, and each author's open PRs."""
+    pushers = [a.actor for a in forge.list_ref_activity(pr.head_ref) if a.actor]
+    ready = [e.actor for e in forge.list_issue_events(pr.number) if e.event == "ready_for_review" and e.actor]
+    opened = Counter(p.author for p in forge.list_open_pull_requests())
+    return CheckRequest(
+        repo_path=repo_path,
+        base=pr.base_sha,
+        head=pr.head_sha,
+        repo=forge.repo,
+        pr=pr.number,
+        author=pr.author,
+        pushers=tuple(dict.fromkeys(pushers)),
+        draft=pr.draft,
+        readied_by=tuple(dict.fromkeys(ready)),
+        open_pull_requests=dict(opened),
+        **kwargs,
+    )
 
 
 def status_for(result: VerdictResult) -> StatusState:

@@ -22,7 +22,7 @@ from typing import Any
 import git
 from pydantic import ValidationError
 
-from bot import __version__
+from bot import __version__, scope
 from bot.documents import parse_document
 from bot.errors import GlassboxError, UserError
 from bot.plan import SANDBOX_NAMESPACES, Plan, Sandbox, build_plan
@@ -70,7 +70,11 @@ class CheckRequest:
     head: str
     repo: str = "local/repo"
     pr: int | None = None
-    author: str | None = None
+    author: str | None = None  # the PR's author account, as the forge reports it
+    pushers: tuple[str, ...] = ()  # every account the forge saw push to the PR's branch
+    draft: bool | None = None  # the PR's draft state, as the forge reports it (None: not a forge PR)
+    readied_by: tuple[str, ...] = ()  # accounts that marked the PR ready for review
+    open_pull_requests: dict[str, int] = field(default_factory=dict)  # account → its open PRs, for budgets
     checkov: CheckovWorker | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     plan_timeout: float = 120.0
@@ -210,14 +214,94 @@ def read_evidence(head: git.Commit, base: git.Commit) -> EvidenceView:
     return EvidenceView(record, path, verified, problems)
 
 
+def writers(request: CheckRequest, evidence: EvidenceView, head: git.Commit) -> list[str]:
+    """Everyone who may have written the change, forge-known accounts first: the PR's author, every pusher to its
+    branch, and what the head itself claims (the evidence's agent, the agent trailer). Claims can only add an
+    agent to judge by, never remove one the forge saw."""
+    claimed = [evidence.record.request.agent_id if evidence.record else None]
+    claimed.append(trailers(str(head.message)).get(TRAILER_AGENT))
+    named = [request.author, *request.pushers, *claimed]
+    return list(dict.fromkeys(n for n in named if n))
+
+
 def resolve_author(request: CheckRequest, registry: Registry, evidence: EvidenceView, head: git.Commit) -> Author:
+    """Who the change is judged as: an agent when any writer is one (I13), else the forge's author (a person)."""
+    everyone = writers(request, evidence, head)
+    agents = [w for w in everyone if registry.identity_kind(w) == "agent"]
+    if agents:
+        return Author(agents[0], "agent")
     if request.author:
         return Author(request.author, registry.identity_kind(request.author) or "unknown")
-    agent = evidence.record.request.agent_id if evidence.record else None
-    agent = agent or trailers(str(head.message)).get(TRAILER_AGENT)
-    if agent:
-        return Author(agent, registry.identity_kind(agent) or "unknown")
+    if everyone:
+        return Author(everyone[0], registry.identity_kind(everyone[0]) or "unknown")
     return Author(str(head.author.email or "unknown"), "human")
+
+
+def _scope_finding(rule: str, message: str, resource: str | None = None) -> Finding:
+    return Finding(
+        engine="glassbox",
+        rule_id=rule,
+        severity=RiskTier.HIGH,
+        status=FindingStatus.DENY,
+        message=message,
+        resource=resource,
+    )
+
+
+def agent_scope_findings(
+    request: CheckRequest,
+    registry: Registry,
+    author: Author,
+    evidence: EvidenceView,
+    base: git.Commit,
+    head: git.Commit,
+    paths: list[str],
+) -> list[Finding]:
+    """The rules ``propose`` applies, applied to a PR an agent wrote or pushed to by any route (I13): one agent
+    per PR, its status, tool and autonomy, draft state, requester, every changed path, project and stack, and
+    its open-PR budget. Empty for a PR no agent touched."""
+    if author.kind != "agent":
+        return []
+    out: list[Finding] = []
+    everyone = writers(request, evidence, head)
+    agents = [w for w in everyone if registry.identity_kind(w) == "agent"]
+    if len(agents) > 1:
+        out.append(_scope_finding("GB-SCOPE-WRITERS", f"more than one agent wrote this PR: {', '.join(agents)}"))
+    agent, reasons = scope.agent_reasons(registry, author.id)
+    out += [_scope_finding("GB-SCOPE-AGENT", r, "registry") for r in reasons]
+    if agent is None:
+        return out
+    if request.draft is not None:
+        people = any(registry.identity_kind(a) == "human" for a in request.readied_by)
+        out += [
+            _scope_finding("GB-SCOPE-AUTONOMY", r)
+            for r in scope.draft_reasons(agent, draft=request.draft, readied_by_person=people)
+        ]
+    if evidence.record is not None:
+        requester = evidence.record.request.requested_by.id
+        if not registry.requester_allowed(agent, requester):
+            out.append(
+                _scope_finding(
+                    "GB-SCOPE-REQUESTER", f"requester {requester!r} may not ask agent {agent.id!r} for changes"
+                )
+            )
+    own = evidence.path if evidence.record is not None else None
+    written = [p for p in paths if p != own]  # the one decision record propose adds is the PR's, not the agent's
+    for path in written:
+        for reason in scope.path_reasons(agent, base, path, delete=not _exists(head, path)):
+            out.append(_scope_finding("GB-SCOPE-PATH", reason, path))
+    declared = {(e.project, e.stack) for e in evidence.record.request.expected_changes} if evidence.record else set()
+    for reason in scope.project_stack_reasons(agent, base, written, declared):
+        out.append(_scope_finding("GB-SCOPE-PROJECT", reason))
+    opened = request.open_pull_requests.get(agent.id)
+    if opened is not None and opened > agent.budgets.open_prs:
+        out.append(
+            _scope_finding(
+                "GB-SCOPE-BUDGET",
+                f"open-PR budget exceeded: {opened} open PRs of {agent.id!r}, {agent.budgets.open_prs} allowed",
+            )
+        )
+    return out
 
 
 def evidence_input(view: EvidenceView) -> dict[str, Any]:
@@ -468,6 +552,7 @@ def run_check(request: CheckRequest) -> CheckResult:
             paths = changed_paths(base, head)
             evidence = read_evidence(head, base)
             author = resolve_author(request, registry, evidence, head)
+            findings += agent_scope_findings(request, registry, author, evidence, base, head, paths)
             governance = sorted(
                 {
                     *governance_changes(paths, evidence),

@@ -34,9 +34,9 @@ from bot.commands._common import (
 )
 from bot.errors import UserError
 from bot.records import ActorKind, AuditEvent
-from bot.registry import KeyRole, load_registry
-from bot.trust.keys import load_signer, trusted_keys
-from bot.trust.ledger import Ledger
+from bot.registry import load_registry
+from bot.trust.keys import load_signer
+from bot.trust.ledger import Ledger, ledger_keys
 
 group = typer.Typer(
     help="The audit trail: decision chains, history verification, SIEM exports, governance metrics, retention.",
@@ -110,7 +110,7 @@ def export(
     config = load_siem_config(siem_config)
     if sink is not None:
         dispatcher = SiemDispatcher(config, state_dir=siem_dir or default_state_dir())
-        reports = dispatcher.publish(events, sink=sink)
+        reports = dispatcher.publish(events, sink=sink, high_water=Ledger(path).high_water())
 
         def render_report(console: Console) -> None:
             for r in reports:
@@ -127,7 +127,8 @@ def export(
         if not all(r.ok for r in reports):
             raise typer.Exit(1)
         return
-    lines = [render(o, fmt.value) for o in OcsfMapper(config.detections).map_all(events)]
+    mapped = OcsfMapper(config.detections).map_all(events, high_water=Ledger(path).high_water())
+    lines = [render(o, fmt.value) for o in mapped]
     if out is None:
         for line in lines:
             typer.echo(line)
@@ -204,7 +205,7 @@ def archive(
     trusted = None
     if registry is not None:
         reg = load_registry(registry)
-        trusted = trusted_keys((k.keyid, k.public_key) for k in reg.keys_for(role=KeyRole.LEDGER_SIGNER))
+        trusted = ledger_keys(reg)
     result = archive_ledger(
         Ledger(path),
         signer,

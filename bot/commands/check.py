@@ -10,7 +10,7 @@ import git
 import typer
 from rich.console import Console
 
-from bot.check.ci import attest_and_record
+from bot.check.ci import attest_and_record, pr_check_request
 from bot.check.ci import publish as publish_verdict
 from bot.check.evaluate import CheckRequest, deny_reasons, run_check
 from bot.commands._common import (
@@ -52,9 +52,13 @@ def check(
         str,
         typer.Option("--repo-name", help="ORG/NAME: recorded in the verdict, and the forge repository for --publish."),
     ] = "local/repo",
-    pr: Annotated[int | None, typer.Option("--pr", help="PR number recorded in the verdict.")] = None,
-    author: Annotated[
-        str | None, typer.Option("--author", help="PR author identity (agent or person); else from the evidence.")
+    pr: Annotated[
+        int | None,
+        typer.Option(
+            "--pr",
+            help="The PR being judged: who wrote it (author, every pusher), its draft state and its base are read "
+            "from the forge (needs --forge-url/--token or GLASSBOX_FORGE_URL/GLASSBOX_TOKEN), never from a flag.",
+        ),
     ] = None,
     keys: KeysOption = None,
     ledger: LedgerOption = None,
@@ -83,11 +87,21 @@ def check(
         if ci is None:
             raise UserError("the base registry declares no CI identity (teams.yaml service_identities, kind ci)")
     ledger_file = ledger_path(ledger, required=False)
-    result = run_check(
-        CheckRequest(
-            repo_path=repo, base=base, head=head, repo=repo_name, pr=pr, author=author, sandbox=Sandbox(sandbox.value)
-        )
-    )
+    forge = GitHubForge(resolve_settings(forge_url, repo_name, token)) if pr is not None or publish else None
+    if pr is not None:
+        assert forge is not None
+        pull = forge.get_pull_request(pr)
+        try:
+            head_sha = git.Repo(repo).commit(head).hexsha
+        except (git.exc.GitError, ValueError, git.BadName) as exc:
+            raise UserError(f"--repo {repo} / --head {head}: {exc}") from None
+        if pull.head_sha != head_sha:
+            raise UserError(f"--head {head} is not PR #{pr}'s head {pull.head_sha[:12]} on the forge")
+        request = pr_check_request(forge, pull, repo, sandbox=Sandbox(sandbox.value))
+        request.base = base  # the clone's base commit, as given (the forge's base_sha may have moved on)
+    else:
+        request = CheckRequest(repo_path=repo, base=base, head=head, repo=repo_name, sandbox=Sandbox(sandbox.value))
+    result = run_check(request)
     # The key is read only now, after every sandbox of this check has exited.
     signer = load_signer(keys_dir(keys), ci) if ci is not None else None
     attest_and_record(result, signer=signer, ledger=Ledger(ledger_file) if ledger_file else None)
@@ -96,7 +110,8 @@ def check(
     if store is not None and result.attestation is not None:
         written.append(store_attestation(store, verdict.change.head_commit, result.attestation))
     if publish:
-        publish_verdict(GitHubForge(resolve_settings(forge_url, repo_name, token)), result, pr)
+        assert forge is not None
+        publish_verdict(forge, result, pr)
 
     def render(console: Console) -> None:
         console.print(result.summary)

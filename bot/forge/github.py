@@ -36,11 +36,13 @@ from bot.forge.model import (
     CommitStatus,
     FileStatus,
     GitIdentity,
+    IssueEvent,
     MergeMethod,
     MergeResult,
     PullCommit,
     PullRequest,
     PullState,
+    RefActivity,
     Review,
     ReviewState,
     StatusState,
@@ -339,6 +341,9 @@ class GitHubForge:
     def get_pull_request(self, number: int) -> PullRequest:
         return self._pull(self._get(f"read PR #{number}", f"/pulls/{number}"))
 
+    def list_open_pull_requests(self) -> list[PullRequest]:
+        return [self._pull(p) for p in self._get_all("list open PRs", f"{self._url}/pulls", {"state": "open"})]
+
     def _me(self) -> str:
         if self._login is None:
 
@@ -502,6 +507,37 @@ class GitHubForge:
                 )
         return [self._pull_commit(item) for item in items]
 
+    def list_issue_events(self, number: int) -> list[IssueEvent]:
+        items = self._get_all(f"list events of PR #{number}", f"{self._url}/issues/{number}/events")
+        events = [
+            IssueEvent(
+                id=int(item["id"]),
+                event=str(item.get("event") or ""),
+                actor=(item.get("actor") or {}).get("login"),
+                commit_id=item.get("commit_id"),
+                created_at=_parse_time(item.get("created_at")),
+            )
+            for item in items
+        ]
+        return sorted(events, key=lambda e: e.id)
+
+    def list_ref_activity(self, branch: str) -> list[RefActivity]:
+        what = f"list pushes to {branch}"
+        items = self._get_all(what, f"{self._url}/activity", {"ref": f"refs/heads/{branch}", "direction": "asc"})
+        moves = [
+            RefActivity(
+                id=int(item["id"]),
+                ref=str(item.get("ref") or f"refs/heads/{branch}"),
+                before=str(item.get("before") or ""),
+                after=str(item.get("after") or ""),
+                actor=(item.get("actor") or {}).get("login"),
+                activity_type=str(item.get("activity_type") or "push"),
+                timestamp=_parse_time(item.get("timestamp")),
+            )
+            for item in items
+        ]
+        return sorted(moves, key=lambda m: m.id)
+
     def set_status(
         self,
         sha: str,
@@ -629,6 +665,10 @@ class GitHubForge:
             kwargs["require_code_owner_reviews"] = bool(reviews.get("require_code_owner_reviews"))
             kwargs["required_approving_review_count"] = int(reviews.get("required_approving_review_count", 0))
             kwargs["require_last_push_approval"] = bool(reviews.get("require_last_push_approval"))
+            bypass = reviews.get("bypass_pull_request_allowances") or {}
+            kwargs["users_bypass_pull_request_allowances"] = [str(u) for u in bypass.get("users") or []]
+            kwargs["teams_bypass_pull_request_allowances"] = [str(t) for t in bypass.get("teams") or []]
+            kwargs["apps_bypass_pull_request_allowances"] = [str(a) for a in bypass.get("apps") or []]
         restrictions = body.get("restrictions")
         if restrictions is not None:
             kwargs["user_push_restrictions"] = [str(u) for u in restrictions.get("users") or []]

@@ -98,6 +98,34 @@ class Review(Record):
     body: str = ""
 
 
+class IssueEvent(Record):
+    """One lifecycle event of a pull request (``GET /issues/{n}/events``): who closed, reopened, rebased it."""
+
+    id: int
+    event: str = Field(description="closed, reopened, base_ref_changed, ready_for_review, convert_to_draft, ...")
+    actor: str | None = None
+    commit_id: str | None = None
+    created_at: UtcDateTime | None = None
+
+
+LIFECYCLE_EVENTS = frozenset(
+    {"closed", "reopened", "base_ref_changed", "convert_to_draft", "ready_for_review", "review_dismissed"}
+)
+"""Events after which approvals given before them no longer count (a new head is the other reset)."""
+
+
+class RefActivity(Record):
+    """One move of a branch (``GET /repos/{o}/{r}/activity``): who pushed, from what to what."""
+
+    id: int
+    ref: str
+    before: str
+    after: str
+    actor: str | None = None
+    activity_type: str = "push"
+    timestamp: UtcDateTime | None = None
+
+
 MAX_PULL_COMMITS = 250
 """GitHub lists at most this many commits of a pull request (``GET /pulls/{number}/commits``)."""
 

@@ -20,10 +20,12 @@ from bot.forge.model import (
     CommitSigner,
     CommitStatus,
     GitIdentity,
+    IssueEvent,
     MergeMethod,
     MergeResult,
     PullCommit,
     PullRequest,
+    RefActivity,
     Review,
     StatusState,
 )
@@ -63,6 +65,10 @@ class Forge(Protocol):
 
     def get_pull_request(self, number: int) -> PullRequest: ...
 
+    def list_open_pull_requests(self) -> list[PullRequest]:
+        """Every open PR of the repository (budgets count them per author)."""
+        ...
+
     def find_open_pull_request(self, branch: str) -> PullRequest | None:
         """The open PR whose head is ``branch`` in this repository, if any."""
         ...
@@ -77,6 +83,16 @@ class Forge(Protocol):
         Raises :class:`~bot.errors.ForgeError` when the forge cannot list them all (GitHub stops at
         :data:`~bot.forge.model.MAX_PULL_COMMITS`): a partial list would hide contributors.
         """
+        ...
+
+    def list_issue_events(self, number: int) -> list[IssueEvent]:
+        """The lifecycle events of PR ``number`` (closed, reopened, base changed, draft toggled, review
+        dismissed), oldest first, each with the account that caused it."""
+        ...
+
+    def list_ref_activity(self, branch: str) -> list[RefActivity]:
+        """Every recorded move of ``branch``, oldest first, with the account that pushed it: who wrote a PR is
+        known by push, never by the email a commit claims."""
         ...
 
     def set_status(

@@ -29,10 +29,11 @@ from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
-from bot.errors import UserError
+from bot.errors import IntegrityError, UserError
 from bot.records import (
     GENESIS,
     Actor,
+    ActorKind,
     AuditEvent,
     EventSignature,
     Outcome,
@@ -41,9 +42,11 @@ from bot.records import (
     digest,
     digest_bytes,
 )
-from bot.trust.keys import Signer, sign_bytes, verify_bytes
+from bot.registry import KeyRole, Registry
+from bot.trust.keys import Signer, sign_bytes, sign_json, trusted_keys, verify_bytes, verify_json_envelope
 
 EVENT_PAYLOAD_TYPE = "application/vnd.glassbox.audit-event.v1+json"
+HIGH_WATER_PAYLOAD_TYPE = "application/vnd.glassbox.ledger-high-water.v1+json"
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,9 @@ def exclusive_lock(lock_path: Path, mode: int) -> Iterator[None]:
 class LedgerProblem:
     line: int
     seq: int | None
-    kind: str  # malformed | edited | chain | sequence | signature | unknown-key | torn | truncated
+    # malformed | noncanonical | edited | chain | sequence | signature | unknown-key | actor | action | torn
+    # | truncated | high-water | high-water-key
+    kind: str
     message: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -100,6 +105,68 @@ class LedgerReport:
         }
 
 
+# --------------------------------------------------------------------------------------------------
+# who may write what: a signature proves a key signed, the binding proves the key's owner may say so
+
+ACTIONS_BY_KIND: Mapping[ActorKind, frozenset[str]] = {
+    ActorKind.AGENT: frozenset({"propose"}),
+    ActorKind.CI: frozenset({"check"}),
+    ActorKind.BOT: frozenset({"approvals", "merge", "audit.archive"}),
+    ActorKind.DEPLOYER: frozenset(
+        {"deploy", "credential.mint", "credential.refuse", "breakglass.use", "breakglass.refuse"}
+    ),
+    ActorKind.HUMAN: frozenset({"breakglass.open", "breakglass.refuse", "audit.archive"}),
+}
+"""The actions each kind of identity may record. Every writer may record ``ledger.recover`` (moving a torn
+tail aside happens on whichever append comes next)."""
+
+ANY_KIND_ACTIONS = frozenset({"ledger.recover"})
+
+
+class LedgerKeys(dict[str, bytes]):
+    """keyid → raw public key of the trusted ledger signers, and keyid → (identity, kind) they are registered to.
+
+    Built from the registry (``ledger_keys``), never from the ledger: a key trusted for one identity proves
+    nothing about an event that names another.
+    """
+
+    def __init__(self, keys: Mapping[str, bytes], bindings: Mapping[str, tuple[str, ActorKind]]) -> None:
+        super().__init__(keys)
+        missing = sorted(set(keys) - set(bindings))
+        if missing:
+            raise ValueError(f"ledger keys without a registered identity: {missing}")
+        self.bindings = {k: (identity, ActorKind(kind)) for k, (identity, kind) in bindings.items() if k in keys}
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable for the verifying worker processes
+        return (LedgerKeys, (dict(self), self.bindings))
+
+    def identity(self, keyid: str) -> str | None:
+        bound = self.bindings.get(keyid)
+        return bound[0] if bound else None
+
+    def binding_problem(self, event: AuditEvent) -> tuple[str, str] | None:
+        """(``actor`` | ``action``, why) when ``event`` is not what its signing key's owner may record; or None."""
+        identity, kind = self.bindings[event.signature.keyid]
+        if event.actor.id != identity:
+            return "actor", f"signed by {identity}'s key but names actor {event.actor.id}"
+        if event.actor.kind is not kind:
+            return "actor", f"names {identity} as a {event.actor.kind.value}; the registry knows it as a {kind.value}"
+        if event.action not in ACTIONS_BY_KIND[kind] | ANY_KIND_ACTIONS:
+            return "action", f"a {kind.value} may not record {event.action!r} (only {sorted(ACTIONS_BY_KIND[kind])})"
+        return None
+
+
+def ledger_keys(registry: Registry) -> LedgerKeys:
+    """The registry's ledger-signer keys, each bound to its identity and that identity's kind."""
+    keys = registry.keys_for(role=KeyRole.LEDGER_SIGNER)
+    bindings: dict[str, tuple[str, ActorKind]] = {}
+    for k in keys:
+        kind = registry.identity_kind(k.identity)
+        if kind is not None:  # the registry's own validation names a key of an unknown identity
+            bindings[k.keyid] = (k.identity, ActorKind(kind))
+    return LedgerKeys(trusted_keys((k.keyid, k.public_key) for k in keys if k.keyid in bindings), bindings)
+
+
 def event_signature(signer: Signer, body: Mapping[str, Any]) -> EventSignature:
     return EventSignature(keyid=signer.keyid, sig=sign_bytes(signer, EVENT_PAYLOAD_TYPE, canonical_json(body)))
 
@@ -119,8 +186,17 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 class Ledger:
-    def __init__(self, path: Path) -> None:
+    """The ledger file at ``path``, its index, and its signed high-water mark.
+
+    The high-water mark is a DSSE envelope over (ledger name, last seq, last digest), signed by whoever
+    appended last and rewritten on every append. A copy kept apart from the ledger (``high_water``, the
+    SIEM export, the GitHub trail) is what exposes a tail cut together with the index that would otherwise
+    have noticed it.
+    """
+
+    def __init__(self, path: Path, *, high_water: Path | None = None) -> None:
         self.path = path
+        self.high_water_path = high_water or path.with_name(path.name + ".high-water.json")
         self.index_path = path.with_name(path.name + ".index.sqlite")
         self.lock_path = path.with_name(path.name + ".lock")
         self.torn_path = path.with_name(path.name + ".torn")
@@ -236,7 +312,29 @@ class Ledger:
         finally:
             os.close(fd)
         self._index_event(event, offset, len(line))
+        self._write_high_water(signer, event)
         return event
+
+    def _write_high_water(self, signer: Signer, event: AuditEvent) -> None:
+        mark = {"ledger": self.path.name, "seq": event.seq, "digest": event.digest, "time": event.time.isoformat()}
+        data = (json.dumps(sign_json(mark, HIGH_WATER_PAYLOAD_TYPE, signer), sort_keys=True) + "\n").encode()
+        self.high_water_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.high_water_path.with_name(self.high_water_path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.high_water_path)
+
+    def high_water(self) -> dict[str, Any] | None:
+        """The signed high-water envelope beside this ledger, or None when there is none (or it is unreadable)."""
+        try:
+            data = json.loads(self.high_water_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def _quarantine_torn_tail(self) -> int:
         """Move an unterminated last line aside; return its size (0 when the file ends cleanly)."""
@@ -443,16 +541,22 @@ class Ledger:
 
     def verify(
         self,
-        trusted: Mapping[str, bytes],
+        trusted: LedgerKeys,
         *,
         start_seq: int = 1,
         start_prev: str = GENESIS,
         workers: int | None = None,
+        high_water: Mapping[str, Any] | None = None,
     ) -> LedgerReport:
-        """Check every line: parses, sequence, chain, digest, signature by a trusted key; then the tail.
+        """Check every line: parses, canonical form, sequence, chain, digest, a signature by a trusted key whose
+        registered identity is the event's actor and whose kind may take its action; then the tail.
 
         ``start_seq`` and ``start_prev`` anchor the first line when an archived prefix was cut off (see
         ``bot.audit.retention``): the live file then starts after the archive's last event.
+
+        The high-water mark beside the ledger, and ``high_water`` (a signed mark kept elsewhere: a SIEM export,
+        the GitHub trail), must be signed by a trusted ledger signer and name an event the file still holds,
+        with the same digest.
 
         ``workers`` spreads the per-line work (parse, digest, signature) over that many processes; the
         sequence and chain links between the ranges are then checked here, in line order, so the report is
@@ -466,7 +570,9 @@ class Ledger:
         report = LedgerReport(path=str(self.path), head=start_prev)
         if not self.path.exists():
             return report
-        keys = {str(keyid): bytes(raw) for keyid, raw in trusted.items()}
+        if not isinstance(trusted, LedgerKeys):
+            raise TypeError("Ledger.verify needs LedgerKeys (keys bound to identities), not bare keys")
+        keys = trusted
         anchor = (start_seq, start_prev)
         count = _verify_workers(workers, self.path.stat().st_size)
         results: list[_RangeResult] | None = None
@@ -476,11 +582,43 @@ class Ledger:
             results = [_verify_range(str(self.path), 0, None, keys, anchor, None)]
         else:
             self.last_verify_workers = count
-        return self._merge(report, results, anchor)
+        report = self._merge(report, results, anchor)
+        marks = [("the high-water mark beside the ledger", self.high_water())]
+        if high_water is not None:
+            marks.append(("the given high-water mark", dict(high_water)))
+        for where, mark in marks:
+            if mark is not None:
+                report.problems += self._high_water_problems(where, mark, keys, report)
+        return report
 
-    def _verify_parallel(
-        self, keys: dict[str, bytes], anchor: tuple[int, str], count: int
-    ) -> list[_RangeResult] | None:
+    def _high_water_problems(
+        self, where: str, envelope: Mapping[str, Any], keys: LedgerKeys, report: LedgerReport
+    ) -> list[LedgerProblem]:
+        def problem(message: str, kind: str = "high-water") -> list[LedgerProblem]:
+            return [LedgerProblem(report.events, None, kind, f"{where} {message}")]
+
+        try:
+            mark, _ = verify_json_envelope(envelope, keys, payload_type=HIGH_WATER_PAYLOAD_TYPE)
+            seq, mark_digest = int(mark["seq"]), str(mark["digest"])
+        except (IntegrityError, ValueError, KeyError, TypeError) as exc:
+            return problem(f"does not verify: {getattr(exc, 'message', exc)}", "high-water-key")
+        if mark.get("ledger") != self.path.name:
+            return problem(f"is for ledger {mark.get('ledger')!r}, not {self.path.name!r}")
+        try:
+            last = self._tail()[0]
+        except UserError:
+            return []  # a torn or malformed last line is reported by the line checks
+        if seq > last:
+            return problem(f"names seq {seq} but the file ends at seq {last}: events were removed from the end")
+        if seq == last:
+            held: str | None = report.head
+        else:
+            held = next((e.digest for e in self.events() if e.seq == seq), None)
+        if held != mark_digest:
+            return problem(f"names seq {seq} with digest {mark_digest}, which the file no longer holds (rewritten)")
+        return []
+
+    def _verify_parallel(self, keys: LedgerKeys, anchor: tuple[int, str], count: int) -> list[_RangeResult] | None:
         """Verify byte ranges of the file in ``count`` worker processes; None when that cannot be done."""
         if multiprocessing.current_process().daemon:
             return None  # a daemonic process may not have children
@@ -606,7 +744,7 @@ def _verify_range(
     path: str,
     begin: int,
     end: int | None,
-    trusted: dict[str, bytes],
+    trusted: LedgerKeys,
     anchor: tuple[int, str] | None,
     identity: tuple[int, int] | None,
 ) -> _RangeResult:
@@ -624,9 +762,7 @@ def _verify_range(
         return _check_lines(fh, None if end is None else end - begin, trusted, anchor)
 
 
-def _check_lines(
-    fh: BinaryIO, limit: int | None, trusted: dict[str, bytes], anchor: tuple[int, str] | None
-) -> _RangeResult:
+def _check_lines(fh: BinaryIO, limit: int | None, trusted: LedgerKeys, anchor: tuple[int, str] | None) -> _RangeResult:
     result = _RangeResult()
     problems = result.problems
     known = anchor is not None
@@ -652,7 +788,7 @@ def _check_lines(
             else:
                 result.pending = (line_no, event.seq, event.prev, skipped, len(problems))
                 known = True
-            _check_content(problems, result.signers, line_no, event, trusted)
+            _check_content(problems, result.signers, line_no, event, trusted, raw)
             result.events += 1
             expected_seq, prev = event.seq + 1, event.digest
         if limit is not None:
@@ -676,9 +812,17 @@ def _linkage(line_no: int, seq: int, event_prev: str, expected_seq: int, prev: s
 
 
 def _check_content(
-    problems: list[_Problem], signers: dict[str, int], line_no: int, event: AuditEvent, trusted: Mapping[str, bytes]
+    problems: list[_Problem],
+    signers: dict[str, int],
+    line_no: int,
+    event: AuditEvent,
+    trusted: LedgerKeys,
+    stored: bytes,
 ) -> None:
-    """What a line proves on its own: its digest, and a signature by a trusted key (counted per actor)."""
+    """What a line proves on its own: canonical form, digest, a signature by a trusted key bound to the actor."""
+    if stored.rstrip(b"\n") != canonical_json(event):
+        # a duplicate key, reordered keys, extra spaces: what a reader parses need not be what was signed
+        problems.append((line_no, event.seq, "noncanonical", "the stored line is not the event's canonical form"))
     payload = canonical_json(event.body())
     if digest_bytes(payload) != event.digest:
         problems.append((line_no, event.seq, "edited", "content does not match its digest (edited)"))
@@ -687,5 +831,7 @@ def _check_content(
         problems.append((line_no, event.seq, "unknown-key", f"signed by an untrusted key {event.signature.keyid}"))
     elif not verify_bytes(raw, EVENT_PAYLOAD_TYPE, payload, event.signature.sig):
         problems.append((line_no, event.seq, "signature", "signature does not verify"))
+    elif (unbound := trusted.binding_problem(event)) is not None:
+        problems.append((line_no, event.seq, *unbound))
     else:
         signers[event.actor.id] = signers.get(event.actor.id, 0) + 1

@@ -26,8 +26,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # find PR (propose), find PR (adapter), base branch, tree, commit, ref, PR, labels
 PROPOSE_CALLS = 8
-# read PR, reviews, files, commits, CODEOWNERS at base, evidence at head, approvals status, statuses, merge
-MERGE_CALLS = 9
+# read PR, reviews, files, commits, lifecycle events, pushes, CODEOWNERS at base, evidence at head, approvals status,
+# statuses, merge
+MERGE_CALLS = 11
 FAULTS: dict[str, dict[str, Any]] = {
     "502": {"kind": "502"},
     "429": {"kind": "429", "retry_after": 2},

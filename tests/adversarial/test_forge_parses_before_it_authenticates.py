@@ -24,6 +24,7 @@ SAMPLES = {
     "ref": "heads/main",
     "sha": "0" * 40,
     "number": "1",
+    "review": "1",
     "name": "glassbox:agent",
     "path": "README.md",
     "spec": "main...main",

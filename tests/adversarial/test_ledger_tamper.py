@@ -10,7 +10,8 @@ import pytest
 
 from bot.records import Actor, ActorKind, AuditEvent, Outcome, canonical_json, digest
 from bot.trust.keys import Signer, generate_key
-from bot.trust.ledger import Ledger, event_signature
+from bot.trust.ledger import Ledger, LedgerKeys, event_signature
+from tests.factories import bound_keys
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +43,8 @@ def ledger(tmp_path: Path, keys: dict[str, Signer]) -> Ledger:
     return led
 
 
-def _trusted(keys: dict[str, Signer]) -> dict[str, bytes]:
-    return {keys[n].keyid: keys[n].public_raw for n in ("glassbox-ci", "glassbox-bot")}
+def _trusted(keys: dict[str, Signer]) -> LedgerKeys:
+    return bound_keys((keys["glassbox-ci"], ActorKind.CI), (keys["glassbox-bot"], ActorKind.BOT))
 
 
 def _lines(ledger: Ledger) -> list[bytes]:
@@ -118,15 +119,15 @@ def test_attacker_replays_an_allow_event(ledger: Ledger, keys: dict[str, Signer]
 def test_attacker_truncates_the_tail(ledger: Ledger, keys: dict[str, Signer]) -> None:
     lines = _lines(ledger)
     ledger.path.write_bytes(b"".join(lines[:3]))
-    [(_, kind, message)] = _problems(ledger, keys)
+    [(_, kind, message), (_, mark, noticed)] = _problems(ledger, keys)
     assert kind == "truncated" and "the index saw 5 events but the file ends at seq 3" in message
+    assert mark == "high-water" and "names seq 5 but the file ends at seq 3" in noticed
 
 
 def test_attacker_truncates_the_tail_and_the_index_is_rebuilt(ledger: Ledger, keys: dict[str, Signer]) -> None:
     ledger.path.write_bytes(b"".join(_lines(ledger)[:2]))
-    ledger.reindex()  # the high-water mark survives a rebuild
-    [(_, kind, _)] = _problems(ledger, keys)
-    assert kind == "truncated"
+    ledger.reindex()  # the index's count survives a rebuild, and the signed mark is a file of its own
+    assert [kind for _, kind, _ in _problems(ledger, keys)] == ["truncated", "high-water"]
 
 
 def test_attacker_cuts_a_line_in_half(ledger: Ledger, keys: dict[str, Signer]) -> None:
@@ -144,4 +145,4 @@ def test_attacker_forges_a_whole_ledger_with_his_own_key(
         fake.append(keys["mallory"], actor=event.actor, action=event.action, outcome=Outcome.ALLOW, reason=event.reason)
     shutil.copy(fake.path, ledger.path)
     problems = _problems(ledger, keys)
-    assert [kind for _, kind, _ in problems] == ["unknown-key"] * 5
+    assert [kind for _, kind, _ in problems] == ["unknown-key"] * 5 + ["high-water"]  # the old mark: rewritten

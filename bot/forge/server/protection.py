@@ -37,8 +37,10 @@ def check_ref_write(store: Store, user: User, repo: Any, ref: str) -> None:
         raise ApiError(422, f"Protected branch update failed for {ref}.")
 
 
-def merge_problems(store: Store, repo: Any, pull: Any, head_sha: str) -> list[str]:
-    """Why the base branch's protection refuses merging ``pull`` at ``head_sha``; empty when it allows it."""
+def merge_problems(store: Store, repo: Any, pull: Any, head_sha: str, merger: User | None = None) -> list[str]:
+    """Why the base branch's protection refuses merging ``pull`` at ``head_sha`` as ``merger``; empty when it
+    allows it. A user listed in ``bypass_pull_request_allowances`` skips the review rules (count, last-push
+    approval), as on GitHub; required status checks hold for everyone."""
     config = store.protection(repo["id"], pull["base_ref"])
     if config is None:
         return []
@@ -53,6 +55,8 @@ def merge_problems(store: Store, repo: Any, pull: Any, head_sha: str) -> list[st
         elif state != "success":
             problems.append(f'Required status check "{context}" is {state}.')
     reviews = config.get("required_pull_request_reviews")
+    if reviews is not None and merger is not None and merger.login in (reviews.get("bypass_users") or []):
+        reviews = None
     if reviews is not None:
         required = int(reviews.get("required_approving_review_count", 1))
         latest_by_user: dict[int, Any] = {}

@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS ref_updates (
   id INTEGER PRIMARY KEY, repo_id INTEGER NOT NULL, ref TEXT NOT NULL, sha TEXT NOT NULL,
   user_id INTEGER NOT NULL, created_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS ref_updates_ref ON ref_updates(repo_id, ref, sha);
+CREATE TABLE IF NOT EXISTS issue_events (
+  id INTEGER PRIMARY KEY, pull_id INTEGER NOT NULL, event TEXT NOT NULL, user_id INTEGER NOT NULL,
+  commit_id TEXT, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS issue_events_pull ON issue_events(pull_id);
 """
 
 
@@ -218,6 +222,29 @@ class Store:
             ref,
             sha,
             user_id,
+            now_iso(),
+        )
+
+    def ref_activity(self, repo_id: int, ref: str) -> list[dict[str, Any]]:
+        """Every recorded move of ``ref``, oldest first: (id, before, after, user_id, created_at)."""
+        rows = self.q("SELECT * FROM ref_updates WHERE repo_id = ? AND ref = ? ORDER BY id", repo_id, ref)
+        out: list[dict[str, Any]] = []
+        before = "0" * 40
+        for r in rows:
+            out.append(
+                {"id": r["id"], "before": before, "after": r["sha"], "user_id": r["user_id"], "at": r["created_at"]}
+            )
+            before = r["sha"]
+        return out
+
+    def record_issue_event(self, pull_id: int, event: str, user_id: int, commit_id: str | None = None) -> None:
+        """A lifecycle event of a pull request (closed, reopened, base_ref_changed, review_dismissed, ...)."""
+        self.insert(
+            "INSERT INTO issue_events(pull_id, event, user_id, commit_id, created_at) VALUES (?,?,?,?,?)",
+            pull_id,
+            event,
+            user_id,
+            commit_id,
             now_iso(),
         )
 

@@ -100,5 +100,9 @@ def gate(
     )
 
 
+EV_TIME = [evidence(requester="erin")]
+"""Evidence whose requester (erin) is no platform owner: carol and dan may both approve a network change."""
+
+
 def reasons(state: ApprovalState) -> dict[int, str]:
     return {d.review_id: d.reason.value for d in state.discarded_with_reason}

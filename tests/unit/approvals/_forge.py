@@ -12,10 +12,12 @@ from bot.forge.model import (
     CommitSigner,
     CommitStatus,
     GitIdentity,
+    IssueEvent,
     MergeMethod,
     MergeResult,
     PullCommit,
     PullRequest,
+    RefActivity,
     Review,
     StatusState,
 )
@@ -34,6 +36,8 @@ class MemoryForge:
     me: str = "glassbox-bot"
     fail_on: set[str] = field(default_factory=set)
     merged: list[tuple[int, str, MergeMethod]] = field(default_factory=list)
+    events: list[IssueEvent] = field(default_factory=list)
+    pushes: list[RefActivity] = field(default_factory=list)
 
     @property
     def repo(self) -> str:
@@ -78,6 +82,17 @@ class MemoryForge:
     def list_pull_commits(self, number: int) -> list[PullCommit]:
         self._maybe_fail("list_pull_commits")
         return list(self.commits)
+
+    def list_issue_events(self, number: int) -> list[IssueEvent]:
+        self._maybe_fail("list_issue_events")
+        return list(self.events)
+
+    def list_ref_activity(self, branch: str) -> list[RefActivity]:
+        self._maybe_fail("list_ref_activity")
+        return list(self.pushes)
+
+    def list_open_pull_requests(self) -> list[PullRequest]:
+        return [self.pr] if self.pr.state.value == "open" else []
 
     def set_status(
         self, sha: str, *, context: str, state: StatusState, description: str = "", target_url: str | None = None

@@ -29,6 +29,7 @@ def test_desired_settings() -> None:
     assert want.require_code_owner_reviews and want.dismiss_stale_reviews and want.require_last_push_approval
     assert want.restrict_pushes and want.push_users == ["glassbox-bot"] and want.required_signatures
     assert want.required_approving_review_count == 0  # the count is the glassbox/approvals status's job
+    assert want.review_bypass_users == ["glassbox-bot"]  # its merges answer to glassbox/approvals instead
 
 
 def test_diff_against_live_lists_each_differing_setting() -> None:
@@ -44,13 +45,14 @@ def test_diff_against_live_lists_each_differing_setting() -> None:
         "required_approving_review_count": (1, 0),
         "restrict_pushes": (False, True),
         "push_users": ([], ["glassbox-bot"]),
+        "review_bypass_users": ([], ["glassbox-bot"]),
         "required_signatures": (False, True),
     }
 
 
 def test_unprotected_branch_diff_lists_everything() -> None:
     found = protection.diff(protection.from_github("main", None), protection.desired(registry()))
-    assert not found.protected and not found.in_sync and len(found.changes) == 13
+    assert not found.protected and not found.in_sync and len(found.changes) == 14
 
 
 def test_in_sync_when_live_equals_desired_whatever_the_list_order() -> None:
@@ -68,11 +70,20 @@ def test_request_body_round_trips_through_from_github() -> None:
         **body,
         "enforce_admins": {"enabled": body["enforce_admins"]},
         "restrictions": {"users": [{"login": "glassbox-bot"}], "teams": []},
+        "required_pull_request_reviews": _answered_reviews(body),
         "required_signatures": {"enabled": True},
         "allow_force_pushes": {"enabled": False},
         "allow_deletions": {"enabled": False},
     }
     assert protection.diff(protection.from_github("main", answer), want).in_sync
+
+
+def _answered_reviews(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The reviews part of a PUT body as GitHub answers it: bypass actors as user objects."""
+    reviews = dict(body["required_pull_request_reviews"])
+    users = reviews["bypass_pull_request_allowances"]["users"]
+    reviews["bypass_pull_request_allowances"] = {"users": [{"login": u} for u in users], "teams": [], "apps": []}
+    return reviews
 
 
 class FakePort:
@@ -98,6 +109,7 @@ def test_apply_writes_only_when_settings_differ() -> None:
             **protection.request_body(want),
             "enforce_admins": {"enabled": True},
             "restrictions": {"users": [{"login": "glassbox-bot"}], "teams": []},
+            "required_pull_request_reviews": _answered_reviews(protection.request_body(want)),
             "required_signatures": {"enabled": True},
         }
     )

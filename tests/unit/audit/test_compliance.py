@@ -29,10 +29,10 @@ from bot.commands import audit as audit_cmd
 from bot.commands import audit_report
 from bot.errors import IntegrityError, UserError, ValidationFailed
 from bot.records import Actor, ActorKind, AuditEvent, Outcome, Subject, Verdict, canonical_json
-from bot.registry import KeyRole, load_registry
+from bot.registry import load_registry
 from bot.trust.attestations import sign_verdict, store_attestation
-from bot.trust.keys import Signer, generate_key, trusted_keys, verify_bytes
-from bot.trust.ledger import EVENT_PAYLOAD_TYPE, Ledger
+from bot.trust.keys import Signer, generate_key, verify_bytes
+from bot.trust.ledger import EVENT_PAYLOAD_TYPE, Ledger, LedgerKeys, ledger_keys
 from tests.factories import REPO_ROOT, registry_with_keys, verdict_data
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -89,9 +89,8 @@ class World:
         args.update(overrides)
         return build_pack(PackRequest(**args), self.auditor)
 
-    def trusted(self) -> dict[str, bytes]:
-        reg = load_registry(self.registry)
-        return trusted_keys((k.keyid, k.public_key) for k in reg.keys_for(role=KeyRole.LEDGER_SIGNER))
+    def trusted(self) -> LedgerKeys:
+        return ledger_keys(load_registry(self.registry))
 
 
 class Book:

@@ -13,8 +13,9 @@ import pytest
 from bot.audit.reconstruct import EventVerifier, object_intact
 from bot.records import GENESIS, Actor, ActorKind, Outcome, Subject
 from bot.trust.conventions import trailers
-from bot.trust.keys import Signer, generate_key, trusted_keys
+from bot.trust.keys import Signer, generate_key
 from bot.trust.ledger import Ledger
+from tests.factories import bound_keys
 
 
 def test_trailers_reads_the_glassbox_trailers_only() -> None:
@@ -63,8 +64,7 @@ def _ledger(tmp_path: Path, signer: Signer, n: int = 3) -> Ledger:
 
 
 def _verifier(ledger: Ledger, *trusted: Signer) -> EventVerifier:
-    keys = trusted_keys([(s.keyid, s.public_line) for s in trusted])
-    return EventVerifier(ledger, keys, {s.keyid: s.identity for s in trusted}, (1, GENESIS))
+    return EventVerifier(ledger, bound_keys(*((s, ActorKind.BOT) for s in trusted)), (1, GENESIS))
 
 
 def test_intact_events_verify_on_their_own(tmp_path: Path, signers: tuple[Signer, Signer]) -> None:
@@ -106,4 +106,4 @@ def test_an_event_whose_actor_is_not_its_signer_is_named(tmp_path: Path, signers
         signers[1], actor=Actor(id="bot-a", kind=ActorKind.BOT), action="merge", outcome=Outcome.ALLOW
     )
     problem = _verifier(ledger, *signers).problem(event)
-    assert problem is not None and "claims actor bot-a" in problem
+    assert problem is not None and "signed by stranger's key but names actor bot-a" in problem

@@ -28,8 +28,8 @@ from bot.commands import audit as audit_cmd
 from bot.errors import IntegrityError, UserError
 from bot.records import GENESIS, Actor, ActorKind, Outcome, Subject
 from bot.trust.keys import Signer, generate_key
-from bot.trust.ledger import Ledger
-from tests.factories import REPO_ROOT
+from bot.trust.ledger import Ledger, LedgerKeys
+from tests.factories import REPO_ROOT, bound_keys
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=400)
@@ -42,12 +42,12 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Signer, Signer
     return d, generate_key(d, "glassbox-bot"), generate_key(d, "mallory")
 
 
-def trusted(*signers: Signer) -> dict[str, bytes]:
-    return {s.keyid: s.public_raw for s in signers}
+def trusted(*signers: Signer) -> LedgerKeys:
+    return bound_keys(*((s, ActorKind.BOT) for s in signers))
 
 
 def add(
-    ledger: Ledger, signer: Signer, when: datetime, *, action: str = "propose", cid: str | None = None, pr: int = 1
+    ledger: Ledger, signer: Signer, when: datetime, *, action: str = "approvals", cid: str | None = None, pr: int = 1
 ) -> None:
     ledger.append(
         signer,
@@ -65,7 +65,7 @@ def hold(**target: Any) -> LegalHold:
     return LegalHold(id="LH-1", reason="litigation", placed_by="erin", placed_at=NOW - timedelta(days=1), **target)
 
 
-POLICY = RetentionPolicy(default_days=30, classes=[RetentionClass(prefix="credential", days=7)])
+POLICY = RetentionPolicy(default_days=30, classes=[RetentionClass(prefix="merge", days=7)])
 
 
 def build(tmp_path: Path, signer: Signer, plan: list[dict[str, Any]]) -> Ledger:
@@ -127,8 +127,8 @@ def test_archive_refuses_events_within_retention_or_after_the_cut_off(
         tmp_path,
         bot,
         [
-            {"when": NOW - timedelta(days=10), "action": "credential.mint"},  # past its 7 days
-            {"when": NOW - timedelta(days=10)},  # propose: inside the default 30 days
+            {"when": NOW - timedelta(days=10), "action": "merge"},  # past its 7 days
+            {"when": NOW - timedelta(days=10)},  # approvals: inside the default 30 days
             {"when": NOW - timedelta(days=1)},
         ],
     )

@@ -12,9 +12,9 @@ import pytest
 from bot.deploy.broker import CredentialBroker, ReplayStore, deploy_trust
 from bot.deploy.events import EventSink
 from bot.records import AuditEvent
-from bot.registry import KeyRole, Registry, load_registry
-from bot.trust.keys import Signer, generate_key, trusted_keys
-from bot.trust.ledger import Ledger
+from bot.registry import Registry, load_registry
+from bot.trust.keys import Signer, generate_key
+from bot.trust.ledger import Ledger, ledger_keys
 from tests.factories import registry_with_keys
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -40,8 +40,7 @@ class DeployEnv:
         return [e for e in self.ledger.events() if action is None or e.action == action]
 
     def ledger_ok(self) -> bool:
-        keys = self.registry.keys_for(role=KeyRole.LEDGER_SIGNER)
-        report = self.ledger.verify(trusted_keys((k.keyid, k.public_key) for k in keys))
+        report = self.ledger.verify(ledger_keys(self.registry))
         return report.ok
 
 

@@ -104,3 +104,10 @@ def validate(method: str, path: str, status: int, body: Any) -> None:
     """Raise jsonschema.ValidationError if ``body`` does not match the documented response."""
     schema = {**response_schema(method, path, status), "components": document()["components"]}
     jsonschema.Draft7Validator(schema).validate(body)
+
+
+def validate_component(name: str, body: Any) -> None:
+    """Raise jsonschema.ValidationError if ``body`` does not match the component schema ``name``."""
+    components = document()["components"]
+    schema = {**components["schemas"][name], "components": components}
+    jsonschema.Draft7Validator(schema).validate(body)

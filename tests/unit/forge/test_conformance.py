@@ -57,6 +57,8 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
         )
         forge.client("glassbox-ci").set_status(pr.head_sha, context="glassbox/check", state=StatusState.SUCCESS)
         agent.comment(pr.number, "hello")
+        for state in ("closed", "open"):  # lifecycle events for GET .../issues/{n}/events
+            forge.request("carol", "PATCH", f"/repos/{REPO}/pulls/{pr.number}", {"state": state})
         commit = forge.admin("GET", f"/api/v3/repos/{REPO}/git/commits/{pr.head_sha}")
         tree = forge.admin("GET", f"/api/v3/repos/{REPO}/git/trees/{commit['tree']['sha']}?recursive=1")
         blob = next(e["sha"] for e in tree["tree"] if e["type"] == "blob")
@@ -114,6 +116,7 @@ CASES: list[tuple[str, str, str, str, int, Any]] = [
     ("carol", "POST", "/repos/{R}/issues/{pr}/labels", R + "/issues/{issue_number}/labels", 200, {"labels": ["x"]}),
     ("carol", "GET", "/repos/{R}/issues/{pr}/labels", R + "/issues/{issue_number}/labels", 200, None),
     ("carol", "GET", "/repos/{R}/issues/{pr}/comments", R + "/issues/{issue_number}/comments", 200, None),
+    ("carol", "GET", "/repos/{R}/activity?ref=refs/heads/{branch}", R + "/activity", 200, None),
     ("carol", "POST", "/repos/{R}/issues/{pr}/comments", R + "/issues/{issue_number}/comments", 201, {"body": "hi"}),
     (
         "glassbox-ci",
@@ -177,6 +180,25 @@ def test_response_matches_github_openapi(
     openapi.validate(method, api, status, data)
 
 
+def test_lifecycle_events_match_github_openapi(spec: None, state: State) -> None:
+    # GitHub's description types closed/reopened as state-change events (listed under the timeline's union)
+    events = state.forge.ok("carol", "GET", f"/repos/{REPO}/issues/{state.pr}/events")
+    assert [e["event"] for e in events][:2] == ["closed", "reopened"] and events[0]["actor"]["login"] == "carol"
+    for event in events:
+        openapi.validate_component("state-change-issue-event", event)
+
+
+def test_a_dismissed_review_matches_github_openapi(spec: None, state: State) -> None:
+    status, review = state.forge.request(
+        "dan", "POST", f"/repos/{REPO}/pulls/{state.pr}/reviews", {"event": "APPROVE", "commit_id": state.head}
+    )
+    assert status == 200, review
+    path = f"/repos/{REPO}/pulls/{state.pr}/reviews/{review['id']}/dismissals"
+    status, data = state.forge.request("carol", "PUT", path, {"message": "approved the wrong change"})
+    assert status == 200 and data["state"] == "DISMISSED", data
+    openapi.validate("PUT", R + "/pulls/{pull_number}/reviews/{review_id}/dismissals", 200, data)
+
+
 def test_every_route_the_server_serves_is_covered(state: State) -> None:
     from bot.forge.server.app import ForgeApp
 
@@ -192,6 +214,7 @@ def test_every_route_the_server_serves_is_covered(state: State) -> None:
         hit.add(name)
     # conveniences GitHub documents differently or has deprecated; not read by the bot
     extras = {"list_refs", "get_ref", "delete_ref", "get_merged", "delete_protection", "remove_label"}
+    extras |= {"dismiss_review", "list_events"}  # covered by their own tests above
     assert {h for _v, _p, h in routes} - hit - extras == set()
 
 

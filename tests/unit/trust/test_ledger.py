@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from bot.records import Actor, ActorKind, Outcome, Subject, canonical_json, digest
 from bot.trust.keys import Signer, generate_key, load_signer
-from bot.trust.ledger import Ledger
+from bot.trust.ledger import Ledger, LedgerKeys
+from tests.factories import bound_keys
 
 
 def _append(ledger: Ledger, signer: Signer, n: int, *, prefix: str = "e") -> None:
@@ -43,8 +44,8 @@ def sealed(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Signer, Signer]
     return ledger.path.read_bytes().splitlines(keepends=True)
 
 
-def _trusted(signer: Signer) -> dict[str, bytes]:
-    return {signer.keyid: signer.public_raw}
+def _trusted(signer: Signer) -> LedgerKeys:
+    return bound_keys((signer, ActorKind.AGENT))
 
 
 def test_appended_events_chain_and_verify(tmp_path: Path, keys: tuple[Signer, Signer]) -> None:

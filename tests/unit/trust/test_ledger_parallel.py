@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 import bot.trust.ledger as ledger_module
-from bot.records import canonical_json
+from bot.records import ActorKind, canonical_json
 from bot.trust.keys import Signer, generate_key
-from bot.trust.ledger import Ledger, LedgerReport
+from bot.trust.ledger import Ledger, LedgerKeys, LedgerReport
+from tests.factories import bound_keys
 from tests.unit.trust.test_ledger import _append, _resign
 
 EVENTS = 240
@@ -36,8 +37,8 @@ def sealed(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Signer, Signer,
     return ledger.path.read_bytes().splitlines(keepends=True), ledger.index_path.read_bytes()
 
 
-def _trusted(keys: tuple[Signer, Signer, Signer]) -> dict[str, bytes]:
-    return {k.keyid: k.public_raw for k in keys[:2]}
+def _trusted(keys: tuple[Signer, Signer, Signer]) -> LedgerKeys:
+    return bound_keys(*((k, ActorKind.AGENT) for k in keys[:2]))
 
 
 def _write(tmp_path: Path, data: bytes, index: bytes | None) -> Ledger:

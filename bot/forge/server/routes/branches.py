@@ -50,6 +50,14 @@ def protection_json(app: ForgeApp, repo: Any, branch: str, config: dict[str, Any
             "required_approving_review_count": int(reviews.get("required_approving_review_count", 1)),
             "require_last_push_approval": bool(reviews.get("require_last_push_approval")),
         }
+        bypass = reviews.get("bypass_users") or []
+        if bypass:
+            users = [app.store.user_by_login(login) for login in bypass]
+            data["required_pull_request_reviews"]["bypass_pull_request_allowances"] = {
+                "users": [shapes.user(u, app.urls) for u in users if u is not None],
+                "teams": [],
+                "apps": [],
+            }
     restrictions = config.get("restrictions")
     if restrictions is not None:
         data["restrictions"] = _restrictions_json(app, repo, url, restrictions)
@@ -111,11 +119,20 @@ def _protection_config(
         count = reviews.get("required_approving_review_count", 1)
         if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 6:
             raise ApiError(422, "Invalid request.\n\nrequired_approving_review_count must be 0 to 6.")
+        allowances = reviews.get("bypass_pull_request_allowances") or {}
+        if not isinstance(allowances, dict):
+            raise ApiError(422, "Invalid request.\n\nbypass_pull_request_allowances must be an object.")
+        bypass = [str(u) for u in allowances.get("users") or []]
+        missing = [u for u in bypass if app.store.user_by_login(u) is None]
+        if missing or allowances.get("teams") or allowances.get("apps"):
+            what = ", ".join(missing) or "teams and apps (this forge takes users only)"
+            raise ApiError(422, f"Validation Failed: bypass_pull_request_allowances: {what}")
         reviews = {
             "dismiss_stale_reviews": bool(reviews.get("dismiss_stale_reviews")),
             "require_code_owner_reviews": bool(reviews.get("require_code_owner_reviews")),
             "required_approving_review_count": count,
             "require_last_push_approval": bool(reviews.get("require_last_push_approval")),
+            "bypass_users": bypass,
         }
     restrictions = body["restrictions"]
     if restrictions is not None:

@@ -90,3 +90,25 @@ def create_comment(app: ForgeApp, req: Request) -> Response:
     )
     row = app.store.one("SELECT * FROM comments WHERE id = ?", cid)
     return Response(201, _comment_json(app, repo, pull, row))
+
+
+def list_events(app: ForgeApp, req: Request) -> Response:
+    """``GET .../issues/{n}/events``: the PR's lifecycle events, oldest first, each with its actor."""
+    repo, _git, pull = pulls.pull_of(app, req)
+    api = app.urls.repo(repo["owner"], repo["name"])
+    rows = app.store.q("SELECT * FROM issue_events WHERE pull_id = ? ORDER BY id", pull["id"])
+    items = [
+        {
+            "id": r["id"],
+            "node_id": shapes.node_id("IssueEvent", r["id"]),
+            "url": f"{api}/issues/events/{r['id']}",
+            "actor": teams.user_json(app, r["user_id"]),
+            "event": r["event"],
+            "commit_id": r["commit_id"],
+            "commit_url": f"{api}/commits/{r['commit_id']}" if r["commit_id"] else None,
+            "created_at": r["created_at"],
+            "performed_via_github_app": None,
+        }
+        for r in rows
+    ]
+    return app.page(req, items)

@@ -242,18 +242,34 @@ def update_pull(app: ForgeApp, req: Request) -> Response:
     for key in ("title", "body"):
         if isinstance(body.get(key), str):
             updates[key] = body[key]
+    events: list[str] = []
     state = body.get("state")
     if state in ("open", "closed") and state != pull["state"] and pull["merged_at"] is None:
         updates["state"] = state
         if state == "closed":
             head_sha, base_sha = heads(git, pull)
             updates.update(closed_at=now_iso(), head_sha=head_sha, base_sha=base_sha)
+            events.append("closed")
         else:
             updates["closed_at"] = None
+            events.append("reopened")
+    base = body.get("base")
+    if isinstance(base, str) and base != pull["base_ref"]:
+        if pull["state"] != "open" and updates.get("state") != "open":
+            raise ApiError(422, "Validation Failed: cannot change the base branch of a closed pull request")
+        new_base = git.ref(f"refs/heads/{base}")
+        if new_base is None:
+            raise ApiError(
+                422, "Validation Failed", errors=[{"resource": "PullRequest", "field": "base", "code": "invalid"}]
+            )
+        updates.update(base_ref=base, base_sha=new_base)
+        events.append("base_ref_changed")
     if updates:
         updates["updated_at"] = now_iso()
         sets = ", ".join(f"{k} = ?" for k in updates)
         app.store.db.execute(f"UPDATE pulls SET {sets} WHERE id = ?", (*updates.values(), pull["id"]))  # noqa: S608
+        for event in events:  # what approvals count from: a reviewer's close, an agent's reopen, a new base
+            app.store.record_issue_event(pull["id"], event, req.user.id, heads(git, pull)[0])
         pull = app.store.pull(repo["id"], pull["number"])
     return Response(200, pull_json(app, repo, git, pull, full=True))
 
@@ -304,7 +320,7 @@ def merge_pull(app: ForgeApp, req: Request) -> Response:
     refusal = protection.push_restricted(app.store, repo, pull["base_ref"], user)
     if refusal is not None:
         raise ApiError(405, refusal)
-    problems = protection.merge_problems(app.store, repo, pull, head_sha)
+    problems = protection.merge_problems(app.store, repo, pull, head_sha, user)
     if problems:
         raise ApiError(405, "Repository rule violations found\n\n" + "\n".join(problems))
     tree = git.merge_trees(base_sha, head_sha)

@@ -74,3 +74,23 @@ def create_review(app: ForgeApp, req: Request) -> Response:
     )
     row = app.store.one("SELECT * FROM reviews WHERE id = ?", review_id)
     return Response(200, _review_json(app, repo, pull, row))
+
+
+def dismiss_review(app: ForgeApp, req: Request) -> Response:
+    """``PUT .../reviews/{id}/dismissals``: a person withdraws a review; approvals count again from here."""
+    repo, git, pull = pulls.pull_of(app, req)
+    user = app.require(req, {"human", "admin"}, "dismiss reviews")
+    body = req.body if isinstance(req.body, dict) else {}
+    if not isinstance(body.get("message"), str) or not body["message"].strip():
+        raise ApiError(
+            422, "Validation Failed", errors=[{"resource": "PullRequestReview", "field": "message", "code": "missing"}]
+        )
+    row = app.store.one("SELECT * FROM reviews WHERE id = ? AND pull_id = ?", int(req.params["review"]), pull["id"])
+    if row is None:
+        raise ApiError(404, "Not Found")
+    if row["state"] == "PENDING":
+        raise ApiError(422, "Unprocessable Entity: Can not dismiss a pending review")
+    app.store.db.execute("UPDATE reviews SET state = 'DISMISSED' WHERE id = ?", (row["id"],))
+    app.store.record_issue_event(pull["id"], "review_dismissed", user.id, pulls.heads(git, pull)[0])
+    row = app.store.one("SELECT * FROM reviews WHERE id = ?", row["id"])
+    return Response(200, _review_json(app, repo, pull, row))

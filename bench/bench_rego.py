@@ -9,11 +9,12 @@ change declared), and for any policy inputs given with ``--inputs`` (JSON files,
 - regopy's parts: ``prepare`` (normalise + derived index, Python), ``convert`` (the input handed to
   rego-cpp node by node), ``set_input`` (rego-cpp ingesting it) and the queries, one per batch of areas;
 - regorus's parts: ``prepare``, ``set_input`` (JSON text handed over and parsed) and its one ``query``;
-- whether both engines give identical results;
+- OPA's parts (the default engine, in process): ``prepare`` and its one prepared ``query``;
+- whether every engine gives results identical to the first one's;
 - with ``--baseline REF``: regopy over the pack at a git commit (e.g. the one before the derived index),
   and whether both packs give identical results.
 
-Run: ``.venv/bin/python bench/bench_rego.py [--sizes 10,100,1000] [--repeat 5] [--engines regopy,regorus]
+Run: ``.venv/bin/python bench/bench_rego.py [--sizes 10,100,1000] [--repeat 5] [--engines opa,regopy,regorus]
 [--inputs DIR] [--baseline 7ef044e05155febdafe7c9b66f8e78327c318b87]``. Figures are min / median of
 ``--repeat`` runs. A bench, not a test: it asserts nothing.
 """
@@ -36,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bot.policy.engines.input import prepare_input  # noqa: E402
+from bot.policy.engines.opa_embedded import EmbeddedOpaEngine  # noqa: E402
 from bot.policy.engines.regopy import RegopyEngine, rego_input  # noqa: E402
 from bot.policy.engines.regorus import RegorusEngine, regorus_available  # noqa: E402
 from bot.policy.pack import load_pack  # noqa: E402
@@ -89,6 +91,15 @@ def regorus_breakdown(engine: RegorusEngine, doc: dict[str, Any], repeat: int) -
     return parts
 
 
+def opa_breakdown(engine: EmbeddedOpaEngine, doc: dict[str, Any], repeat: int) -> dict[str, tuple[float, float]]:
+    prepared = prepare_input(doc)
+    return {
+        "evaluate": timed(lambda: engine.evaluate(doc), repeat),
+        "prepare": timed(lambda: prepare_input(doc), repeat),
+        "query": timed(lambda: engine._answer(engine._query, prepared), repeat),  # a bench looks inside on purpose
+    }
+
+
 def baseline_pack(ref: str, scratch: Path) -> Path:
     repo = git.Repo(REPO_ROOT)
     try:
@@ -102,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--inputs", type=Path, help="a directory of policy-input JSON files to time as well")
-    parser.add_argument("--engines", default="regopy,regorus", help="in-process engines to time")
+    parser.add_argument("--engines", default="opa,regopy,regorus", help="in-process engines to time")
     parser.add_argument("--baseline", help="a git commit whose policy pack to time and compare (regopy)")
     args = parser.parse_args(argv)
 
@@ -117,13 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="glassbox-bench-rego-") as tmp:
         pack = load_pack(REPO_ROOT / "policy-pack")
         wanted = [e for e in args.engines.split(",") if e]
-        engines: list[tuple[str, RegopyEngine | RegorusEngine]] = []
+        engines: list[tuple[str, RegopyEngine | RegorusEngine | EmbeddedOpaEngine]] = []
         for kind in wanted:
             if kind == "regorus" and not regorus_available():
                 print("regorus: not installed, skipped")
                 continue
             start = time.perf_counter()
-            engine = RegopyEngine(pack, mode="bundle") if kind == "regopy" else RegorusEngine(pack)
+            engine: RegopyEngine | RegorusEngine | EmbeddedOpaEngine
+            if kind == "opa":
+                engine = EmbeddedOpaEngine(pack)
+            else:
+                engine = RegopyEngine(pack, mode="bundle") if kind == "regopy" else RegorusEngine(pack)
             prepared_ms = (time.perf_counter() - start) * 1000
             engines.append((engine.name, engine))
             print(f"{engine.name}: {len(pack.rules)} rules, {pack.digest}; compiled in {prepared_ms:.0f} ms")
@@ -137,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             for label, engine in engines:
                 evaluation = engine.evaluate(doc)
                 evaluations.append((label, evaluation))
-                if isinstance(engine, RegorusEngine):
+                if isinstance(engine, EmbeddedOpaEngine):
+                    parts = opa_breakdown(engine, doc, args.repeat)
+                elif isinstance(engine, RegorusEngine):
                     parts = regorus_breakdown(engine, doc, args.repeat)
                 else:
                     parts = breakdown(engine, doc, args.repeat)

@@ -1,11 +1,12 @@
-"""Running the pack's Rego unit tests (``test_`` rules of ``*_test`` packages) without ``opa test``.
+"""Running the pack's Rego unit tests (``test_`` rules of ``*_test`` packages) as ``opa test`` would.
 
-Neither in-process engine has a test runner, so each test rule is evaluated on its own and must be
-exactly ``true``; undefined, false or an engine error is a failure with its reason. With regopy (the
-default) all modules (policies, helpers, fixtures and tests) are compiled once into a bundle with one
-entrypoint per test; if the bundle cannot be built, each test is queried through a reused interpreter
-instead. With regorus one engine holds every module and answers one query per test. A test that errors
-never stops the others.
+Each test rule must be exactly ``true``; undefined, false or an engine error is a failure with its reason.
+With OPA (the default, in process) every module is added to one engine and the whole ``data`` document is
+evaluated once; each test's value is read from it. A test that errors makes that pass fail, and then each
+test is asked on its own, so one error fails only its test. With regopy all modules (policies, helpers,
+fixtures and tests) are compiled once into a bundle with one entrypoint per test; if the bundle cannot be
+built, each test is queried through a reused interpreter instead. With regorus one engine holds every
+module and answers one query per test. A test that errors never stops the others.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from pydantic import Field
 
 from bot.errors import EngineError
+from bot.policy.engines.opa_embedded import load_opa, opa_message
 from bot.policy.engines.regopy import error_messages
 from bot.policy.engines.regorus import is_fatal, load_regorus, regorus_message
 from bot.policy.engines.results import first_line
@@ -63,16 +65,18 @@ def run_rego_tests(
     only: Sequence[RegoTestCase] | None = None,
     *,
     use_bundle: bool = True,
-    engine: str = "regopy",
+    engine: str = "opa",
 ) -> list[RegoTestResult]:
     """Run every test of ``pack`` (or just ``only``) and return one result per test, in pack order.
 
-    ``engine``: ``regopy`` or ``regorus``."""
+    ``engine``: ``opa`` (in process), ``regopy`` or ``regorus``."""
     cases = list(only) if only is not None else pack.tests()
+    if engine == "opa":
+        return _run_opa(pack, cases)
     if engine == "regorus":
         return _run_regorus(pack, cases)
     if engine != "regopy":
-        raise EngineError(f"Rego tests run on regopy or regorus, not {engine!r}", engine=ENGINE)
+        raise EngineError(f"Rego tests run on opa, regopy or regorus, not {engine!r}", engine=ENGINE)
     import regopy
 
     interp = regopy.Interpreter()
@@ -150,6 +154,44 @@ def _run_regorus(pack: PolicyPack, cases: Sequence[RegoTestCase]) -> list[RegoTe
         if not found:
             return False, "undefined"
         value = found[0].get("bindings", {}).get("x")
+        if value is True:
+            return True, None
+        return False, f"evaluated to {value!r:.200} instead of true"
+
+    return _run_each(cases, one)
+
+
+def _run_opa(pack: PolicyPack, cases: Sequence[RegoTestCase]) -> list[RegoTestResult]:
+    opa = load_opa()
+    engine = opa.OpaEngine()
+    engine.print_handler = lambda message, location: None  # a test's print() is not ours to show
+    for module in pack.modules:
+        try:
+            engine.add_policy(module.path, module.source)
+        except opa.OpaError as exc:  # a module that does not parse: every test fails with the cause
+            raise EngineError(f"{module.path} does not compile: {opa_message(exc)}", engine=ENGINE) from None
+    try:
+        whole: Any = engine.eval_document("", {})
+    except opa.OpaError:
+        whole = None  # some test errors: ask each on its own below
+
+    def one(case: RegoTestCase) -> tuple[bool, str | None]:
+        if isinstance(whole, dict):
+            node: Any = whole
+            for part in case.package.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            value = node.get(case.name) if isinstance(node, dict) else None
+            if value is True:
+                return True, None
+            if value is not None:
+                return False, f"evaluated to {value!r:.200} instead of true"
+            return False, "undefined"
+        try:
+            value = engine.eval_document(case.ref.removeprefix("data."), {})
+        except opa.OpaUndefinedError:
+            return False, "undefined"
+        except opa.OpaError as exc:
+            return False, opa_message(exc)
         if value is True:
             return True, None
         return False, f"evaluated to {value!r:.200} instead of true"

@@ -1,4 +1,5 @@
-"""The ``opa`` binary as an engine (``opa eval --format json``), when it is on PATH."""
+"""The ``opa`` binary as an engine (``GLASSBOX_REGO_ENGINE=opa-binary``: ``opa eval --format json``), for runners
+that install OPA (the check workflow's ``open-policy-agent/setup-opa``)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class OpaEngine:
 
     @property
     def name(self) -> str:
-        return "opa"
+        return "opa-binary"
 
     @property
     def pack(self) -> PolicyPack:

@@ -17,11 +17,10 @@ from bot.policy.engines.input import check_shape, normalise_input, prepare_input
 from bot.policy.engines.results import (
     BINDING,
     Evaluation,
-    answered_packages,
+    PackAnswers,
     fail,
     first_line,
     interpret,
-    pack_areas,
     place,
     restrict,
 )
@@ -116,7 +115,7 @@ def error_messages(output: Any) -> list[str]:
     return messages or ["unknown error"]
 
 
-class RegopyEngine:
+class RegopyEngine(PackAnswers):
     """rego-cpp through regopy: compile once, evaluate many (bundle), or a reused interpreter.
 
     ``mode``: ``"bundle"`` (compiled bundle), ``"interpreter"`` (one interpreter, recompiling the query
@@ -155,10 +154,6 @@ class RegopyEngine:
     def name(self) -> str:
         return f"regopy-{self._mode}"
 
-    @property
-    def pack(self) -> PolicyPack:
-        return self._pack
-
     def _new_interpreter(self, modules: Sequence[Any]) -> Any:
         interp = self._regopy.Interpreter()
         # rego-cpp prints compiler errors to stdout unless told not to; errors reach us as data anyway.
@@ -170,14 +165,6 @@ class RegopyEngine:
             except Exception as exc:  # RegoError: the module does not parse
                 raise fail(f"{module.path} does not compile: {first_line(exc)}") from None
         return interp
-
-    @property
-    def packages(self) -> list[str]:
-        return answered_packages(self._pack)
-
-    @property
-    def areas(self) -> list[str]:
-        return pack_areas(self._pack)
 
     @property
     def batches(self) -> list[list[str]]:

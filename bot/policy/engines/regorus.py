@@ -15,9 +15,9 @@ from typing import Any
 import pydantic_core
 
 from bot.errors import EngineError
-from bot.policy.engines.input import check_shape, normalise_input, prepare_input
-from bot.policy.engines.results import BINDING, Evaluation, answered_packages, fail, interpret, pack_areas, restrict
-from bot.policy.pack import ROOT_PACKAGE, PolicyPack
+from bot.policy.engines.onequery import OneQueryEngine
+from bot.policy.engines.results import BINDING, fail
+from bot.policy.pack import PolicyPack
 
 REGORUS_DISTRIBUTION = "gordon-to-regorus"
 
@@ -56,7 +56,7 @@ def is_fatal(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit)
 
 
-class RegorusEngine:
+class RegorusEngine(OneQueryEngine):
     """regorus through its Python binding (``import regorus``; distribution ``gordon-to-regorus``).
 
     Every area of the pack is answered by one query, so the complete rules the areas share (the risk
@@ -76,25 +76,12 @@ class RegorusEngine:
         except metadata.PackageNotFoundError:
             version = "unknown"
         self._name = f"regorus-{version}"
-        fields = ", ".join(f'"{a.split(".", 1)[1]}": data.{a}' for a in self.areas)
-        self._query = f"{BINDING} := {{{fields}}}"
+        self._query = self.area_query()
         self._engine()
 
     @property
     def name(self) -> str:
         return self._name
-
-    @property
-    def pack(self) -> PolicyPack:
-        return self._pack
-
-    @property
-    def packages(self) -> list[str]:
-        return answered_packages(self._pack)
-
-    @property
-    def areas(self) -> list[str]:
-        return pack_areas(self._pack)
 
     def _engine(self) -> Any:
         engine = getattr(self._local, "engine", None)
@@ -148,37 +135,7 @@ class RegorusEngine:
                 raise
             raise fail(f"evaluation failed: {regorus_message(exc)}") from None
 
-    def _raw(self, document: dict[str, Any]) -> dict[str, Any]:
+    def _ask(self, query: str, document: Mapping[str, Any]) -> Any:
         engine = self._engine()
         self._set_input(engine, document)
-        value = self._answer(engine, self._query)
-        if not isinstance(value, Mapping):
-            raise fail(f"data.{ROOT_PACKAGE} is undefined or not an object")
-        return restrict(value, self.packages)
-
-    def evaluate_raw(self, input: Mapping[str, Any]) -> Any:
-        """``data.glassbox`` for this input, restricted to the rule and risk packages."""
-        return self._raw(prepare_input(input))
-
-    def evaluate(self, input: Mapping[str, Any]) -> Evaluation:
-        return interpret(self.evaluate_raw(input), self._pack, self.name)
-
-    def evaluate_prepared(self, document: dict[str, Any]) -> Evaluation:
-        """Evaluate a document exactly as given (normalised, with an ``index``); see RegopyEngine."""
-        check_shape(document)
-        if not isinstance(document.get("index"), dict):
-            raise fail("prepared policy input without an index")
-        return interpret(self._raw(document), self._pack, self.name)
-
-    def query(self, ref: str, input: Mapping[str, Any] | None = None) -> Any:
-        """Evaluate one reference (e.g. ``data.glassbox.network.gb_net_001``)."""
-        try:
-            document = prepare_input(input or {})
-        except EngineError:
-            document = normalise_input(input or {})
-        engine = self._engine()
-        self._set_input(engine, document)
-        value = self._answer(engine, f"{BINDING} := {ref}")
-        if value is None:
-            raise fail(f"{ref} is undefined")
-        return value
+        return self._answer(engine, query)

@@ -185,3 +185,21 @@ def restrict(whole: Mapping[str, Any], packages: Sequence[str]) -> dict[str, Any
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:500] if text else type(exc).__name__
+
+
+class PackAnswers:
+    """An in-process engine's pack, and what one evaluation of it answers (packages, and the areas above them)."""
+
+    _pack: PolicyPack
+
+    @property
+    def pack(self) -> PolicyPack:
+        return self._pack
+
+    @property
+    def packages(self) -> list[str]:
+        return answered_packages(self._pack)
+
+    @property
+    def areas(self) -> list[str]:
+        return pack_areas(self._pack)

@@ -206,3 +206,9 @@ def add_conflicting_rule(root: Path) -> None:
         "mode := 1 if input.pr.number > 0\n\nmode := 2 if input.pr.number > 0\n\n"
         'deny contains {"msg": "m", "resource": "x"} if mode == 1\n'
     )
+
+
+def assert_same_evaluation(a: Any, b: Any) -> None:
+    """Two evaluations agree on everything but which engine made them."""
+    neutral = {"engine": "-"}
+    assert a.model_copy(update=neutral) == b.model_copy(update=neutral)

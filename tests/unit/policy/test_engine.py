@@ -306,7 +306,7 @@ def test_opa_engine_reads_opa_json(tmp_path: Path, engine: RegopyEngine) -> None
     raw = engine.evaluate_raw(doc)
     binary = _fake_opa(tmp_path, json.dumps({"result": [{"expressions": [{"value": raw, "text": "data.glassbox"}]}]}))
     opa = OpaEngine(PACK, binary=binary)
-    assert opa.name == "opa"
+    assert opa.name == "opa-binary"
     assert opa.evaluate(doc).model_copy(update={"engine": "x"}) == engine.evaluate(doc).model_copy(
         update={"engine": "x"}
     )

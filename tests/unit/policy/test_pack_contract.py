@@ -18,7 +18,7 @@ CASES = PACK.tests()
 CONTROL = re.compile(r"^(SOC2-(CC|A)\d+\.\d+|ISO27001-A\.\d+\.\d+|NIST-[A-Z]{2}-\d+|CIS-AWS-\d+(\.\d+)*)$")
 
 
-ENGINES = ["regopy", "regorus"]
+ENGINES = ["opa", "regopy", "regorus"]
 _RESULTS: dict[str, dict[str, RegoTestResult]] = {}
 
 
@@ -30,7 +30,7 @@ def _results(engine: str) -> dict[str, RegoTestResult]:
 
 @pytest.fixture(scope="module")
 def rego_results() -> dict[str, RegoTestResult]:
-    return _results("regopy")
+    return _results("opa")
 
 
 def test_pack_has_at_least_25_rules() -> None:
@@ -148,11 +148,22 @@ def test_failing_rego_test_is_reported(tmp_path: Path) -> None:
 
 
 def test_rego_tests_refuse_an_unknown_engine() -> None:
-    with pytest.raises(EngineError, match="regopy or regorus"):
-        run_rego_tests(PACK, only=CASES[:1], engine="opa")
+    with pytest.raises(EngineError, match="opa, regopy or regorus"):
+        run_rego_tests(PACK, only=CASES[:1], engine="wasm")
+
+
+def test_a_rego_test_that_errors_fails_only_itself_on_opa(tmp_path: Path) -> None:
+    # a runtime conflict makes the whole-document pass fail: each test is then asked on its own
+    root = _copy(tmp_path)
+    path = root / "network" / "gb_net_001_test.rego"
+    path.write_text(path.read_text() + "\nclash := 1 if true\n\nclash := 2 if true\n\ntest_clash if clash == 1\n")
+    pack: PolicyPack = load_pack(root)
+    results = {r.name: r for r in run_rego_tests(pack, engine="opa") if r.package.endswith("gb_net_001_test")}
+    assert not results["test_clash"].passed and "conflict" in (results["test_clash"].error or "")
+    assert all(r.passed for name, r in results.items() if name != "test_clash"), results
 
 
 def test_interpreter_fallback_agrees_with_bundle(rego_results: dict[str, RegoTestResult]) -> None:
     sample = [c for c in CASES if c.package.startswith(("glassbox.risk", "glassbox.network"))]
-    slow = run_rego_tests(PACK, only=sample, use_bundle=False)
+    slow = run_rego_tests(PACK, only=sample, use_bundle=False, engine="regopy")
     assert [(r.id, r.passed) for r in slow] == [(c.id, rego_results[c.id].passed) for c in sample]

@@ -22,6 +22,7 @@ from bot.policy.engines.results import Evaluation
 from bot.policy.pack import load_pack
 from tests.unit.policy.rego_inputs import (
     add_conflicting_rule,
+    assert_same_evaluation,
     change,
     compliant_bucket,
     copy_pack,
@@ -34,21 +35,6 @@ from tests.unit.policy.test_rego_speed_equivalence import CORPUS, IDS
 PACK = load_pack()
 
 
-@pytest.fixture(scope="module")
-def regopy() -> RegopyEngine:
-    return RegopyEngine(PACK, mode="bundle")
-
-
-@pytest.fixture(scope="module")
-def regorus() -> RegorusEngine:
-    return RegorusEngine(PACK)
-
-
-def _same(a: Evaluation, b: Evaluation) -> None:
-    neutral = {"engine": "-"}
-    assert a.model_copy(update=neutral) == b.model_copy(update=neutral)
-
-
 def test_regorus_is_installed_by_the_lock() -> None:
     assert regorus_available(), "regorus is missing: run `make test` (it installs requirements.lock)"
 
@@ -57,7 +43,7 @@ def test_regorus_is_installed_by_the_lock() -> None:
 def test_regorus_matches_regopy_on_the_corpus(
     name: str, doc: dict[str, Any], regopy: RegopyEngine, regorus: RegorusEngine
 ) -> None:
-    _same(regopy.evaluate(doc), regorus.evaluate(doc))
+    assert_same_evaluation(regopy.evaluate(doc), regorus.evaluate(doc))
 
 
 @pytest.mark.parametrize("n", [1, 250, 1000])
@@ -67,7 +53,7 @@ def test_regorus_matches_regopy_on_bench_estates(
 ) -> None:
     doc = policy_input(mixed_resources(n), agent=agent)
     ours = regorus.evaluate(doc)
-    _same(regopy.evaluate(doc), ours)
+    assert_same_evaluation(regopy.evaluate(doc), ours)
     if n == 1000:
         assert ours.denies, "the 1,000-resource estate carries known violations"
 
@@ -90,7 +76,7 @@ def test_regorus_matches_regopy_on_hand_made_cases(regopy: RegopyEngine, regorus
         low_confidence,
     ):
         ours = regorus.evaluate(doc)
-        _same(regopy.evaluate(doc), ours)
+        assert_same_evaluation(regopy.evaluate(doc), ours)
     assert {r.rule_id for r in regorus.evaluate(governance).denies} >= {"GB-EVD-001", "GB-GOV-001", "GB-SCOPE-003"}
 
 
@@ -140,7 +126,7 @@ def test_each_thread_gets_its_own_engine(regopy: RegopyEngine, regorus: RegorusE
     assert not errors, errors
     assert len(answers) == 3
     for answer in answers:
-        _same(expected, answer)
+        assert_same_evaluation(expected, answer)
 
 
 def test_broken_policy_file_fails_closed_under_regorus(tmp_path: Path) -> None:

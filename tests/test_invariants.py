@@ -22,6 +22,7 @@ from bot.deploy.gate import deploy
 from bot.errors import Denied
 from bot.propose import propose
 from bot.records import Outcome, RiskTier, VerdictResult
+from bot.trust.gitenv import commit_env
 from bot.trust.keys import generate_key
 from bot.trust.ledger import Ledger
 from tests.factories import bound_keys
@@ -114,7 +115,9 @@ def test_I3_approvals_count_only_at_the_head_and_never_from_author_agent_request
 def test_I4_deploy_refuses_without_a_verifying_pass_verdict_for_the_exact_tree(flow: Flow) -> None:
     repo = git.Repo(flow.bare)
     head = repo.commit("refs/heads/main")
-    sha = repo.git.commit_tree(head.tree.hexsha, "-p", head.hexsha, "-m", "direct push")
+    sha = repo.git.commit_tree(
+        head.tree.hexsha, "-p", head.hexsha, "-m", "direct push", env=commit_env("Frank", "frank@example.com")
+    )
     repo.git.update_ref("refs/heads/main", sha)
     with pytest.raises(Denied) as info:
         deploy(deploy_context(flow), sha)

@@ -22,6 +22,7 @@ from bot.cli import main
 from bot.errors import UserError
 from bot.policy.checkov import CheckovWorker
 from bot.trust.attestations import attestation_path
+from bot.trust.gitenv import commit_env
 from bot.trust.keys import generate_key
 from bot.trust.ledger import Ledger
 from tests.flow_helpers import Flow, copy_repo, deployed_change, flow_env, overwrite_object, resign_commit
@@ -227,7 +228,9 @@ def _direct_push(repo_dir: Path, tmp_path: Path) -> str:
     repo.git.read_tree(main_head.tree.hexsha, env=env)
     repo.git.update_index("--add", "--cacheinfo", f"100644,{blob},infra/network/HOTFIX.md", env=env)
     tree = repo.git.write_tree(env=env)
-    sha: str = repo.git.commit_tree(tree, "-p", main_head.hexsha, "-m", "hotfix straight to main")
+    sha: str = repo.git.commit_tree(
+        tree, "-p", main_head.hexsha, "-m", "hotfix straight to main", env=commit_env("Frank", "frank@example.com")
+    )
     repo.git.update_ref("refs/heads/main", sha)
     return sha
 

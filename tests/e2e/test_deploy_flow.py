@@ -16,6 +16,7 @@ from bot.policy.checkov import CheckovWorker
 from bot.propose import propose
 from bot.records import Outcome, VerdictResult
 from bot.trust.attestations import attestation_path
+from bot.trust.gitenv import commit_env
 from tests.flow_helpers import (
     Flow,
     _dev_network_config,
@@ -72,7 +73,9 @@ def test_deploy_refuses_a_commit_pushed_directly_to_main(flow: Flow) -> None:
     repo = git.Repo(flow.bare)
     head = repo.commit("refs/heads/main")
     tree = head.tree.hexsha
-    sha = repo.git.commit_tree(tree, "-p", head.hexsha, "-m", "hotfix straight to main")
+    sha = repo.git.commit_tree(
+        tree, "-p", head.hexsha, "-m", "hotfix straight to main", env=commit_env("Frank", "frank@example.com")
+    )
     repo.git.update_ref("refs/heads/main", sha)
     with pytest.raises(Denied) as info:
         deploy(deploy_context(flow), sha)

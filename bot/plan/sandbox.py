@@ -75,6 +75,9 @@ def _run_job(index: int, job: dict[str, Any]) -> None:
         def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
             return call_result(args.token, normalize(dict(args.args)), region), []
 
+    claim_lock = threading.Lock()
+    claimed: set[str] = set()
+
     class Monitor(mocks.MockMonitor):
         def make_urn(self, parent: str, type_: str, name: str) -> str:
             # The engine does not qualify a type by the root stack's type; match real URNs.
@@ -86,9 +89,13 @@ def _run_job(index: int, job: dict[str, Any]) -> None:
             urn = self.make_urn(request.parent, request.type, request.name)
             if request.type == STACK_TYPE:
                 return resource_pb2.RegisterResourceResponse(urn=urn)
-            if urn in self.resources:
-                # The engine refuses this too; a plan with two resources under one URN could not be diffed.
-                raise ValueError(f"duplicate resource URN {urn}")
+            with claim_lock:
+                # Registrations arrive on several threads: claim the URN atomically, so the second of two
+                # resources under one URN is always the one refused, here, before anything is reported.
+                if urn in claimed:
+                    # The engine refuses this too; a plan with two resources under one URN could not be diffed.
+                    raise ValueError(f"duplicate resource URN {urn}")
+                claimed.add(urn)
             _ensure_event_loop()  # type: ignore[no-untyped-call]
             raw = json_format.MessageToDict(request.object)
             rid = mock_id(urn, request.type, raw)

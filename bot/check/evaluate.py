@@ -23,6 +23,7 @@ import git
 from pydantic import ValidationError
 
 from bot import __version__, scope
+from bot.check.policy_input import NO_PLAN, build_policy_input, evidence_input
 from bot.documents import parse_document
 from bot.errors import GlassboxError, UserError
 from bot.plan import SANDBOX_NAMESPACES, Plan, Sandbox, build_plan
@@ -42,7 +43,7 @@ from bot.records import (
     VerdictResult,
     Waiver,
 )
-from bot.registry import GOVERNANCE_PATHS, Registry, is_governance_path, load_registry
+from bot.registry import Registry, is_governance_path, load_registry
 from bot.trust.anchors import export_tree, policy_pack_digest, tree_digest
 from bot.trust.conventions import (
     DECISIONS_DIR,
@@ -54,7 +55,6 @@ from bot.trust.conventions import (
 )
 
 RAW_IAC = re.compile(r"(\.tf$|\.tf\.json$|(^|/)Dockerfile[^/]*$|(^|/)(k8s|kubernetes|cloudformation)/.*\.ya?ml$)")
-NO_PLAN = "sha256:" + "0" * 64
 
 
 @dataclass
@@ -304,32 +304,6 @@ def agent_scope_findings(
     return out
 
 
-def evidence_input(view: EvidenceView) -> dict[str, Any]:
-    """The evidence as policy sees it: structured fields and digests only, never prose (I8)."""
-    if view.record is None:
-        return {"present": False, "digest_verified": False}
-    r = view.record.request
-    return {
-        "present": True,
-        "digest_verified": view.digest_verified,
-        "digest": view.record.digest,
-        "agent_id": r.agent_id,
-        "requested_by": r.requested_by.id,
-        "model": r.model.model_dump(mode="json"),
-        "prompt": {
-            "template_id": r.prompt.template_id,
-            "template_version": r.prompt.template_version,
-            "template_sha256": r.prompt.template_sha256,
-        },
-        "evidence_sources": [s.model_dump(mode="json") for s in r.rationale.evidence_sources],
-        "confidence_score": r.rationale.confidence.score,
-        "has_rollback_plan": bool(r.rationale.rollback_plan.strip()),
-        "has_expected_impact": bool(r.rationale.expected_impact.strip()),
-        "expected_changes": [e.model_dump(mode="json") for e in r.expected_changes],
-        "claimed_risk": r.claimed_risk.value if r.claimed_risk else None,
-    }
-
-
 def governance_changes(paths: list[str], evidence: EvidenceView) -> list[str]:
     """Governance paths the change touches, except the one decision record an agent PR adds (I2)."""
     own = evidence.path if evidence.record is not None else None
@@ -360,24 +334,6 @@ def estate_changes(head: git.Commit, paths: list[str], registry: Registry) -> li
     return sorted(found)
 
 
-def _anchored_environment(registry: Registry, project: str, stack: str) -> tuple[str, str]:
-    """A stack's environment class from the registry's estate at the base; a stack it does not list is prod."""
-    known = registry.estate.environment(project, stack) if registry.estate else None
-    if known is not None:
-        return known, "registry"
-    return "prod", "unregistered stack: treated as prod"
-
-
-def _with_environment(item: dict[str, Any], registry: Registry) -> dict[str, Any]:
-    project, stack = str(item.get("project", "")), str(item.get("stack", ""))
-    environment, source = _anchored_environment(registry, project, stack)
-    return item | {
-        "environment": environment,
-        "environment_source": source,
-        "environment_in_head": item.get("environment"),
-    }
-
-
 def policy_input(
     plan: Plan | None,
     paths: list[str],
@@ -389,43 +345,21 @@ def policy_input(
     registry: Registry,
     now: datetime,
 ) -> dict[str, Any]:
-    agent = registry.find_agent(author.id) if author.kind == "agent" else None
-    return {
-        "plan": {
-            "digest": plan.digest if plan else NO_PLAN,
-            # every environment comes from the registry's estate at the base (I12); the head's own label is kept
-            # beside it as `environment_in_head`, for reading only
-            "stacks": [
-                _with_environment({"project": s.project, "stack": s.stack, "environment": s.environment}, registry)
-                for s in (plan.stacks if plan else [])
-            ],
-            "resources": [
-                _with_environment(r.model_dump(mode="json"), registry) for r in (plan.resources if plan else [])
-            ],
-        },
-        "changes": [
-            _with_environment(c.model_dump(mode="json", exclude={"before", "after"}) | _sides(c), registry)
-            for c in (plan.changes if plan else [])
-        ],
-        "files": {"changed_paths": paths, "governance_paths": governance},
-        "evidence": evidence_input(evidence),
-        "pr": {
-            "number": request.pr,
-            "author": {"id": author.id, "kind": "agent" if author.kind == "agent" else "human"},
-            "agent_id": author.id if author.kind == "agent" else None,
-            "base_ref": request.base,
-            "head_sha": head.hexsha,
-        },
-        "registry": {
-            "agent": agent.model_dump(mode="json") if agent else None,
-            "governance_paths": list(GOVERNANCE_PATHS),
-        },
-        "now": now.astimezone(UTC).isoformat(),
-    }
-
-
-def _sides(change: Any) -> dict[str, Any]:
-    return {"before": change.before, "after": change.after}
+    """The document the pack judges (bot.check.policy_input): every environment from the registry's estate at the
+    base (I12), evidence as structured fields only (I8)."""
+    return build_policy_input(
+        plan=plan,
+        changed_paths=paths,
+        governance_paths=governance,
+        evidence=evidence_input(evidence.record, evidence.digest_verified),
+        author_id=author.id,
+        author_is_agent=author.kind == "agent",
+        pr_number=request.pr,
+        base_ref=request.base,
+        head_sha=head.hexsha,
+        registry=registry,
+        now=now,
+    )
 
 
 # --------------------------------------------------------------------------------------------------

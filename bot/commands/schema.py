@@ -1,4 +1,4 @@
-"""`glassbox schema NAME`: print a record's JSON Schema (change-request, evidence, verdict, plan, ...)."""
+"""`glassbox schema NAME`: print a record's JSON Schema (change-request, evidence, verdict, plan, policy-input, ...)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,11 @@ def _stage_records() -> dict[str, type[Record]]:
     }
 
 
+POLICY_INPUT = "policy-input"  # what the Rego pack reads as `input`
+
 NAMES = [
     *RECORDS,
+    POLICY_INPUT,
     "plan",
     "proposal",
     "approval-state",
@@ -54,6 +57,10 @@ def schema(name: Annotated[str, typer.Argument(help=f"One of: {', '.join(NAMES)}
     data: dict[str, Any]
     if name in registry_files:
         data = schema_for(registry_files[name])
+    elif name == POLICY_INPUT:
+        from bot.check.policy_input import policy_input_schema
+
+        data = policy_input_schema()
     elif name in stage:
         data = stage[name].model_json_schema(mode="validation")
         data["$schema"] = "https://json-schema.org/draft/2020-12/schema"

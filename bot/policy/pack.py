@@ -41,6 +41,12 @@ _KIND = re.compile(r"^(deny|warn)\s+contains\b", re.MULTILINE)
 _TEST_RULE = re.compile(r"^(test_[A-Za-z0-9_]+)\s*(?:if\b|\{|:?=)", re.MULTILINE)
 
 
+# How a rule's METADATA names the policy input's JSON Schema (`glassbox schema policy-input`): OPA resolves
+# `schema.policy_input` to `policy_input.json` in the directory given to `opa check --schema`.
+INPUT_SCHEMA_REF = "schema.policy_input"
+INPUT_SCHEMA_FILE = "schema/policy_input.json"
+
+
 def default_pack_dir() -> Path:
     """``policy-pack/`` of the repository this package runs from."""
     return Path(__file__).resolve().parents[2] / "policy-pack"
@@ -164,6 +170,11 @@ def package_metadata(source: str, path: str) -> dict[str, Any] | None:
 def _rule_metadata(data: dict[str, Any] | None, path: str) -> RuleMetadata:
     if data is None:
         raise _fail(f"{path}: rule package has no package-scope # METADATA block")
+    if {"input": INPUT_SCHEMA_REF} not in (data.get("schemas") or []):
+        raise _fail(
+            f"{path}: METADATA must name the policy input's schema (schemas: [input: {INPUT_SCHEMA_REF}]), "
+            "so that OPA's type checker knows what `input` holds"
+        )
     custom = data.get("custom")
     if not isinstance(custom, dict):
         raise _fail(f"{path}: METADATA has no custom: block (id, severity, controls, remediation)")

@@ -4,6 +4,8 @@
 #   A resource change in a prod environment whose action is delete or replace. Agents may not do
 #   this (deny); for a human PR it is a warning that asks reviewers to confirm the data and downtime
 #   impact.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-CHG-001
 #   severity: high

@@ -4,6 +4,8 @@
 #   On an agent PR, every planned resource change must match an entry of evidence.expected_changes
 #   (project, stack, type, name and action). An undeclared delete or replace is a deny; an
 #   undeclared create or update is a warning.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-CHG-002
 #   severity: high

@@ -3,6 +3,8 @@
 # description: >-
 #   An entry of the agent's evidence.expected_changes that the plan does not produce: the agent's
 #   model of the change and the code disagree, which reviewers should know.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-CHG-003
 #   severity: low

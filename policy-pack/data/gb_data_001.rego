@@ -3,6 +3,8 @@
 # description: >-
 #   A bucket ACL (inline `acl` on the bucket or a BucketAcl resource) that grants public-read,
 #   public-read-write or authenticated-read, or a grant to the AllUsers / AuthenticatedUsers groups.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-DATA-001
 #   severity: critical

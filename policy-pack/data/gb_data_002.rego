@@ -3,6 +3,8 @@
 # description: >-
 #   A bucket policy (inline on the bucket or a BucketPolicy resource) with an Allow statement for
 #   Principal '*' (or AWS: '*') and no Condition narrowing who may use it.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-DATA-002
 #   severity: critical

@@ -4,6 +4,8 @@
 #   Every bucket needs a BucketPublicAccessBlock with blockPublicAcls, blockPublicPolicy,
 #   ignorePublicAcls and restrictPublicBuckets all true. A missing block is a deny in prod and a
 #   warning elsewhere; a block with any setting off is a deny.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-DATA-003
 #   severity: high

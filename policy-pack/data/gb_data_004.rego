@@ -4,6 +4,8 @@
 #   A bucket with neither an inline serverSideEncryptionConfiguration nor a
 #   BucketServerSideEncryptionConfiguration resource pointing at it. A deny in prod, a warning
 #   elsewhere.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-DATA-004
 #   severity: medium

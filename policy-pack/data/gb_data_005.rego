@@ -3,6 +3,8 @@
 # description: >-
 #   A prod bucket without versioning enabled, either inline (versioning.enabled) or through a
 #   BucketVersioning resource whose status is Enabled.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-DATA-005
 #   severity: medium

@@ -3,6 +3,8 @@
 # description: >-
 #   An RDS instance or cluster instance with publiclyAccessible = true gets a public DNS name and
 #   address.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-DATA-006
 #   severity: critical

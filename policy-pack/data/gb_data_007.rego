@@ -3,6 +3,8 @@
 # description: >-
 #   An RDS instance or cluster without storageEncrypted = true. Read replicas (replicateSourceDb
 #   set) inherit their source's encryption and are skipped.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-DATA-007
 #   severity: high

@@ -3,6 +3,8 @@
 # description: >-
 #   A prod RDS instance or cluster whose backupRetentionPeriod is below 7 days; an absent value
 #   counts as below, because the provider default is shorter.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-DATA-008
 #   severity: medium

@@ -3,6 +3,8 @@
 # description: >-
 #   A prod RDS instance or cluster without deletionProtection = true can be destroyed by one
 #   mistaken change.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-DATA-009
 #   severity: medium

@@ -3,6 +3,8 @@
 # description: >-
 #   A symmetric encryption KMS key without enableKeyRotation = true. Asymmetric and HMAC keys cannot
 #   rotate automatically and are skipped.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-DATA-010
 #   severity: medium

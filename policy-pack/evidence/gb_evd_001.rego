@@ -3,6 +3,8 @@
 # description: >-
 #   Every agent PR must carry its evidence record (model, prompt, sources, intent manifest). Missing
 #   evidence means the change cannot be reconstructed.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-EVD-001
 #   severity: critical

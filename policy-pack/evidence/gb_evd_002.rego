@@ -3,6 +3,8 @@
 # description: >-
 #   The evidence record is present but its digest did not verify (evidence.digest_verified is not
 #   true): the record was edited after it was sealed, or never sealed.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-EVD-002
 #   severity: critical

@@ -4,6 +4,8 @@
 #   An agent's evidence must name the model (model.model_id) and the prompt template hash
 #   (prompt.template_sha256). Missing provenance is a deny when the risk tier is medium or above and
 #   a warning below.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-EVD-003
 #   severity: high

@@ -3,6 +3,8 @@
 # description: >-
 #   An agent's evidence must cite at least one evidence source and carry a rollback plan. Missing
 #   justification is a deny when the risk tier is medium or above and a warning below.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-EVD-004
 #   severity: high

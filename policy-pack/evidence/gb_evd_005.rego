@@ -3,6 +3,8 @@
 # description: >-
 #   The evidence record's agent_id must equal the PR's agent id: evidence copied from another
 #   agent's change proves nothing about this one.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-EVD-005
 #   severity: critical

@@ -4,6 +4,8 @@
 #   Agents may not change policy-pack/, registry/, .github/, CODEOWNERS or .glassbox/ (invariant
 #   I2); the only exception is the single decision record the agent's own PR adds under
 #   .glassbox/decisions/.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-GOV-001
 #   severity: critical

@@ -3,6 +3,8 @@
 # description: >-
 #   A human PR that changes a governance path is allowed but is tier critical (glassbox.risk), so it
 #   needs the critical approvers; this warning names each path for reviewers.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-GOV-002
 #   severity: high

@@ -3,6 +3,8 @@
 # description: >-
 #   An Allow statement with Action '*' in an identity policy (Policy, RolePolicy, UserPolicy,
 #   GroupPolicy or a role's inline policy). Action may be a string or a list.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-IAM-001
 #   severity: critical

@@ -3,6 +3,8 @@
 # description: >-
 #   An Allow statement with an action like iam:*, kms:*, s3:*, sts:* or secretsmanager:* (a full
 #   service wildcard on a service that controls identity, keys or data).
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-IAM-002
 #   severity: high

@@ -3,6 +3,8 @@
 # description: >-
 #   An Allow statement whose Resource is '*' and whose actions include a write (any verb other than
 #   Get/List/Describe/Head/...). Read-only statements on '*' are fine.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-IAM-003
 #   severity: high

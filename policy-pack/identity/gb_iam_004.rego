@@ -3,6 +3,8 @@
 # description: >-
 #   AdministratorAccess or IAMFullAccess attached to a role, user or group (RolePolicyAttachment,
 #   UserPolicyAttachment, GroupPolicyAttachment, PolicyAttachment, or a role's managedPolicyArns).
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-IAM-004
 #   severity: critical

@@ -4,6 +4,8 @@
 #   A role whose assumeRolePolicy allows Principal '*' or AWS '*' to assume it: anyone in any
 #   account could take the role (conditions are easy to get wrong, so this is denied even with a
 #   Condition).
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-IAM-005
 #   severity: critical

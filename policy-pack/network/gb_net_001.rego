@@ -3,6 +3,8 @@
 # description: >-
 #   Ingress from 0.0.0.0/0 or ::/0 to SSH (22) or RDP (3389), from an inline security-group rule or
 #   a separate rule resource, including port ranges and protocol -1 that cover those ports.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-NET-001
 #   severity: critical

@@ -4,6 +4,8 @@
 #   Ingress from 0.0.0.0/0 or ::/0 to a database port (MySQL 3306, PostgreSQL 5432, SQL Server 1433,
 #   Oracle 1521, Redis 6379, MongoDB 27017), inline or as a separate rule resource, including ranges
 #   and protocol -1.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-NET-002
 #   severity: critical

@@ -4,6 +4,8 @@
 #   The VPC default security group must restrict all traffic: managing it with ingress or egress
 #   rules puts every resource launched without an explicit group into that access, and a security
 #   group named "default" is mistaken for it.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-NET-003
 #   severity: high

@@ -3,6 +3,8 @@
 # description: >-
 #   Ingress from 0.0.0.0/0 or ::/0 for every protocol (-1) or the full port range 0-65535 exposes
 #   every listening service.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-NET-004
 #   severity: critical

@@ -3,6 +3,8 @@
 # description: >-
 #   Ingress from 0.0.0.0/0 or ::/0 to a port that is neither an admin nor a database port (e.g.
 #   443): often intended for public services, so a warning that asks a reviewer to confirm.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-NET-005
 #   severity: medium

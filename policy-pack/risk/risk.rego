@@ -7,6 +7,8 @@
 #   prod changes and data-store changes make it medium; tag-only and dev-only changes stay low.
 #   The agent's claimed tier can only raise the result, and a confidence score below the agent's
 #   threshold escalates it one tier.
+# schemas:
+#   - input: schema.policy_input
 package glassbox.risk
 
 import rego.v1

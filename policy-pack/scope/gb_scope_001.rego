@@ -4,6 +4,8 @@
 #   On an agent PR, every changed resource's type must match one of
 #   registry.agent.scope.resource_types (globs such as aws:s3/*). An agent with no resource_types
 #   may change no resource.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-SCOPE-001
 #   severity: high

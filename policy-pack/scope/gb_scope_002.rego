@@ -3,6 +3,8 @@
 # description: >-
 #   On an agent PR, every change's stack must match registry.agent.scope.stacks, given either as a
 #   stack name (dev) or project/stack (network/dev), globs allowed.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-SCOPE-002
 #   severity: high

@@ -3,6 +3,8 @@
 # description: >-
 #   On an agent PR, the computed risk tier (glassbox.risk) must not exceed
 #   registry.agent.scope.max_risk. A missing ceiling counts as low.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-SCOPE-003
 #   severity: high

@@ -3,6 +3,8 @@
 # description: >-
 #   An agent PR whose agent has no registry entry, whose entry is not active, or whose entry id
 #   differs from the PR's agent id.
+# schemas:
+#   - input: schema.policy_input
 # custom:
 #   id: GB-SCOPE-004
 #   severity: critical

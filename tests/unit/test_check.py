@@ -332,3 +332,47 @@ def test_a_waiver_is_read_from_the_base_commit(estate: Estate) -> None:
     findings = estate.check("carol", base=base).verdict.findings
     waived = [f for f in findings if f.rule_id == "GB-NET-001"]
     assert waived and all(f.status is FindingStatus.WAIVED for f in waived)
+
+
+def _captured_inputs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    import bot.check.evaluate as evaluate
+
+    seen: list[dict[str, Any]] = []
+    real = evaluate.rego_findings
+
+    def capture(pack_dir: Path, data: dict[str, Any]) -> Any:
+        seen.append(json.loads(json.dumps(data)))
+        return real(pack_dir, data)
+
+    monkeypatch.setattr(evaluate, "rego_findings", capture)
+    return seen
+
+
+def test_the_input_a_check_hands_the_pack_is_what_the_published_schema_says(
+    estate: Estate, keys: dict[str, Signer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `glassbox schema policy-input` (and its copy in policy-pack/schema/) is the contract a rule author
+    # writes against: an agent PR with evidence and a human PR that opens SSH both produce inputs it accepts.
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[2] / "policy-pack/schema/policy_input.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    seen = _captured_inputs(monkeypatch)
+    estate.agent_change(
+        keys["cost-optimizer"],
+        changes=[{"path": "infra/network/Pulumi.dev.yaml", "content": _dev_retention(60)}],
+    )
+    estate.check("cost-optimizer")
+    after_agent = estate.repo.head.commit.hexsha
+    _open_ssh_to_the_world(estate)
+    estate.check("carol", base=after_agent)
+    assert [doc["pr"]["author"]["kind"] for doc in seen] == ["agent", "human"]
+    assert seen[0]["evidence"]["present"] is True and seen[1]["evidence"]["present"] is False
+    assert seen[1]["changes"] and seen[1]["plan"]["resources"]
+    for doc in seen:
+        problems = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
+        assert problems == []
+    # closed objects: a field the input never has is refused, which is what lets OPA's checker flag a rule
+    # reading one
+    seen[1]["plan"]["resources"][0]["inputz"] = {}
+    assert any("inputz" in e.message for e in validator.iter_errors(seen[1]))

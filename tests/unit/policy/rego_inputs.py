@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.policy.pack import load_pack
-from bot.registry import GOVERNANCE_PATHS, is_governance_path
+from bot.registry import GOVERNANCE_PATHS, is_governance_path, load_registry
 
 GOVERNANCE = list(GOVERNANCE_PATHS)
+SAMPLE_REGISTRY = load_registry(Path(__file__).resolve().parents[3] / "registry")
 
 
 def resource(
@@ -28,6 +29,8 @@ def resource(
         "protect": False,
         "dependencies": [],
         "inputs": inputs,
+        "environment_source": "registry",
+        "environment_in_head": env,
     }
 
 
@@ -44,22 +47,24 @@ def change(res: dict[str, Any], action: str = "create", changed: list[dict[str, 
         "changed": changed or [],
         "before": None if action == "create" else res["inputs"],
         "after": None if action == "delete" else res["inputs"],
+        "environment_source": res.get("environment_source", "registry"),
+        "environment_in_head": res.get("environment_in_head", res["environment"]),
     }
 
 
 def agent_entry(**scope: Any) -> dict[str, Any]:
-    return {
-        "id": "cost-optimizer",
-        "status": "active",
-        "confidence_threshold": 0.7,
-        "scope": {
-            "paths": ["infra/**"],
-            "stacks": ["dev", "prod"],
-            "resource_types": ["aws:*"],
-            "max_risk": "critical",
-            **scope,
-        },
+    """The sample registry's cost-optimizer as the check passes it, with a wide scope unless told otherwise."""
+    entry = SAMPLE_REGISTRY.find_agent("cost-optimizer")
+    assert entry is not None
+    data = entry.model_dump(mode="json") | {"status": "active", "confidence_threshold": 0.7}
+    data["scope"] = data["scope"] | {
+        "paths": ["infra/**"],
+        "stacks": ["dev", "prod"],
+        "resource_types": ["aws:*"],
+        "max_risk": "critical",
+        **scope,
     }
+    return data
 
 
 def evidence(changes: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
@@ -96,7 +101,10 @@ def policy_input(
     return {
         "plan": {
             "digest": "sha256:" + "1" * 64,
-            "stacks": [{"project": p, "stack": s, "environment": e} for p, s, e in stacks],
+            "stacks": [
+                {"project": p, "stack": s, "environment": e, "environment_source": "registry", "environment_in_head": e}
+                for p, s, e in stacks
+            ],
             "resources": resources,
         },
         "changes": changes,
@@ -105,7 +113,9 @@ def policy_input(
             "changed_paths": paths or ["infra/app/Pulumi.dev.yaml"],
             "governance_paths": [p for p in paths or [] if is_governance_path(p)],
         },
-        "evidence": evidence(changes, **(evidence_overrides or {})) if agent else {"present": False},
+        "evidence": evidence(changes, **(evidence_overrides or {}))
+        if agent
+        else {"present": False, "digest_verified": False},
         "pr": {
             "number": 7,
             "author": {"id": "cost-optimizer", "kind": "agent"} if agent else {"id": "alice", "kind": "human"},
@@ -199,7 +209,8 @@ def copy_pack(tmp_path: Path) -> Path:
 def add_conflicting_rule(root: Path) -> None:
     """GB-NET-099: a complete rule with two values whenever the PR has a number (a runtime conflict)."""
     (root / "network" / "gb_net_099.rego").write_text(
-        "# METADATA\n# title: Conflict\n# description: Two values for one complete rule.\n# custom:\n"
+        "# METADATA\n# title: Conflict\n# description: Two values for one complete rule.\n"
+        "# schemas:\n#   - input: schema.policy_input\n# custom:\n"
         "#   id: GB-NET-099\n#   severity: low\n#   controls: [NIST-CM-3]\n"
         "#   remediation: Nothing to remediate; this rule exists to test failure.\n"
         "package glassbox.network.gb_net_099\n\nimport rego.v1\n\n"

@@ -1,7 +1,8 @@
 """Rego evaluation time with a prepared engine, and where it goes, for each in-process engine.
 
 For agent PRs over ``mixed_resources(n)`` (n = 10, 100, 1000; mostly compliant, a few violations, every
-change declared), and for any policy inputs given with ``--inputs`` (JSON files, e.g. written by
+change declared), for an IAM-heavy human PR (``--iam-policies``, 250 policy documents), and for any policy
+inputs given with ``--inputs`` (JSON files, e.g. written by
 ``bench/bench_check.py --dump-inputs DIR``), prints per engine:
 
 - ``evaluate``: ``engine.evaluate`` (compiled once, before timing) — the figure the target "Rego over
@@ -14,9 +15,9 @@ change declared), and for any policy inputs given with ``--inputs`` (JSON files,
 - with ``--baseline REF``: regopy over the pack at a git commit (e.g. the one before the derived index),
   and whether both packs give identical results.
 
-Run: ``.venv/bin/python bench/bench_rego.py [--sizes 10,100,1000] [--repeat 5] [--engines opa,regopy,regorus]
-[--inputs DIR] [--baseline 7ef044e05155febdafe7c9b66f8e78327c318b87]``. Figures are min / median of
-``--repeat`` runs. A bench, not a test: it asserts nothing.
+Run: ``.venv/bin/python bench/bench_rego.py [--sizes 10,100,1000] [--iam-policies 250] [--repeat 5]
+[--engines opa,regopy,regorus] [--inputs DIR] [--baseline 7ef044e05155febdafe7c9b66f8e78327c318b87]``.
+Figures are min / median of ``--repeat`` runs. A bench, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +43,34 @@ from bot.policy.engines.regopy import RegopyEngine, rego_input  # noqa: E402
 from bot.policy.engines.regorus import RegorusEngine, regorus_available  # noqa: E402
 from bot.policy.pack import load_pack  # noqa: E402
 from bot.trust.anchors import export_tree  # noqa: E402
-from tests.unit.policy.rego_inputs import mixed_resources, policy_input  # noqa: E402
+from tests.unit.policy.rego_inputs import mixed_resources, policy_input, resource  # noqa: E402
+
+# IAM-heavy: policies whose documents the identity rules parse one by one (a dozen shapes, every document
+# distinct by its resource ARN), about a third with a wildcard the pack denies.
+_IAM_SHAPES: list[list[dict[str, Any]]] = [
+    [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::b/*"}],
+    [{"Effect": "Allow", "Action": ["iam:*", "sts:AssumeRole"], "Resource": "*"}],
+    [{"Effect": "Allow", "Action": "logs:CreateLogStream", "Resource": "*"}],
+    [{"Effect": "Allow", "Action": "*", "Resource": "*"}, {"Effect": "Deny", "Action": "iam:*", "Resource": "*"}],
+    [{"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:Query"], "Resource": "arn:aws:dynamodb:::t"}],
+    [{"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"}],
+    [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "arn:aws:kms:::key/k"}],
+    [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+    [{"Effect": "Allow", "Action": ["ec2:Describe*"], "Resource": "*"}],
+    [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:::q"}],
+    [{"Effect": "Allow", "Action": ["sns:Publish"], "Resource": "arn:aws:sns:::t"}],
+]
+
+
+def iam_heavy(count: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(count):
+        statements = [dict(s, Sid=f"s{i}") for s in _IAM_SHAPES[i % len(_IAM_SHAPES)]]
+        document = json.dumps({"Version": "2012-10-17", "Statement": statements})
+        out.append(resource("aws:iam/policy:Policy", f"wild-{i}", {"policy": document, "tags": {"Owner": "app"}}))
+    return out
+
 
 TARGET_MS = 50.0
 
@@ -96,7 +124,7 @@ def opa_breakdown(engine: EmbeddedOpaEngine, doc: dict[str, Any], repeat: int) -
     return {
         "evaluate": timed(lambda: engine.evaluate(doc), repeat),
         "prepare": timed(lambda: prepare_input(doc), repeat),
-        "query": timed(lambda: engine._answer(engine._query, prepared), repeat),  # a bench looks inside on purpose
+        "query": timed(lambda: engine._ask(engine._query, prepared), repeat),  # a bench looks inside on purpose
     }
 
 
@@ -112,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--iam-policies", type=int, default=250, help="size of the IAM-heavy input (0: none)")
     parser.add_argument("--inputs", type=Path, help="a directory of policy-input JSON files to time as well")
     parser.add_argument("--engines", default="opa,regopy,regorus", help="in-process engines to time")
     parser.add_argument("--baseline", help="a git commit whose policy pack to time and compare (regopy)")
@@ -120,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     docs: list[tuple[str, dict[str, Any], int]] = []
     for n in [int(s) for s in args.sizes.split(",") if s]:
         docs.append((f"agent-{n}", policy_input(mixed_resources(n), agent=True), n))
+    if args.iam_policies:
+        docs.append((f"iam-{args.iam_policies}", policy_input(iam_heavy(args.iam_policies)), args.iam_policies))
     if args.inputs:
         for file in sorted(args.inputs.glob("*.json")):
             doc = json.loads(file.read_text(encoding="utf-8"))

@@ -1,18 +1,40 @@
 """The CI step: judge a PR's head, sign the verdict as the CI identity, record it, file the attestation and publish
-the ``glassbox/check`` status. The one path the CLI, the workflows and the demo call."""
+the ``glassbox/check`` status and check run. The one path the CLI, the workflows and the demo call.
+
+The commit status is what the merge gate trusts (set by the CI identity, see :mod:`bot.approvals.service`); the
+check run of the same name is for people: the verdict as its conclusion, the summary, and one annotation per
+finding that can be placed on a file the change touches (see :func:`annotations_for`).
+"""
 
 from __future__ import annotations
 
+import logging
+import posixpath
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bot.check.evaluate import CheckRequest, CheckResult, deny_ids, run_check
-from bot.forge.model import PullRequest, StatusState
+from bot.errors import ForgeError
+from bot.forge.model import (
+    MAX_ANNOTATION_TITLE_CHARS,
+    MAX_CHECK_OUTPUT_CHARS,
+    AnnotationLevel,
+    ChangedFile,
+    CheckAnnotation,
+    CheckConclusion,
+    CheckRun,
+    FileStatus,
+    PullRequest,
+    StatusState,
+)
 from bot.forge.port import Forge
+from bot.markdown import cell
+from bot.plan.runner import quote_untrusted
 from bot.policy.checkov import CheckovWorker
-from bot.records import Actor, ActorKind, Outcome, Subject, VerdictResult
+from bot.policy.render import artifact_for
+from bot.records import Actor, ActorKind, Finding, FindingStatus, Outcome, Subject, Verdict, VerdictResult, digest
 from bot.trust.attestations import sign_verdict, store_attestation
 from bot.trust.conventions import CHECK_CONTEXT
 from bot.trust.keys import Signer
@@ -98,18 +120,120 @@ def pr_check_request(forge: Forge, pr: PullRequest, repo_path: Path, **kwargs: A
     )
 
 
+log = logging.getLogger(__name__)
+
+ANNOTATION_MESSAGE_LIMIT = 2000
+"""Characters of a finding's message an annotation shows (the summary has it whole)."""
+MAX_ANNOTATIONS = 500
+"""Annotations one check run gets at most (ten requests); the summary lists every finding."""
+_LEVEL = {FindingStatus.DENY: AnnotationLevel.FAILURE, FindingStatus.WARN: AnnotationLevel.WARNING}
+
+
 def status_for(result: VerdictResult) -> StatusState:
     return StatusState.SUCCESS if result is VerdictResult.PASSED else StatusState.FAILURE
 
 
-def publish(forge: Forge, result: CheckResult, pr_number: int | None) -> None:
-    """The ``glassbox/check`` status on the verdict's head commit, and the summary as a comment on ``pr_number``."""
+def conclusion_for(result: VerdictResult) -> CheckConclusion:
+    """PASSED is success, FAILED is failure, whether findings denied the change or the check could not finish
+    (I5). Not action_required: nothing done on the check run resolves a verdict, only a new commit does."""
+    return CheckConclusion.SUCCESS if result is VerdictResult.PASSED else CheckConclusion.FAILURE
+
+
+def _headline(verdict: Verdict) -> str:
+    return f"{verdict.result.value}, risk {verdict.risk.value}"
+
+
+def _annotated_path(finding: Finding, present: Sequence[str]) -> str | None:
+    """Where a finding is annotated: the changed file it names, else for a Pulumi resource the changed file of its
+    project (the program when it changed, else the first changed file beside it); None when no changed file
+    fits (a TF address, a path the change does not keep, nothing named): the finding is in the summary only."""
+    target = artifact_for(finding.resource)
+    if target in present:
+        return target
+    if finding.resource and finding.resource.startswith("urn:pulumi:") and target != artifact_for(None):
+        project = posixpath.dirname(target) + "/"
+        return next((p for p in present if p.startswith(project)), None)
+    return None
+
+
+def annotations_for(verdict: Verdict, changed: Sequence[ChangedFile]) -> list[CheckAnnotation]:
+    """One annotation per finding that has a file to go on (see :func:`_annotated_path`), on its first line:
+    findings know resources, not lines. Messages can carry text from the change, so they are shown truncated and
+    quoted; at most :data:`MAX_ANNOTATIONS`."""
+    present = sorted(f.path for f in changed if f.status is not FileStatus.REMOVED)
+    out = []
+    for f in verdict.findings:
+        path = _annotated_path(f, present)
+        if path is None:
+            continue
+        message = quote_untrusted(f.message, ANNOTATION_MESSAGE_LIMIT)
+        if f.resource:
+            message += f"\nresource: {quote_untrusted(f.resource)}"
+        if f.waiver is not None:
+            message += f"\nwaived until {f.waiver.expires:%Y-%m-%d} by {quote_untrusted(f.waiver.approver)}"
+        out.append(
+            CheckAnnotation(
+                path=path,
+                start_line=1,
+                end_line=1,
+                level=_LEVEL.get(f.status, AnnotationLevel.NOTICE),
+                message=message,
+                title=cell(f"{f.rule_id} ({f.engine}, {f.severity.value}, {f.status.value})")[
+                    :MAX_ANNOTATION_TITLE_CHARS
+                ],
+            )
+        )
+    return out[:MAX_ANNOTATIONS]
+
+
+def check_run_summary(result: CheckResult) -> str:
+    """The check's summary, cut at a line to fit the check run (the whole summary stays in ``summary.md``)."""
+    summary = result.summary
+    if len(summary) <= MAX_CHECK_OUTPUT_CHARS:
+        return summary
+    note = f"\n\n… {len(summary) - MAX_CHECK_OUTPUT_CHARS} more characters: see the check's summary.md"
+    cut = summary[: MAX_CHECK_OUTPUT_CHARS - len(note)]
+    return (cut.rsplit("\n", 1)[0] if "\n" in cut else cut) + note
+
+
+def publish_check_run(forge: Forge, result: CheckResult) -> CheckRun | None:
+    """The ``glassbox/check`` check run on the verdict's head commit; None (and a warning) when the forge or the
+    token cannot make check runs (GitHub lets only GitHub Apps create them), since the status stands anyway."""
+    verdict = result.verdict
+    change = verdict.change
+    try:
+        changed = forge.compare(change.base_commit, change.head_commit)
+    except ForgeError as exc:
+        log.warning("glassbox/check check run: no annotations, the changed files could not be read: %s", exc)
+        changed = []
+    try:
+        return forge.create_check_run(
+            change.head_commit,
+            name=CHECK_CONTEXT,
+            conclusion=conclusion_for(verdict.result),
+            title=_headline(verdict),
+            summary=check_run_summary(result),
+            annotations=annotations_for(verdict, changed),
+            external_id=digest(verdict),
+        )
+    except ForgeError as exc:
+        if exc.status not in (403, 404, 501):
+            raise
+        log.warning("glassbox/check check run not created (the commit status stands): %s", exc)
+        return None
+
+
+def publish(forge: Forge, result: CheckResult, pr_number: int | None) -> CheckRun | None:
+    """The ``glassbox/check`` status on the verdict's head commit (what the merge gate trusts), the check run of the
+    same name, and the summary as a comment on ``pr_number``. Returns the check run, if the forge made one."""
     verdict = result.verdict
     forge.set_status(
         verdict.change.head_commit,
         context=CHECK_CONTEXT,
         state=status_for(verdict.result),
-        description=f"{verdict.result.value}, risk {verdict.risk.value}"[:140],
+        description=_headline(verdict)[:140],
     )
+    run = publish_check_run(forge, result)
     if pr_number is not None:
         forge.comment(pr_number, result.summary)
+    return run

@@ -67,7 +67,10 @@ def check(
         Path | None, typer.Option("--store", help="Also file the attestation in this store, by head commit.")
     ] = None,
     publish: Annotated[
-        bool, typer.Option(help="Set the glassbox/check status on the head commit and comment the summary on --pr.")
+        bool,
+        typer.Option(
+            help="Set the glassbox/check status and check run on the head commit and comment the summary on --pr."
+        ),
     ] = False,
     forge_url: ForgeUrlOption = None,
     token: TokenOption = None,

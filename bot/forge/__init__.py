@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from bot.forge.github import GitHubForge, RetryPolicy, connect
 from bot.forge.model import (
+    AnnotationLevel,
     ChangedFile,
+    CheckAnnotation,
+    CheckConclusion,
+    CheckRun,
+    CheckRunStatus,
     Comment,
     CommitSigner,
     CommitStatus,
@@ -27,7 +32,12 @@ from bot.forge.port import Forge
 from bot.forge.settings import ForgeSettings, ForgeUrlOption, RepoOption, TokenOption, resolve_settings
 
 __all__ = [
+    "AnnotationLevel",
     "ChangedFile",
+    "CheckAnnotation",
+    "CheckConclusion",
+    "CheckRun",
+    "CheckRunStatus",
     "Comment",
     "CommitSigner",
     "CommitStatus",

@@ -26,11 +26,18 @@ from typing import Any, TypeVar
 import requests
 from github import Auth, Github, GithubException
 from github.Branch import Branch
+from github.CheckRun import CheckRun as GithubCheckRun
+from github.GithubObject import NotSet
 
 from bot.errors import ForgeError, UserError
 from bot.forge.model import (
+    MAX_ANNOTATIONS_PER_REQUEST,
     MAX_PULL_COMMITS,
     ChangedFile,
+    CheckAnnotation,
+    CheckConclusion,
+    CheckRun,
+    CheckRunStatus,
     Comment,
     CommitSigner,
     CommitStatus,
@@ -191,7 +198,8 @@ class GitHubForge:
                     delay = None
         message = _message(exc).lower()
         secondary = "secondary rate limit" in message or message.startswith("api rate limit exceeded")
-        if status >= 500 or status == 429 or (status == 403 and (secondary or delay is not None)):
+        # 501 is the forge saying it does not implement the endpoint: asking again cannot change that
+        if (status >= 500 and status != 501) or status == 429 or (status == 403 and (secondary or delay is not None)):
             return _Transient(f"HTTP {status} {_message(exc)}", status, delay)
         return None
 
@@ -556,6 +564,95 @@ class GitHubForge:
     def list_statuses(self, ref: str) -> list[CommitStatus]:
         data = self._get(f"read statuses of {ref}", f"/commits/{_quote(ref)}/status", {"per_page": PER_PAGE})
         return [self._status(item) for item in data.get("statuses") or []]
+
+    @staticmethod
+    def _check_run(run: GithubCheckRun) -> CheckRun:
+        # read from the attributes: after CheckRun.edit() they hold the answer, raw_data does not
+        output = run.output
+        app = run.app
+        return CheckRun(
+            id=int(run.id),
+            name=str(run.name),
+            head_sha=str(run.head_sha),
+            status=CheckRunStatus(run.status),
+            conclusion=CheckConclusion(run.conclusion) if run.conclusion else None,
+            title=output.title if output is not None else None,
+            summary=output.summary if output is not None else None,
+            annotations_count=int(output.annotations_count or 0) if output is not None else 0,
+            details_url=run.details_url,
+            external_id=run.external_id,
+            app=app.slug if app is not None else None,
+            url=str(run.html_url or ""),
+        )
+
+    def _check_runs(self, ref: str, name: str | None, *, every: bool = False) -> list[GithubCheckRun]:
+        def fn() -> list[GithubCheckRun]:
+            runs = self._repo.get_commit(ref).get_check_runs(
+                check_name=name if name else NotSet, filter="all" if every else "latest"
+            )
+            return list(runs)
+
+        return self._call(f"list check runs of {ref}", fn)
+
+    def list_check_runs(self, ref: str, *, name: str | None = None) -> list[CheckRun]:
+        return [self._check_run(run) for run in self._check_runs(ref, name)]
+
+    def create_check_run(
+        self,
+        sha: str,
+        *,
+        name: str,
+        conclusion: CheckConclusion,
+        title: str,
+        summary: str,
+        text: str | None = None,
+        annotations: Sequence[CheckAnnotation] = (),
+        details_url: str | None = None,
+        external_id: str | None = None,
+    ) -> CheckRun:
+        step = MAX_ANNOTATIONS_PER_REQUEST
+        batches = [list(annotations[i : i + step]) for i in range(0, len(annotations), step)] or [[]]
+        output: dict[str, Any] = {"title": title, "summary": summary}
+        if text is not None:
+            output["text"] = text
+        what = f"create check run {name}"
+
+        def create() -> GithubCheckRun:
+            return self._repo.create_check_run(
+                name=name,
+                head_sha=sha,
+                conclusion=conclusion.value,
+                output={**output, "annotations": [a.request() for a in batches[0]]},
+                details_url=NotSet if details_url is None else details_url,
+                external_id=NotSet if external_id is None else external_id,
+            )
+
+        def created() -> GithubCheckRun | None:
+            if external_id is None:
+                return None  # nothing tells our run from another: a retry may create a second one
+            mine = [r for r in self._check_runs(sha, name, every=True) if r.external_id == external_id]
+            return mine[0] if mine else None
+
+        run = self._call(what, create, verify=created)
+        sent = len(batches[0])
+        for batch in batches[1:]:
+            sent += len(batch)
+            run = self._append_annotations(run, name, {**output, "annotations": [a.request() for a in batch]}, sent)
+        return self._check_run(run)
+
+    def _append_annotations(self, run: GithubCheckRun, name: str, output: dict[str, Any], total: int) -> GithubCheckRun:
+        """One update of ``run`` adding ``output``'s annotations, after which it has ``total`` of them."""
+
+        def append() -> GithubCheckRun:
+            run.edit(output=output)
+            return run
+
+        def appended() -> GithubCheckRun | None:
+            # each update appends, so whether a lost one took effect shows in the count it left
+            current = self._call("read check run", lambda: self._repo.get_check_run(run.id).complete())
+            return current if int(current.output.annotations_count or 0) >= total else None
+
+        return self._call(f"annotate check run {name}", append, verify=appended)
 
     def comment(self, number: int, body: str) -> Comment:
         def posted() -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""Records the forge port speaks: pull requests and their commits, reviews, statuses, changed files, comments, merges.
+"""Records the forge port speaks: pull requests and their commits, reviews, statuses, check runs, changed files,
+comments, merges.
 
 These are glassbox's own types; the GitHub adapter translates PyGithub objects into them so nothing outside
 ``bot/forge/`` ever sees a PyGithub type. Git identities and the exact bytes of a commit object live here
@@ -11,6 +12,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -147,6 +149,83 @@ class CommitStatus(Record):
     target_url: str | None = None
     creator: str | None = None
     created_at: UtcDateTime | None = None
+
+
+MAX_ANNOTATIONS_PER_REQUEST = 50
+"""GitHub takes at most this many check-run annotations per request; more follow in updates of the run."""
+MAX_CHECK_OUTPUT_CHARS = 65535
+"""The longest ``output.summary`` or ``output.text`` of a check run GitHub accepts, in characters."""
+MAX_ANNOTATION_TITLE_CHARS = 255
+MAX_ANNOTATION_MESSAGE_BYTES = 64 * 1024
+"""An annotation's ``message`` (and ``raw_details``) may be at most 64 KB."""
+
+
+class CheckRunStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    # reserved for GitHub Actions runs: read, never set
+    WAITING = "waiting"
+    REQUESTED = "requested"
+    PENDING = "pending"
+
+
+class CheckConclusion(StrEnum):
+    ACTION_REQUIRED = "action_required"
+    CANCELLED = "cancelled"
+    FAILURE = "failure"
+    NEUTRAL = "neutral"
+    SKIPPED = "skipped"
+    STALE = "stale"  # set by GitHub only, never by a client
+    SUCCESS = "success"
+    TIMED_OUT = "timed_out"
+
+
+class AnnotationLevel(StrEnum):
+    NOTICE = "notice"
+    WARNING = "warning"
+    FAILURE = "failure"
+
+
+class CheckAnnotation(Record):
+    """One annotation of a check run: a message on lines of one repository file."""
+
+    path: str = Field(min_length=1)
+    start_line: int = Field(ge=1)
+    end_line: int = Field(ge=1)
+    level: AnnotationLevel
+    message: str = Field(min_length=1)
+    title: str | None = None
+
+    def request(self) -> dict[str, Any]:
+        """The annotation as GitHub's ``output.annotations[]`` item."""
+        data: dict[str, Any] = {
+            "path": self.path,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "annotation_level": self.level.value,
+            "message": self.message,
+        }
+        if self.title:
+            data["title"] = self.title
+        return data
+
+
+class CheckRun(Record):
+    """A check run on a commit (GitHub's Checks API), as the forge reports it."""
+
+    id: int
+    name: str
+    head_sha: str
+    status: CheckRunStatus
+    conclusion: CheckConclusion | None = None
+    title: str | None = None
+    summary: str | None = None
+    annotations_count: int = 0
+    details_url: str | None = None
+    external_id: str | None = None
+    app: str | None = Field(default=None, description="Slug of the app that created the run; None for a person.")
+    url: str = Field(default="", description="The run's web page (html_url).")
 
 
 class Comment(Record):

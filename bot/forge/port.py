@@ -16,6 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from bot.forge.model import (
     ChangedFile,
+    CheckAnnotation,
+    CheckConclusion,
+    CheckRun,
     Comment,
     CommitSigner,
     CommitStatus,
@@ -107,6 +110,31 @@ class Forge(Protocol):
 
     def list_statuses(self, ref: str) -> list[CommitStatus]:
         """The latest status per context for a commit SHA or branch."""
+        ...
+
+    def create_check_run(
+        self,
+        sha: str,
+        *,
+        name: str,
+        conclusion: CheckConclusion,
+        title: str,
+        summary: str,
+        text: str | None = None,
+        annotations: Sequence[CheckAnnotation] = (),
+        details_url: str | None = None,
+        external_id: str | None = None,
+    ) -> CheckRun:
+        """A completed check run ``name`` on commit ``sha``, with every annotation.
+
+        The forge takes at most :data:`~bot.forge.model.MAX_ANNOTATIONS_PER_REQUEST` annotations per request:
+        the first batch goes with the run, the rest follow in updates of it. ``external_id`` identifies this
+        run, so a retried creation whose first answer was lost finds the run instead of making a second one.
+        """
+        ...
+
+    def list_check_runs(self, ref: str, *, name: str | None = None) -> list[CheckRun]:
+        """The latest check run of each name on a commit SHA or branch; only ``name``'s when given."""
         ...
 
     def comment(self, number: int, body: str) -> Comment: ...

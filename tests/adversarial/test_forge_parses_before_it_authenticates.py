@@ -30,6 +30,7 @@ SAMPLES = {
     "spec": "main...main",
     "org": "acme",
     "slug": "platform",
+    "check_run": "1",
 }
 
 
@@ -65,6 +66,13 @@ FIELDS = st.sampled_from(
         "content",
         "encoding",
         "required_status_checks",
+        "name",
+        "head_sha",
+        "conclusion",
+        "output",
+        "reviewers",
+        "team_reviewers",
+        "color",
     ]
 )
 BODIES = (

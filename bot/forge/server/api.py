@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.forge.server import shapes
@@ -31,6 +32,29 @@ class ApiError(Exception):
 
 def not_found() -> ApiError:
     return ApiError(404, "Not Found")
+
+
+def invalid(resource: str, field: str, message: str, code: str = "invalid") -> ApiError:
+    """GitHub's 422 for one bad field of a request body: ``errors`` names the field and says what is wrong."""
+    return ApiError(
+        422,
+        "Validation Failed",
+        errors=[{"resource": resource, "field": field, "code": code, "message": f"{field}: {message}"}],
+    )
+
+
+def timestamp(value: str, resource: str, field: str) -> datetime:
+    """An ISO 8601 time given in a request (UTC when it names no zone); a 422 naming ``field`` otherwise."""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise invalid(resource, field, "must be an ISO 8601 timestamp, e.g. 2026-01-31T12:00:00Z") from None
+
+
+def not_implemented(method: str, path: str) -> ApiError:
+    """A GitHub endpoint this forge does not serve: a 501, never a 404 that reads as "no such thing"."""
+    return ApiError(501, f"Not Implemented: this forge does not serve {method} {path}")
 
 
 @dataclass

@@ -2,9 +2,11 @@
 
 :class:`ForgeApp` parses the request, authenticates its token, injects the configured faults, counts the
 request, dispatches it through the routing table below to a handler of :mod:`bot.forge.server.routes`
-(one module per resource) and turns an :class:`~bot.forge.server.api.ApiError` into GitHub's error body.
-It is independent of the HTTP server around it (:mod:`bot.forge.server.http`). What the forge enforces on
-branches and merges lives in :mod:`bot.forge.server.protection`; every branch move records who made it.
+(one module per resource) and turns an :class:`~bot.forge.server.api.ApiError` into GitHub's error body. A
+request no route serves is a 404 when what it names does not exist, and a 501 when it is a GitHub endpoint
+this forge does not implement (never a 404 that reads as "no such thing"). It is independent of the HTTP
+server around it (:mod:`bot.forge.server.http`). What the forge enforces on branches and merges lives in
+:mod:`bot.forge.server.protection`; every branch move records who made it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from bot.forge.server import shapes
-from bot.forge.server.api import ApiError, Request, Response, not_found
+from bot.forge.server.api import ApiError, Request, Response, not_found, not_implemented
 from bot.forge.server.faults import Fault, FaultPlan
 from bot.forge.server.gitrepo import BareRepo
-from bot.forge.server.routes import branches, contents, gitdata, issues, pulls, repos, reviews, statuses, teams
+from bot.forge.server.routes import (
+    branches,
+    checks,
+    collaborators,
+    contents,
+    gitdata,
+    issues,
+    keys,
+    labels,
+    pulls,
+    repos,
+    reviews,
+    statuses,
+    teams,
+)
 from bot.forge.server.store import Store, User
 
 __all__ = ["ApiError", "ForgeApp", "Request", "Response", "not_found", "repo_path"]
@@ -38,13 +54,30 @@ Handler = Callable[["ForgeApp", Request], Response]
 
 _REPO = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
 _SIGNATURES = _REPO + r"/branches/(?P<branch>.+)/protection/required_signatures"
+_CHECK_RUN = _REPO + r"/check-runs/(?P<check_run>[0-9]+)"
+_REVIEWERS = _REPO + r"/pulls/(?P<number>\d+)/requested_reviewers"
+_ORG = r"/orgs/(?P<org>[^/]+)"
+GITHUB_RESOURCES = frozenset(
+    {
+        "advisories", "agents", "app", "app-manifests", "applications", "apps", "assignments", "classrooms",
+        "codes_of_conduct", "credentials", "emojis", "enterprises", "events", "feeds", "gists", "gitignore",
+        "installation", "issues", "licenses", "markdown", "marketplace_listing", "meta", "networks",
+        "notifications", "octocat", "organizations", "orgs", "rate_limit", "repos", "repositories", "search",
+        "teams", "user", "users", "versions", "zen",
+    }
+)  # fmt: skip
+"""The first path segments of GitHub's REST API: a path under one that no route serves is a 501, not a 404."""
 # The first matching route serves a request, so a longer path comes before a shorter one it would also match.
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", r"/user", teams.get_user),
     ("GET", r"/users/(?P<login>[^/]+)", teams.get_named_user),
+    ("GET", r"/user/ssh_signing_keys", keys.list_mine),
+    ("POST", r"/user/ssh_signing_keys", keys.add_mine),
+    ("GET", r"/users/(?P<login>[^/]+)/ssh_signing_keys", keys.list_for_user),
     ("GET", _REPO, repos.get_repo),
     ("GET", _REPO + r"/activity", repos.list_activity),
     *((verb, _SIGNATURES, branches.required_signatures) for verb in ("GET", "POST", "DELETE")),
+    ("GET", _REPO + r"/branches", branches.list_branches),
     ("GET", _REPO + r"/branches/(?P<branch>.+)/protection", branches.get_protection),
     ("PUT", _REPO + r"/branches/(?P<branch>.+)/protection", branches.put_protection),
     ("DELETE", _REPO + r"/branches/(?P<branch>.+)/protection", branches.delete_protection),
@@ -70,8 +103,13 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", _REPO + r"/pulls/(?P<number>\d+)/reviews", reviews.list_reviews),
     ("POST", _REPO + r"/pulls/(?P<number>\d+)/reviews", reviews.create_review),
     ("PUT", _REPO + r"/pulls/(?P<number>\d+)/reviews/(?P<review>\d+)/dismissals", reviews.dismiss_review),
+    ("GET", _REVIEWERS, reviews.list_requested_reviewers),
+    ("POST", _REVIEWERS, reviews.request_reviewers),
+    ("DELETE", _REVIEWERS, reviews.remove_requested_reviewers),
     ("GET", _REPO + r"/pulls/(?P<number>\d+)/merge", pulls.get_merged),
     ("PUT", _REPO + r"/pulls/(?P<number>\d+)/merge", pulls.merge_pull),
+    ("GET", _REPO + r"/issues", issues.list_issues),
+    ("GET", _REPO + r"/issues/(?P<number>\d+)", issues.get_issue),
     ("GET", _REPO + r"/issues/(?P<number>\d+)/labels", issues.list_labels),
     ("POST", _REPO + r"/issues/(?P<number>\d+)/labels", issues.add_labels),
     ("DELETE", _REPO + r"/issues/(?P<number>\d+)/labels/(?P<name>.+)", issues.remove_label),
@@ -82,10 +120,25 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", _REPO + r"/statuses/(?P<ref>.+)", statuses.list_statuses),
     ("GET", _REPO + r"/commits/(?P<ref>.+)/status", statuses.combined_status),
     ("GET", _REPO + r"/commits/(?P<ref>.+)/statuses", statuses.list_statuses),
+    ("GET", _REPO + r"/commits/(?P<ref>.+)/check-runs", checks.list_for_ref),
+    ("GET", _REPO + r"/commits", gitdata.list_commits),
     ("GET", _REPO + r"/commits/(?P<ref>.+)", gitdata.get_commit),
+    ("POST", _REPO + r"/check-runs", checks.create_check_run),
+    ("GET", _CHECK_RUN, checks.get_check_run),
+    ("PATCH", _CHECK_RUN, checks.update_check_run),
+    ("GET", _CHECK_RUN + r"/annotations", checks.list_annotations),
+    ("GET", _REPO + r"/labels", labels.list_labels),
+    ("POST", _REPO + r"/labels", labels.create_label),
+    ("GET", _REPO + r"/labels/(?P<name>.+)", labels.get_label),
+    ("GET", _REPO + r"/collaborators", collaborators.list_collaborators),
+    ("GET", _REPO + r"/collaborators/(?P<login>[^/]+)", collaborators.check_collaborator),
+    ("GET", _REPO + r"/collaborators/(?P<login>[^/]+)/permission", collaborators.get_permission),
     ("GET", _REPO + r"/contents/(?P<path>.*)", contents.get_contents),
     ("GET", _REPO + r"/compare/(?P<spec>.+)", contents.compare),
-    ("GET", r"/orgs/(?P<org>[^/]+)/teams/(?P<slug>[^/]+)/members", teams.team_members),
+    ("GET", _ORG, teams.get_org),
+    ("GET", _ORG + r"/teams", teams.list_teams),
+    ("GET", _ORG + r"/teams/(?P<slug>[^/]+)", teams.get_team),
+    ("GET", _ORG + r"/teams/(?P<slug>[^/]+)/members", teams.team_members),
 ]
 
 
@@ -141,6 +194,8 @@ class ForgeApp:
             if faults_file.exists()
             else FaultPlan()
         )
+        self.verifications: dict[str, tuple[str, str]] = {}
+        """Commit SHA → (reason, when) of its signature's verification (see :mod:`bot.forge.server.signing`)."""
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
@@ -197,8 +252,20 @@ class ForgeApp:
                 req.params = {k: v for k, v in match.groupdict().items() if v is not None}
                 with self.store.lock:
                     return handler(self, req)
-        # GitHub answers an unknown path, or a known path with an unsupported method, with a plain 404
-        raise not_found()
+        raise self._unserved(req)
+
+    def _unserved(self, req: Request) -> ApiError:
+        """No route serves ``req``: 404 for what does not exist (a path outside GitHub's API, an unknown
+        repository or organisation), 501 for a GitHub endpoint this forge does not implement."""
+        segments = req.path.split("/")
+        if len(segments) < 2 or segments[1] not in GITHUB_RESOURCES:
+            return not_found()
+        with self.store.lock:
+            if segments[1] == "repos" and len(segments) >= 4 and self.store.repo(segments[2], segments[3]) is None:
+                return not_found()
+            if segments[1] == "orgs" and len(segments) >= 3 and not self.store.org_exists(segments[2]):
+                return not_found()
+        return not_implemented(req.method, req.path)
 
     def _authenticate(self, headers: dict[str, str]) -> User | None:
         value = headers.get("authorization", "")

@@ -8,6 +8,7 @@ of git processes whatever the number of files. Commit objects are written from t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -41,6 +42,7 @@ class CommitInfo:
     committer: Person
     message: str
     signature: str | None
+    payload: bytes = b""  # the commit object's bytes without its signature: what the signature signs
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class DiffEntry:
     additions: int = 0
     deletions: int = 0
     previous_path: str | None = None
+    patch: str | None = None  # the unified diff's hunks; None for a binary file or no hunk at all
 
 
 @dataclass
@@ -77,6 +80,20 @@ class NewEntry:
 
 
 _STATUS = {"A": "added", "D": "removed", "M": "modified", "T": "modified", "R": "renamed", "C": "copied"}
+
+
+def _unsigned(raw: bytes) -> bytes:
+    """A commit object's bytes with its ``gpgsig`` header (and the header's continuation lines) removed."""
+    head, sep, body = raw.partition(b"\n\n")
+    kept: list[bytes] = []
+    in_sig = False
+    for line in head.split(b"\n"):
+        if in_sig and line.startswith(b" "):
+            continue
+        in_sig = line.startswith(b"gpgsig ")
+        if not in_sig:
+            kept.append(line)
+    return b"\n".join(kept) + sep + body
 
 
 def _parse_person(raw: str) -> Person:
@@ -205,7 +222,8 @@ class BareRepo:
     def read_commit(self, sha: str) -> CommitInfo | None:
         if self.object_type(sha) != "commit":
             return None
-        raw = self.git("cat-file", "commit", sha).decode("utf-8", "replace")
+        raw_bytes = self.git("cat-file", "commit", sha)
+        raw = raw_bytes.decode("utf-8", "replace")
         header, _, message = raw.partition("\n\n")
         tree = ""
         parents: list[str] = []
@@ -231,7 +249,7 @@ class BareRepo:
                 sig_lines = [value]
         assert author is not None and committer is not None
         signature = "\n".join(sig_lines) + "\n" if sig_lines else None
-        return CommitInfo(sha, tree, parents, author, committer, message, signature)
+        return CommitInfo(sha, tree, parents, author, committer, message, signature, _unsigned(raw_bytes))
 
     def ls_tree(self, tree_ish: str, path: str | None = None, *, recursive: bool = False) -> list[TreeEntry]:
         args = ["ls-tree", "-l", "-z"] + (["-r"] if recursive else []) + ["--end-of-options", tree_ish]
@@ -274,8 +292,32 @@ class BareRepo:
         args = ["rev-list", "--reverse", include] + ([f"^{exclude}"] if exclude else [])
         return self.git(*args).decode("ascii").split()
 
-    def diff(self, old: str | None, new: str) -> list[DiffEntry]:
-        """Changed paths between two commits (or the empty tree), with line counts; renames off."""
+    def log(
+        self,
+        start: str,
+        *,
+        path: str | None = None,
+        author: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[str]:
+        """Commits reachable from ``start``, newest first (``git rev-list``): only those touching ``path`` (a
+        literal path, no pathspec magic), whose author matches ``author`` (a fixed string), in [since, until]."""
+        args = ["rev-list", "--fixed-strings"]
+        if author:
+            args.append(f"--author={author}")
+        if since:
+            args.append(f"--since={since}")
+        if until:
+            args.append(f"--until={until}")
+        args += ["--end-of-options", start]
+        if path:
+            args += ["--", path]
+        return self.git(*args, env={"GIT_LITERAL_PATHSPECS": "1"}).decode("ascii").split()
+
+    def diff(self, old: str | None, new: str, *, patches: bool = False) -> list[DiffEntry]:
+        """Changed paths between two commits (or the empty tree), with line counts, and with ``patches`` each
+        file's unified diff hunks as GitHub's ``patch`` (none for a binary file); renames off."""
         empty = self.git("hash-object", "-t", "tree", "--stdin", input=b"").decode("ascii").strip()
         left = old or empty
         raw = self.git("diff-tree", "-r", "-z", "--no-renames", "--raw", left, new).decode("utf-8", "replace")
@@ -312,7 +354,22 @@ class BareRepo:
                     deletions=deleted,
                 )
             )
+        if patches and entries:
+            hunks = self._hunks(left, new)
+            if len(hunks) == len(entries):  # git writes one section per changed path, in the same order
+                entries = [dataclasses.replace(e, patch=h) for e, h in zip(entries, hunks, strict=True)]
         return entries
+
+    def _hunks(self, old: str, new: str) -> list[str | None]:
+        """Per changed path, in ``diff-tree`` order: the text from its first ``@@`` line on, or None."""
+        raw = self.git("diff-tree", "-r", "-p", "--no-renames", "--no-color", "--full-index", old, new)
+        text = raw.decode("utf-8", "replace")
+        sections = re.split(r"^diff --git ", text, flags=re.MULTILINE)[1:]
+        out: list[str | None] = []
+        for section in sections:
+            at = section.find("\n@@")
+            out.append(section[at + 1 :].removesuffix("\n") if at >= 0 else None)
+        return out
 
     def merge_trees(self, base: str, head: str) -> str | None:
         """The tree of merging ``head`` into ``base`` (git merge-tree), or None on a conflict."""

@@ -2,9 +2,10 @@
 
 It creates one identity (with a token and an ed25519 key) per registry agent, person and service identity,
 plus the forge admin; writes ``tokens.json`` (identity → token, mode 0600) and ``keys/`` beside the state;
-imports the working tree as the repository's first commit on the default branch, with a
-``registry/trust.yaml`` that trusts exactly the generated keys; creates the registry's teams; and protects
-the default branch. Tokens and private keys are written to files only, never printed.
+imports the working tree as the repository's first commit on the default branch (signed by the forge's own
+key), with a ``registry/trust.yaml`` that trusts exactly the generated keys; registers each identity's key as
+its SSH signing key; creates the registry's teams; and protects the default branch. Tokens and private keys
+are written to files only, never printed.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import yaml
 from pydantic import Field
 
 from bot.errors import UserError
-from bot.forge.model import GitIdentity, commit_payload
+from bot.forge.model import commit_payload
 from bot.forge.server.app import repo_path
 from bot.forge.server.gitrepo import BareRepo
+from bot.forge.server.signing import WEB_FLOW, check_identity_name, sign
 from bot.forge.server.store import Store
 from bot.records import Record
 from bot.registry import KeyRole, Registry, load_registry
@@ -163,12 +165,16 @@ def init_forge(
     data_dir.mkdir(parents=True, exist_ok=True)
 
     identities = _identities(reg)
+    for login, *_ in identities:
+        check_identity_name(login)
     tokens = {login: "gbt_" + secrets.token_urlsafe(30) for login, *_ in identities}
     tokens[ADMIN] = "gbt_" + secrets.token_urlsafe(30)
     keys_dir = data_dir / "keys"
     trust: list[dict[str, object]] = []
+    public: dict[str, str] = {}
     for login, kind, _name, _email in identities:
         signer = generate_key(keys_dir, login, overwrite=True)
+        public[login] = " ".join(signer.public_line.split()[:2])
         trust.append(
             {
                 "identity": login,
@@ -192,15 +198,18 @@ def init_forge(
         git.git("update-index", "--index-info", input=f"100644 {blob}\t{trust_rel}\n".encode(), env=env)
         tree = git.git("write-tree", env=env).decode("ascii").strip()
     when = datetime.now(UTC).replace(microsecond=0)
-    who = GitIdentity(name="glassbox forge", email="forge@glassbox.local", date=when)
-    head = git.write_commit(commit_payload(tree, [], who, who, f"Initial import of {repo}"))
+    who = WEB_FLOW.at(when)
+    message = f"Initial import of {repo}"
+    signature = sign(data_dir, commit_payload(tree, [], who, who, message))
+    head = git.write_commit(commit_payload(tree, [], who, who, message, signature))
     git.update_ref(f"refs/heads/{branch}", head)
 
     store = Store(data_dir / "forge.sqlite3")
     try:
         with store.lock:
             for login, kind, display, email in identities:
-                store.add_user(login, kind, tokens[login], display, email)
+                user = store.add_user(login, kind, tokens[login], display, email)
+                store.add_signing_key(user.id, f"{login} (forge init)", public[login])
             admin = store.add_user(ADMIN, "admin", tokens[ADMIN], "Forge admin", "forge-admin@glassbox.local")
             store.add_org(owner)
             for team in reg.teams.teams:

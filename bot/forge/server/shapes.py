@@ -78,6 +78,46 @@ def owner(login: str, urls: Urls, owner_id: int = 1) -> dict[str, Any]:
     return data
 
 
+def app(u: User, urls: Urls, org: str, created_at: str) -> dict[str, Any]:
+    """A service identity as the GitHub App it plays on GitHub (the ``integration`` schema)."""
+    return {
+        "id": u.id,
+        "slug": u.login,
+        "node_id": node_id("Integration", u.id),
+        "client_id": f"Iv1.{u.id:016x}",
+        "owner": owner(org, urls),
+        "name": u.name,
+        "description": None,
+        "external_url": f"{urls.web}/{u.login}",
+        "html_url": f"{urls.web}/apps/{u.login}",
+        "created_at": created_at,
+        "updated_at": created_at,
+        "permissions": {"checks": "write", "statuses": "write", "contents": "read", "metadata": "read"},
+        "events": [],
+    }
+
+
+def team(row: sqlite3.Row, urls: Urls, org: str) -> dict[str, Any]:
+    """The ``team`` schema of a team row."""
+    org_url = f"{urls.api}/orgs/{org}"
+    return {
+        "id": row["id"],
+        "node_id": node_id("Team", row["id"]),
+        "url": f"{org_url}/teams/{row['slug']}",
+        "name": row["name"],
+        "slug": row["slug"],
+        "description": row["description"],
+        "permission": "push",
+        "privacy": "closed",
+        "notification_setting": "notifications_enabled",
+        "html_url": f"{urls.web}/orgs/{org}/teams/{row['slug']}",
+        "members_url": f"{org_url}/teams/{row['slug']}/members{{/member}}",
+        "repositories_url": f"{org_url}/teams/{row['slug']}/repos",
+        "parent": None,
+        "type": "organization",
+    }
+
+
 def full_user(u: User, urls: Urls, created_at: str) -> dict[str, Any]:
     return {
         **user(u, urls),
@@ -192,23 +232,12 @@ def repository(repo: sqlite3.Row, urls: Urls, open_issues: int, *, full: bool = 
     return data
 
 
-def verification(signature: str | None) -> dict[str, Any]:
-    # The forge stores signatures but does not judge them: glassbox verifies commit signatures itself
-    # against the trust keys of the base commit.
-    return {
-        "verified": False,
-        "reason": "unverified" if signature else "unsigned",
-        "payload": None,
-        "signature": signature,
-        "verified_at": None,
-    }
-
-
 def git_person(person: Person) -> dict[str, Any]:
     return {"name": person.name, "email": person.email, "date": git_date(person)}
 
 
-def git_commit(c: CommitInfo, urls: Urls, owner_: str, name: str) -> dict[str, Any]:
+def git_commit(c: CommitInfo, urls: Urls, owner_: str, name: str, verification: dict[str, Any]) -> dict[str, Any]:
+    """The ``git-commit`` schema; ``verification`` is the forge's verdict on the commit's signature."""
     api = urls.repo(owner_, name)
     return {
         "sha": c.sha,
@@ -223,7 +252,7 @@ def git_commit(c: CommitInfo, urls: Urls, owner_: str, name: str) -> dict[str, A
             {"sha": p, "url": f"{api}/git/commits/{p}", "html_url": f"{urls.repo_web(owner_, name)}/commit/{p}"}
             for p in c.parents
         ],
-        "verification": verification(c.signature),
+        "verification": verification,
     }
 
 
@@ -232,6 +261,7 @@ def commit(
     urls: Urls,
     owner_: str,
     name: str,
+    verification: dict[str, Any],
     author: User | None = None,
     committer: User | None = None,
 ) -> dict[str, Any]:
@@ -254,7 +284,7 @@ def commit(
             "message": c.message,
             "comment_count": 0,
             "tree": {"sha": c.tree, "url": f"{api}/git/trees/{c.tree}"},
-            "verification": verification(c.signature),
+            "verification": verification,
         },
         "author": user(author, urls) if author else None,
         "committer": user(committer, urls) if committer else None,
@@ -276,7 +306,7 @@ def diff_entry(d: DiffEntry, urls: Urls, owner_: str, name: str, head: str) -> d
     api = urls.repo(owner_, name)
     web = urls.repo_web(owner_, name)
     sha = d.new_sha or d.old_sha or ""
-    return {
+    data: dict[str, Any] = {
         "sha": sha,
         "filename": d.path,
         "status": d.status,
@@ -287,6 +317,9 @@ def diff_entry(d: DiffEntry, urls: Urls, owner_: str, name: str, head: str) -> d
         "raw_url": f"{web}/raw/{head}/{d.path}",
         "contents_url": f"{api}/contents/{d.path}?ref={head}",
     }
+    if d.patch is not None:  # GitHub leaves it out for binary files
+        data["patch"] = d.patch
+    return data
 
 
 def label(row: sqlite3.Row, urls: Urls, owner_: str, name: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The embedded forge's state in SQLite: users and token digests, teams, repositories, pull requests,
-labels, reviews, comments, commit statuses, branch protection and who moved each branch (``ref_updates``,
-for ``require_last_push_approval``).
+labels, reviews and review requests, comments, commit statuses, check suites, runs and annotations, SSH
+signing keys, branch protection and who moved each branch (``ref_updates``, for ``require_last_push_approval``).
 
 Tokens are stored only as SHA-256 digests; the clear tokens live in ``tokens.json`` (mode 0600) for the
 identities' clients. One connection serves the whole server; callers hold :attr:`Store.lock` around
@@ -63,15 +63,44 @@ CREATE TABLE IF NOT EXISTS issue_events (
   id INTEGER PRIMARY KEY, pull_id INTEGER NOT NULL, event TEXT NOT NULL, user_id INTEGER NOT NULL,
   commit_id TEXT, created_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS issue_events_pull ON issue_events(pull_id);
+CREATE TABLE IF NOT EXISTS review_requests (
+  id INTEGER PRIMARY KEY, pull_id INTEGER NOT NULL, user_id INTEGER, team_id INTEGER, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS review_requests_pull ON review_requests(pull_id);
+CREATE TABLE IF NOT EXISTS check_suites (
+  id INTEGER PRIMARY KEY, repo_id INTEGER NOT NULL, head_sha TEXT NOT NULL, creator_id INTEGER NOT NULL,
+  created_at TEXT NOT NULL, UNIQUE(repo_id, head_sha, creator_id));
+CREATE TABLE IF NOT EXISTS check_runs (
+  id INTEGER PRIMARY KEY, repo_id INTEGER NOT NULL, suite_id INTEGER NOT NULL, head_sha TEXT NOT NULL,
+  name TEXT NOT NULL, status TEXT NOT NULL, conclusion TEXT, details_url TEXT, external_id TEXT,
+  started_at TEXT, completed_at TEXT, title TEXT, summary TEXT, text TEXT, creator_id INTEGER NOT NULL,
+  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS check_runs_sha ON check_runs(repo_id, head_sha);
+CREATE TABLE IF NOT EXISTS check_annotations (
+  id INTEGER PRIMARY KEY, check_run_id INTEGER NOT NULL, path TEXT NOT NULL, start_line INTEGER NOT NULL,
+  end_line INTEGER NOT NULL, start_column INTEGER, end_column INTEGER, level TEXT NOT NULL, message TEXT NOT NULL,
+  title TEXT, raw_details TEXT);
+CREATE INDEX IF NOT EXISTS check_annotations_run ON check_annotations(check_run_id);
+CREATE TABLE IF NOT EXISTS signing_keys (
+  id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, title TEXT NOT NULL, key TEXT UNIQUE NOT NULL,
+  created_at TEXT NOT NULL);
 """
 
 
+def iso(when: datetime) -> str:
+    """A timestamp as the forge stores and answers it: UTC, seconds, ``Z``."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso(datetime.now(UTC).replace(microsecond=0))
 
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+APP_KINDS = frozenset({"ci", "bot", "deployer"})
+"""Service identities: on GitHub they are GitHub Apps, so what they create carries an ``app``."""
 
 
 @dataclass(frozen=True)
@@ -140,11 +169,29 @@ class Store:
     def user_by_id(self, user_id: int) -> User | None:
         return self._user(self.one("SELECT * FROM users WHERE id = ?", user_id))
 
+    def created_at(self, user_id: int) -> str:
+        row = self.one("SELECT created_at FROM users WHERE id = ?", user_id)
+        return str(row["created_at"]) if row else now_iso()
+
     def user_by_email(self, email: str) -> User | None:
         """The account whose email is ``email`` (case-insensitive), as GitHub maps a commit's git identity."""
         if not email.strip():
             return None
         return self._user(self.one("SELECT * FROM users WHERE lower(email) = lower(?) ORDER BY id LIMIT 1", email))
+
+    def add_signing_key(self, user_id: int, title: str, key: str) -> int:
+        """Register ``key`` (``type base64``) as an SSH signing key of ``user_id``."""
+        return self.insert(
+            "INSERT INTO signing_keys(user_id, title, key, created_at) VALUES (?,?,?,?)", user_id, title, key, now_iso()
+        )
+
+    def signing_keys(self, user_id: int) -> list[sqlite3.Row]:
+        return self.q("SELECT * FROM signing_keys WHERE user_id = ? ORDER BY id", user_id)
+
+    def signing_keys_for_email(self, email: str) -> list[str]:
+        """The signing keys of the account whose email is ``email`` (what GitHub verifies a committer against)."""
+        user = self.user_by_email(email)
+        return [str(r["key"]) for r in self.signing_keys(user.id)] if user is not None else []
 
     def add_org(self, login: str) -> None:
         self.insert("INSERT OR IGNORE INTO orgs(login, created_at) VALUES (?, ?)", login, now_iso())

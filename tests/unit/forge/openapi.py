@@ -91,17 +91,29 @@ def document() -> dict[str, Any]:
 
 
 def response_schema(method: str, path: str, status: int) -> dict[str, Any]:
-    doc = document()
-    response = doc["paths"][path][method.lower()]["responses"][str(status)]
-    if "$ref" in response:
-        name = response["$ref"].rsplit("/", 1)[-1]
-        response = doc["components"]["responses"][name]
-    schema = response["content"]["application/json"]["schema"]
+    schema = documented(method, path, status)["content"]["application/json"]["schema"]
     return _convert(schema)  # type: ignore[no-any-return]
 
 
+def documented(method: str, path: str, status: int) -> dict[str, Any]:
+    """The documented response of an operation for ``status`` (KeyError when GitHub documents none)."""
+    doc = document()
+    response = doc["paths"][path][method.lower()]["responses"][str(status)]
+    if "$ref" in response:
+        response = doc["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+    return response  # type: ignore[no-any-return]
+
+
 def validate(method: str, path: str, status: int, body: Any) -> None:
-    """Raise jsonschema.ValidationError if ``body`` does not match the documented response."""
+    """Raise jsonschema.ValidationError if ``body`` does not match the documented response. Where GitHub documents
+    no content, a success has no body and an error has GitHub's error body (what github.com sends)."""
+    if "content" not in documented(method, path, status):
+        if status >= 400:
+            errors = [{"$ref": f"#/components/schemas/{name}"} for name in ("basic-error", "validation-error")]
+            jsonschema.Draft7Validator({"anyOf": errors, "components": document()["components"]}).validate(body)
+        elif body is not None:
+            raise jsonschema.ValidationError(f"{method} {path} {status} has no content, got {body!r}")
+        return
     schema = {**response_schema(method, path, status), "components": document()["components"]}
     jsonschema.Draft7Validator(schema).validate(body)
 

@@ -51,5 +51,5 @@ def test_commit_accounts_follow_the_git_emails(forge: ForgeEnv) -> None:
     # compare and branches carry the same schema
     compared = forge.ok("carol", "GET", f"{API}/compare/main...{BRANCH}")
     assert [_accounts(c) for c in compared["commits"]] == [("alice", AGENT), (None, AGENT)]
-    assert _accounts(compared["base_commit"]) == (None, None)  # the import is by forge@glassbox.local
+    assert _accounts(compared["base_commit"]) == (None, None)  # the import is by the forge itself, no account
     assert _accounts(forge.ok("carol", "GET", f"{API}/branches/{BRANCH}")["commit"]) == (None, AGENT)

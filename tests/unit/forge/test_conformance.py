@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from bot.forge.model import StatusState
+from bot.forge.model import CheckConclusion, StatusState
 from bot.records import FileChange
 from tests.forge_helpers import REPO, ForgeEnv, forge_env
 from tests.unit.forge import openapi
 
 R = "/repos/{owner}/{repo}"
+LAPTOP_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOWeFXURnm6wznVgjckmSb8MVPw1Cz3FcJwcw0A1VqbW laptop"
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ class State:
     tree: str
     blob: str
     branch: str
+    run: int
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,10 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
         commit = forge.admin("GET", f"/api/v3/repos/{REPO}/git/commits/{pr.head_sha}")
         tree = forge.admin("GET", f"/api/v3/repos/{REPO}/git/trees/{commit['tree']['sha']}?recursive=1")
         blob = next(e["sha"] for e in tree["tree"] if e["type"] == "blob")
-        yield State(forge, pr.number, pr.head_sha, pr.base_sha, commit["tree"]["sha"], blob, branch)
+        run = forge.client("glassbox-ci").create_check_run(
+            pr.head_sha, name="glassbox/check", conclusion=CheckConclusion.SUCCESS, title="PASSED", summary="ok"
+        )
+        yield State(forge, pr.number, pr.head_sha, pr.base_sha, commit["tree"]["sha"], blob, branch, run.id)
 
 
 # (identity, method, concrete path template, OpenAPI path, expected status, body)
@@ -70,6 +75,10 @@ CASES: list[tuple[str, str, str, str, int, Any]] = [
     ("carol", "GET", "/user", "/user", 200, None),
     ("carol", "GET", "/users/dan", "/users/{username}", 200, None),
     ("carol", "GET", "/repos/{R}", R, 200, None),
+    ("carol", "POST", "/user/ssh_signing_keys", "/user/ssh_signing_keys", 201, {"title": "laptop", "key": LAPTOP_KEY}),
+    ("dan", "POST", "/user/ssh_signing_keys", "/user/ssh_signing_keys", 422, {"key": LAPTOP_KEY}),
+    ("carol", "GET", "/user/ssh_signing_keys", "/user/ssh_signing_keys", 200, None),
+    ("carol", "GET", "/users/dan/ssh_signing_keys", "/users/{username}/ssh_signing_keys", 200, None),
     ("carol", "GET", "/repos/{R}/branches/main", R + "/branches/{branch}", 200, None),
     ("forge-admin", "GET", "/repos/{R}/branches/main/protection", R + "/branches/{branch}/protection", 200, None),
     ("carol", "GET", "/repos/{R}/git/ref/heads/main", R + "/git/ref/{ref}", 200, None),
@@ -133,6 +142,126 @@ CASES: list[tuple[str, str, str, str, int, Any]] = [
     ("carol", "GET", "/repos/{R}/contents/infra?ref=main", R + "/contents/{path}", 200, None),
     ("carol", "GET", "/repos/{R}/compare/main...{branch}", R + "/compare/{basehead}", 200, None),
     ("carol", "GET", "/orgs/acme/teams/platform/members", "/orgs/{org}/teams/{team_slug}/members", 200, None),
+    ("carol", "GET", "/orgs/acme", "/orgs/{org}", 200, None),
+    ("carol", "GET", "/orgs/acme/teams", "/orgs/{org}/teams", 200, None),
+    ("carol", "GET", "/orgs/acme/teams/platform", "/orgs/{org}/teams/{team_slug}", 200, None),
+    ("carol", "GET", "/repos/{R}/branches?protected=true", R + "/branches", 200, None),
+    ("carol", "GET", "/repos/{R}/commits?sha={branch}&path=infra/network/x.yaml&per_page=5", R + "/commits", 200, None),
+    ("carol", "GET", "/repos/{R}/issues?state=all&labels=glassbox", R + "/issues", 200, None),
+    ("carol", "GET", "/repos/{R}/issues/{pr}", R + "/issues/{issue_number}", 200, None),
+    ("carol", "GET", "/repos/{R}/issues/99", R + "/issues/{issue_number}", 404, None),
+    ("carol", "POST", "/repos/{R}/labels", R + "/labels", 201, {"name": "risk:high", "color": "b60205"}),
+    ("carol", "POST", "/repos/{R}/labels", R + "/labels", 422, {"name": "RISK:HIGH"}),
+    ("carol", "GET", "/repos/{R}/labels", R + "/labels", 200, None),
+    ("carol", "GET", "/repos/{R}/labels/risk:high", R + "/labels/{name}", 200, None),
+    ("carol", "GET", "/repos/{R}/labels/nope", R + "/labels/{name}", 404, None),
+    ("carol", "GET", "/repos/{R}/collaborators?permission=push", R + "/collaborators", 200, None),
+    ("carol", "GET", "/repos/{R}/collaborators/dan", R + "/collaborators/{username}", 204, None),
+    ("carol", "GET", "/repos/{R}/collaborators/nobody", R + "/collaborators/{username}", 404, None),
+    (
+        "carol",
+        "GET",
+        "/repos/{R}/collaborators/forge-admin/permission",
+        R + "/collaborators/{username}/permission",
+        200,
+        None,
+    ),
+    (
+        "patch-agent",
+        "POST",
+        "/repos/{R}/pulls/{pr}/requested_reviewers",
+        R + "/pulls/{pull_number}/requested_reviewers",
+        201,
+        {"reviewers": ["dan"], "team_reviewers": ["platform"]},
+    ),
+    (
+        "patch-agent",
+        "POST",
+        "/repos/{R}/pulls/{pr}/requested_reviewers",
+        R + "/pulls/{pull_number}/requested_reviewers",
+        422,
+        {"reviewers": ["patch-agent"]},
+    ),
+    (
+        "carol",
+        "GET",
+        "/repos/{R}/pulls/{pr}/requested_reviewers",
+        R + "/pulls/{pull_number}/requested_reviewers",
+        200,
+        None,
+    ),
+    (
+        "patch-agent",
+        "DELETE",
+        "/repos/{R}/pulls/{pr}/requested_reviewers",
+        R + "/pulls/{pull_number}/requested_reviewers",
+        200,
+        {"reviewers": ["dan"]},
+    ),
+    (
+        "glassbox-ci",
+        "POST",
+        "/repos/{R}/check-runs",
+        R + "/check-runs",
+        201,
+        {
+            "name": "lint",
+            "head_sha": "{head}",
+            "status": "in_progress",
+            "details_url": "https://ci.example/1",
+            "external_id": "1",
+            "output": {
+                "title": "t",
+                "summary": "s",
+                "annotations": [
+                    {
+                        "path": "README.md",
+                        "start_line": 2,
+                        "end_line": 2,
+                        "start_column": 1,
+                        "end_column": 4,
+                        "annotation_level": "notice",
+                        "message": "m",
+                        "title": "t",
+                        "raw_details": "r",
+                    },
+                ],
+            },
+        },
+    ),
+    ("carol", "GET", "/repos/{R}/check-runs/{run}", R + "/check-runs/{check_run_id}", 200, None),
+    (
+        "glassbox-ci",
+        "PATCH",
+        "/repos/{R}/check-runs/{run}",
+        R + "/check-runs/{check_run_id}",
+        200,
+        {
+            "conclusion": "failure",
+            "output": {
+                "summary": "s",
+                "annotations": [
+                    {"path": "README.md", "start_line": 1, "end_line": 3, "annotation_level": "failure", "message": "m"}
+                ],
+            },
+        },
+    ),
+    (
+        "carol",
+        "GET",
+        "/repos/{R}/check-runs/{run}/annotations",
+        R + "/check-runs/{check_run_id}/annotations",
+        200,
+        None,
+    ),
+    (
+        "carol",
+        "GET",
+        "/repos/{R}/commits/{head}/check-runs?check_name=glassbox/check",
+        R + "/commits/{ref}/check-runs",
+        200,
+        None,
+    ),
     ("carol", "GET", "/repos/{R}/pulls/99", R + "/pulls/{pull_number}", 404, None),
     ("carol", "PATCH", "/repos/{R}/pulls/{pr}", R + "/pulls/{pull_number}", 200, {"body": "edited"}),
     (
@@ -161,7 +290,9 @@ CASES: list[tuple[str, str, str, str, int, Any]] = [
 
 def _fill(value: Any, st: State) -> Any:
     if isinstance(value, str):
-        return value.format(R=REPO, pr=st.pr, head=st.head, base=st.base, tree=st.tree, blob=st.blob, branch=st.branch)
+        return value.format(
+            R=REPO, pr=st.pr, head=st.head, base=st.base, tree=st.tree, blob=st.blob, branch=st.branch, run=st.run
+        )
     if isinstance(value, list):
         return [_fill(v, st) for v in value]
     if isinstance(value, dict):
@@ -218,14 +349,38 @@ def test_every_route_the_server_serves_is_covered(state: State) -> None:
     assert {h for _v, _p, h in routes} - hit - extras == set()
 
 
-@pytest.mark.parametrize(
-    "path", ["/nope", "/repos/acme/infra/wiki", "/repos/acme/other", "/repos/acme/infra/pulls/1/x"]
-)
-def test_unknown_endpoints_answer_github_404(spec: None, state: State, path: str) -> None:
+@pytest.mark.parametrize("path", ["/nope", "/repos/acme/other", "/repos/acme/other/wiki", "/orgs/nobody/teams/x/y"])
+def test_what_does_not_exist_is_githubs_404(spec: None, state: State, path: str) -> None:
     status, data = state.forge.request("carol", "GET", path)
     assert status == 404
     assert data["message"] == "Not Found" and data["documentation_url"].startswith("https://docs.github.com")
     openapi.validate("GET", R + "/pulls/{pull_number}", 404, data)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/repos/acme/infra/wiki"),
+        ("GET", "/repos/acme/infra/pulls/1/x"),
+        ("DELETE", "/repos/acme/infra"),
+        ("GET", "/repos/acme/infra/commits/{head}/check-suites"),
+        ("GET", "/repos/acme/infra/branches/main/protection/required_status_checks"),
+        ("GET", "/orgs/acme/members"),
+        ("GET", "/user/repos"),
+        ("GET", "/search/issues?q=x"),
+    ],
+)
+def test_a_github_endpoint_this_forge_does_not_serve_is_a_501(spec: None, state: State, method: str, path: str) -> None:
+    status, data = state.forge.request("carol", method, _fill(path, state))
+    assert status == 501, data
+    assert data["message"].startswith(f"Not Implemented: this forge does not serve {method} ")
+    openapi.validate_component("basic-error", data)
+
+
+def test_the_501_prefixes_are_githubs_top_level_resources(spec: None) -> None:
+    from bot.forge.server.app import GITHUB_RESOURCES
+
+    assert {p.split("/")[1] for p in openapi.document()["paths"]} - {""} == GITHUB_RESOURCES
 
 
 def test_bad_or_missing_token_is_401(state: State) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.forge.server import shapes
-from bot.forge.server.api import ApiError, Request, Response
+from bot.forge.server.api import ApiError, Request, Response, not_implemented
 from bot.forge.server.routes import gitdata
 
 if TYPE_CHECKING:
@@ -67,32 +67,13 @@ def protection_json(app: ForgeApp, repo: Any, branch: str, config: dict[str, Any
 def _restrictions_json(app: ForgeApp, repo: Any, url: str, restrictions: dict[str, Any]) -> dict[str, Any]:
     users = [app.store.user_by_login(login) for login in restrictions.get("users") or []]
     teams = [app.store.team(repo["owner"], slug) for slug in restrictions.get("teams") or []]
-    org_url = f"{app.urls.api}/orgs/{repo['owner']}"
     return {
         "url": f"{url}/restrictions",
         "users_url": f"{url}/restrictions/users",
         "teams_url": f"{url}/restrictions/teams",
         "apps_url": f"{url}/restrictions/apps",
         "users": [shapes.user(u, app.urls) for u in users if u is not None],
-        "teams": [
-            {
-                "id": t["id"],
-                "node_id": shapes.node_id("Team", t["id"]),
-                "url": f"{org_url}/teams/{t['slug']}",
-                "name": t["name"],
-                "slug": t["slug"],
-                "description": t["description"],
-                "permission": "push",
-                "privacy": "closed",
-                "html_url": f"{app.urls.web}/orgs/{repo['owner']}/teams/{t['slug']}",
-                "members_url": f"{org_url}/teams/{t['slug']}/members{{/member}}",
-                "repositories_url": f"{org_url}/teams/{t['slug']}/repos",
-                "parent": None,
-                "type": "organization",
-            }
-            for t in teams
-            if t is not None
-        ],
+        "teams": [shapes.team(t, app.urls, repo["owner"]) for t in teams if t is not None],
         "apps": [],
     }
 
@@ -208,6 +189,10 @@ def get_branch(app: ForgeApp, req: Request) -> Response:
     branch = req.params["branch"]
     sha = git.ref(f"refs/heads/{branch}")
     if sha is None:
+        name, sep, _rest = branch.partition("/protection/")
+        if sep and git.ref(f"refs/heads/{name}") is not None:
+            # ``.../protection/required_status_checks`` and the like: GitHub serves them, this forge does not
+            raise not_implemented(req.method, req.path)
         raise ApiError(404, "Branch not found")
     info = git.read_commit(sha)
     assert info is not None
@@ -225,3 +210,28 @@ def get_branch(app: ForgeApp, req: Request) -> Response:
         "protection_url": f"{base}/branches/{branch}/protection",
     }
     return Response(200, data)
+
+
+def list_branches(app: ForgeApp, req: Request) -> Response:
+    """``GET /repos/{owner}/{repo}/branches``, by name, optionally only the (un)protected ones."""
+    repo, git = app.repo(req)
+    wanted = req.query.get("protected")
+    if wanted not in (None, "true", "false"):
+        raise ApiError(422, "Invalid value for protected: give true or false")
+    base = app.urls.repo(repo["owner"], repo["name"])
+    items = []
+    for ref, sha in git.refs("refs/heads/"):
+        name = ref.removeprefix("refs/heads/")
+        config = app.store.protection(repo["id"], name)
+        if wanted is not None and (config is not None) != (wanted == "true"):
+            continue
+        items.append(
+            {
+                "name": name,
+                "commit": {"sha": sha, "url": f"{base}/commits/{sha}"},
+                "protected": config is not None,
+                "protection": protection_json(app, repo, name, config) if config else {"enabled": False},
+                "protection_url": f"{base}/branches/{name}/protection",
+            }
+        )
+    return app.page(req, sorted(items, key=lambda b: b["name"]))

@@ -76,7 +76,7 @@ def compare(app: ForgeApp, req: Request) -> Response:
     status = (
         "identical" if not ahead and not behind else "ahead" if not behind else "behind" if not ahead else "diverged"
     )
-    diffs = git.diff(merge_base, head_sha)
+    diffs = git.diff(merge_base, head_sha, patches=True)
 
     def commit_json(sha: str) -> dict[str, Any]:
         info = git.read_commit(sha)

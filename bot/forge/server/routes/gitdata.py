@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.forge.model import GitIdentity, commit_payload
-from bot.forge.server import protection, shapes
-from bot.forge.server.api import ApiError, Request, Response, not_found
+from bot.forge.server import protection, shapes, signing
+from bot.forge.server.api import ApiError, Request, Response, invalid, not_found, not_implemented, timestamp
 from bot.forge.server.gitrepo import ZERO_SHA, BareRepo, CommitInfo, GitFailed, NewEntry
 from bot.forge.server.store import User
 from bot.records import tree_conflicts
@@ -38,7 +38,17 @@ def commit_json(app: ForgeApp, repo: Any, info: CommitInfo) -> dict[str, Any]:
         if info.committer.email.lower() == info.author.email.lower()
         else app.store.user_by_email(info.committer.email)
     )
-    return shapes.commit(info, app.urls, repo["owner"], repo["name"], author, committer)
+    return shapes.commit(
+        info, app.urls, repo["owner"], repo["name"], signing.verification(app, info), author, committer
+    )
+
+
+COMMIT_ENDPOINTS = frozenset({"branches-where-head", "comments", "pulls", "check-suites"})
+"""GitHub's endpoints under ``/commits/{ref}/`` that no route here serves."""
+
+
+def git_commit_json(app: ForgeApp, repo: Any, info: CommitInfo) -> dict[str, Any]:
+    return shapes.git_commit(info, app.urls, repo["owner"], repo["name"], signing.verification(app, info))
 
 
 def get_ref(app: ForgeApp, req: Request) -> Response:
@@ -206,7 +216,7 @@ def create_commit(app: ForgeApp, req: Request) -> Response:
         raise ApiError(422, f"commit could not be written: {exc}") from None
     info = git.read_commit(sha)
     assert info is not None
-    return Response(201, shapes.git_commit(info, app.urls, repo["owner"], repo["name"]))
+    return Response(201, git_commit_json(app, repo, info))
 
 
 def get_git_commit(app: ForgeApp, req: Request) -> Response:
@@ -214,7 +224,7 @@ def get_git_commit(app: ForgeApp, req: Request) -> Response:
     info = git.read_commit(req.params["sha"])
     if info is None:
         raise not_found()
-    return Response(200, shapes.git_commit(info, app.urls, repo["owner"], repo["name"]))
+    return Response(200, git_commit_json(app, repo, info))
 
 
 def get_blob(app: ForgeApp, req: Request) -> Response:
@@ -238,15 +248,46 @@ def get_blob(app: ForgeApp, req: Request) -> Response:
 
 def get_commit(app: ForgeApp, req: Request) -> Response:
     repo, git = app.repo(req)
-    sha = git.resolve_commit(req.params["ref"])
+    ref = req.params["ref"]
+    sha = git.resolve_commit(ref)
     info = git.read_commit(sha) if sha else None
     if info is None:
-        raise ApiError(422, f"No commit found for SHA: {req.params['ref']}")
+        prefix, _, rest = ref.rpartition("/")
+        if rest in COMMIT_ENDPOINTS and git.resolve_commit(prefix) is not None:
+            # ``/commits/{ref}/comments`` and the like: GitHub serves them, this forge does not; not a bad ref
+            raise not_implemented(req.method, req.path)
+        raise ApiError(422, f"No commit found for SHA: {ref}")
     data = commit_json(app, repo, info)
     parent = info.parents[0] if info.parents else None
-    diffs = git.diff(parent, info.sha)
+    diffs = git.diff(parent, info.sha, patches=True)
     data["files"] = [shapes.diff_entry(d, app.urls, repo["owner"], repo["name"], info.sha) for d in diffs]
     adds = sum(d.additions for d in diffs)
     dels = sum(d.deletions for d in diffs)
     data["stats"] = {"additions": adds, "deletions": dels, "total": adds + dels}
     return Response(200, data)
+
+
+def list_commits(app: ForgeApp, req: Request) -> Response:
+    """``GET /repos/{owner}/{repo}/commits``: newest first from ``sha`` (default branch by default), only those
+    touching ``path``, by ``author`` (a login or an email), between ``since`` and ``until``."""
+    repo, git = app.repo(req)
+    q = req.query
+    for key in ("sha", "path", "author"):
+        if "\x00" in q.get(key, ""):
+            raise invalid("Commit", key, "must not contain a NUL character")
+    start = q.get("sha") or repo["default_branch"]
+    sha = git.resolve_commit(start)
+    if sha is None:
+        raise ApiError(404, f"No commit found for SHA: {start}")
+    author = q.get("author") or None
+    if author is not None and "@" not in author:
+        account = app.store.user_by_login(author)
+        if account is None:
+            return app.page(req, [])
+        author = account.email
+    bounds = {key: timestamp(q[key], "Commit", key).isoformat() for key in ("since", "until") if q.get(key)}
+    shas = git.log(sha, path=q.get("path") or None, author=author, **bounds)
+    response = app.page(req, shas)
+    infos = [git.read_commit(s) for s in response.body]
+    response.body = [commit_json(app, repo, info) for info in infos if info is not None]
+    return response

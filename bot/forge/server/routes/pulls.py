@@ -1,7 +1,8 @@
 """Pull requests: list, open, read, edit, their files and commits, and merging.
 
 A merge is allowed only by :data:`MERGERS` and only when the base branch's protection allows it
-(:mod:`bot.forge.server.protection`) at the expected head SHA.
+(:mod:`bot.forge.server.protection`) at the expected head SHA. The merge or squash commit is authored by the
+merger and committed and signed by the forge (:mod:`bot.forge.server.signing`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.forge.model import GitIdentity, commit_payload
-from bot.forge.server import protection, shapes
+from bot.forge.server import protection, shapes, signing
 from bot.forge.server.api import ApiError, Request, Response, not_found
 from bot.forge.server.gitrepo import BareRepo
 from bot.forge.server.routes import gitdata, repos, teams
-from bot.forge.server.store import now_iso
+from bot.forge.server.store import User, now_iso
 
 if TYPE_CHECKING:
     from bot.forge.server.app import ForgeApp
@@ -38,6 +39,21 @@ def heads(git: BareRepo, pull: Any) -> tuple[str, str]:
         base = git.ref(f"refs/heads/{pull['base_ref']}") or pull["base_sha"]
         return head, base
     return pull["head_sha"], pull["base_sha"]
+
+
+def requested_users(app: ForgeApp, pull: Any) -> list[User]:
+    """The people asked to review ``pull`` who have not reviewed it since."""
+    rows = app.store.q(
+        "SELECT user_id FROM review_requests WHERE pull_id = ? AND user_id IS NOT NULL ORDER BY id", pull["id"]
+    )
+    return [u for u in (app.store.user_by_id(r["user_id"]) for r in rows) if u is not None]
+
+
+def requested_teams(app: ForgeApp, pull: Any) -> list[Any]:
+    return app.store.q(
+        "SELECT t.* FROM teams t JOIN review_requests r ON r.team_id = t.id WHERE r.pull_id = ? ORDER BY r.id",
+        pull["id"],
+    )
 
 
 def pull_json(app: ForgeApp, repo: Any, git: BareRepo, pull: Any, *, full: bool) -> dict[str, Any]:
@@ -77,8 +93,8 @@ def pull_json(app: ForgeApp, repo: Any, git: BareRepo, pull: Any, *, full: bool)
         "merge_commit_sha": pull["merge_commit_sha"],
         "assignee": None,
         "assignees": [],
-        "requested_reviewers": [],
-        "requested_teams": [],
+        "requested_reviewers": [shapes.user(u, app.urls) for u in requested_users(app, pull)],
+        "requested_teams": [shapes.team(t, app.urls, o) for t in requested_teams(app, pull)],
         "head": {
             "label": f"{o}:{pull['head_ref']}",
             "ref": pull["head_ref"],
@@ -278,7 +294,7 @@ def list_pull_files(app: ForgeApp, req: Request) -> Response:
     repo, git, pull = pull_of(app, req)
     head_sha, base_sha = heads(git, pull)
     merge_base = git.merge_base(base_sha, head_sha) if pull["state"] == "open" else pull["base_sha"]
-    diffs = git.diff(merge_base, head_sha)
+    diffs = git.diff(merge_base, head_sha, patches=True)
     items = [shapes.diff_entry(d, app.urls, repo["owner"], repo["name"], head_sha) for d in diffs]
     return app.page(req, items)
 
@@ -302,6 +318,22 @@ def get_merged(app: ForgeApp, req: Request) -> Response:
     return Response(204)
 
 
+def _unverified_commits(
+    app: ForgeApp, repo: Any, git: BareRepo, branch: str, base_sha: str, head_sha: str
+) -> list[str]:
+    """With required signatures on ``branch``, a merge commit brings the PR's own commits onto it, so each must
+    verify (a squash is one new commit, signed by the forge)."""
+    config = app.store.protection(repo["id"], branch)
+    if not (config or {}).get("required_signatures"):
+        return []
+    bad = []
+    for sha in git.rev_list(git.merge_base(base_sha, head_sha), head_sha):
+        info = git.read_commit(sha)
+        if info is None or not signing.verification(app, info)["verified"]:
+            bad.append(sha[:12])
+    return [f"Commits must have verified signatures: {', '.join(bad)}."] if bad else []
+
+
 def merge_pull(app: ForgeApp, req: Request) -> Response:
     repo, git, pull = pull_of(app, req)
     user = app.require(req, MERGERS, "merge pull requests")
@@ -321,6 +353,8 @@ def merge_pull(app: ForgeApp, req: Request) -> Response:
     if refusal is not None:
         raise ApiError(405, refusal)
     problems = protection.merge_problems(app.store, repo, pull, head_sha, user)
+    if method == "merge":
+        problems += _unverified_commits(app, repo, git, pull["base_ref"], base_sha, head_sha)
     if problems:
         raise ApiError(405, "Repository rule violations found\n\n" + "\n".join(problems))
     tree = git.merge_trees(base_sha, head_sha)
@@ -328,6 +362,8 @@ def merge_pull(app: ForgeApp, req: Request) -> Response:
         raise ApiError(405, "Pull Request is not mergeable: merge conflict")
     when = datetime.now(UTC).replace(microsecond=0)
     who = GitIdentity(name=user.name, email=user.email, date=when)
+    # authored by the merger, committed and signed by the forge, as GitHub does for merges through its API
+    committer = signing.WEB_FLOW.at(when)
     title = body.get("commit_title")
     if method == "squash":
         message = str(title or f"{pull['title']} (#{pull['number']})")
@@ -337,7 +373,8 @@ def merge_pull(app: ForgeApp, req: Request) -> Response:
         parents = [base_sha, head_sha]
     if body.get("commit_message"):
         message += "\n\n" + str(body["commit_message"])
-    sha = git.write_commit(commit_payload(tree, parents, who, who, message))
+    signature = signing.sign(app.data_dir, commit_payload(tree, parents, who, committer, message))
+    sha = git.write_commit(commit_payload(tree, parents, who, committer, message, signature))
     if not git.update_ref(f"refs/heads/{pull['base_ref']}", sha, base_sha):
         raise ApiError(409, "Base branch was modified. Review and try the merge again.")
     app.store.record_ref_update(repo["id"], f"refs/heads/{pull['base_ref']}", sha, user.id)

@@ -22,6 +22,7 @@ from bot.commands import (
     audit_report,
     breakglass,
     check,
+    ci,
     demo,
     deploy,
     forge,
@@ -58,6 +59,7 @@ for module in (
     breakglass,
     audit,
     audit_report,
+    ci,
     mcp,
     demo,
 ):

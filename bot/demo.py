@@ -27,6 +27,7 @@ from github import Auth, Github
 from bot.approvals import protection
 from bot.approvals.service import evaluate_pr, merge_pr
 from bot.check.ci import check_pull_request
+from bot.deploy.applier import ApplierKind
 from bot.deploy.breakglass import GrantStore, open_grant
 from bot.deploy.gate import DeployContext, deploy
 from bot.errors import Denied
@@ -185,6 +186,7 @@ class DemoWorld:
             signer=self.signer("glassbox-deployer"),
             state_dir=self.state,
             attestations=self.attestations,
+            applier_kind=ApplierKind.LOCAL,  # the demo simulates the cloud, and says so in every deploy record
         )
         return deploy(ctx, commit, break_glass=break_glass)
 

@@ -221,6 +221,7 @@ def merge(flow: Flow, pr_number: int) -> Any:
 
 
 def deploy_context(flow: Flow) -> Any:
+    from bot.deploy.applier import ApplierKind
     from bot.deploy.gate import DeployContext
 
     return DeployContext(
@@ -230,6 +231,7 @@ def deploy_context(flow: Flow) -> Any:
         signer=flow.signer("glassbox-deployer"),
         state_dir=flow.data / "deploy-state",
         attestations=flow.attestations,
+        applier_kind=ApplierKind.LOCAL,
     )
 
 

@@ -20,6 +20,7 @@ from bot.commands._common import (
     ledger_path,
     styled,
 )
+from bot.deploy.applier import APPLIER_ENV, resolve_applier_kind
 from bot.deploy.gate import DeployContext, deploy
 from bot.deploy.state import default_state_dir
 from bot.forge.github import GitHubForge
@@ -31,6 +32,17 @@ AttestationsOption = Annotated[
     Path | None,
     typer.Option(
         "--attestations", help="Verdict attestation store (<head sha>.dsse.json). Default: $GLASSBOX_ATTESTATIONS."
+    ),
+]
+
+
+ApplierOption = Annotated[
+    str | None,
+    typer.Option(
+        "--applier",
+        help=f"pulumi (the Pulumi Automation API; needs the pulumi CLI) or local (a simulation that calls no cloud; "
+        f"refused in GitHub Actions). Default: ${APPLIER_ENV}, else pulumi.",
+        show_default=False,
     ),
 ]
 
@@ -60,6 +72,7 @@ def deploy_command(
     branch: Annotated[str, typer.Option("--branch", help="The protected branch.")] = "main",
     attestations: AttestationsOption = None,
     state: Annotated[Path | None, typer.Option("--state", help="Deploy state directory.")] = None,
+    applier: ApplierOption = None,
     break_glass: Annotated[
         str | None, typer.Option("--break-glass", help="A valid break-glass grant id: stands in for approvals only.")
     ] = None,
@@ -73,6 +86,7 @@ def deploy_command(
     """Verify everything about COMMIT, then apply each planned stack with its own 15-minute credential."""
     ledger_file = ledger_path(ledger)
     assert ledger_file is not None
+    kind = resolve_applier_kind(applier)
     ctx = DeployContext(
         repo_path=repo_path,
         forge=GitHubForge(resolve_settings(forge_url, repo, token)),
@@ -81,6 +95,7 @@ def deploy_command(
         state_dir=state or default_state_dir(),
         attestations=attestation_store(attestations),
         branch=branch,
+        applier_kind=kind,
     )
     report = deploy(ctx, commit, list(stack or []), break_glass=break_glass)
 

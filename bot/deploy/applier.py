@@ -18,8 +18,14 @@ says ``simulated: true`` and says so in plain words. What it does for real is ev
   planned inputs; a mismatch makes the deployment ``failed`` with every difference listed.
 
 :class:`PulumiAutomationApplier` does the real thing through ``pulumi.automation`` (select the stack, set
-config from the stack file, ``up`` with the credential in the environment, capture outputs). It is used
-only where the ``pulumi`` CLI is on PATH; :func:`select_applier` picks between the two.
+config from the stack file, ``up`` with the credential and the stack's cloud environment, capture outputs).
+It needs the ``pulumi`` CLI on PATH and says so when it is missing.
+
+**Which one runs is configured, never guessed.** :func:`select_applier` builds the applier of an explicit
+:class:`ApplierKind`; :func:`resolve_applier_kind` turns ``--applier`` / ``$GLASSBOX_APPLIER`` into one, and
+without either it is ``pulumi``. A machine without the CLI therefore fails the deploy with a message naming the
+fix instead of quietly simulating it; the simulation runs only when asked for (``local``: the demo and the
+tests), and never in GitHub Actions, where a simulated production deploy would be a lie.
 
 Resources are plain dicts in the plan resource shape of ``docs/contracts.md`` (``urn``, ``project``,
 ``stack``, ``type``, ``name``, ``inputs``, ...), so deploy does not depend on the plan package.
@@ -35,6 +41,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -60,6 +67,25 @@ from bot.records import canonical_json, digest, new_correlation_id
 Hook = Callable[[str], None]
 """Called at each stage of an apply: ``locked``, ``inflight-written``, ``state-written``. Tests use it to
 simulate a crash (raise) or a slow apply (sleep); production passes none."""
+
+StackEnv = Callable[[str], Mapping[str, str]]
+"""Environment variables for applying one stack (``project/stack``), e.g. that stack's cloud role: asked for
+each stack just before its apply, so every stack gets its own (and a fresh) cloud identity."""
+
+APPLIER_ENV = "GLASSBOX_APPLIER"
+IN_GITHUB_ACTIONS_ENV = "GITHUB_ACTIONS"  # "true" on every GitHub Actions runner
+
+
+class ApplierKind(StrEnum):
+    LOCAL = "local"
+    PULUMI = "pulumi"
+
+
+MISSING_CLI_MESSAGE = (
+    "the pulumi CLI is not on PATH, so nothing was applied: install it on the runner (the deploy workflow's "
+    f"pulumi/actions step); the simulated local applier runs only when asked for ({APPLIER_ENV}=local or "
+    "--applier local, outside GitHub Actions)"
+)
 
 SIMULATED_MESSAGE = (
     "simulated: the local applier called no cloud API; it recorded the stack's resulting state in {path}"
@@ -482,6 +508,7 @@ class PulumiAutomationApplier:
         lock_timeout: float = 30.0,
         max_ttl: timedelta = DEFAULT_MAX_TTL,
         env: Mapping[str, str] | None = None,
+        stack_env: StackEnv | None = None,
     ) -> None:
         self.infra_dir = infra_dir
         self.state_dir = state_dir
@@ -491,6 +518,7 @@ class PulumiAutomationApplier:
         self.lock_timeout = lock_timeout
         self.max_ttl = max_ttl
         self.env = dict(env or {})
+        self.stack_env = stack_env
 
     @staticmethod
     def available() -> bool:
@@ -506,14 +534,15 @@ class PulumiAutomationApplier:
         now: datetime | None = None,
     ) -> Deployment:
         if not self.available():
-            raise EngineError("the pulumi CLI is not on PATH; deploy with the local applier", engine="pulumi")
+            raise EngineError(MISSING_CLI_MESSAGE, engine="pulumi")
         started, claims, ref, planned = _admit(self, resources, stack, commit, credential, now)
         project_dir = self.infra_dir / ref.project
         token = credential_token(credential)
         with stack_lock(stack_dir(self.state_dir, ref) / ".lock", timeout=self.lock_timeout, stack=str(ref)):
             from pulumi import automation as auto
 
-            opts = auto.LocalWorkspaceOptions(env_vars={**self.env, self.CREDENTIAL_ENV: token})
+            cloud = dict(self.stack_env(str(ref))) if self.stack_env is not None else {}
+            opts = auto.LocalWorkspaceOptions(env_vars={**self.env, **cloud, self.CREDENTIAL_ENV: token})
             try:
                 pstack = auto.select_stack(stack_name=ref.stack, work_dir=str(project_dir), opts=opts)
                 config = stack_file_config(project_dir, ref.stack)
@@ -549,14 +578,38 @@ class PulumiAutomationApplier:
         )
 
 
+def resolve_applier_kind(option: str | None, environ: Mapping[str, str] | None = None) -> ApplierKind:
+    """The applier a deploy runs: ``option`` (``--applier``), else ``$GLASSBOX_APPLIER``, else ``pulumi``.
+
+    ``local`` (the simulation) is refused on a GitHub Actions runner: a deploy there applies for real or not at all.
+    """
+    env = os.environ if environ is None else environ
+    raw = option or env.get(APPLIER_ENV) or ApplierKind.PULUMI.value
+    try:
+        kind = ApplierKind(raw.strip().lower())
+    except ValueError:
+        raise UserError(
+            f"applier {raw!r}: choose pulumi (the real apply) or local (the simulation), "
+            f"with --applier or {APPLIER_ENV}"
+        ) from None
+    if kind is ApplierKind.LOCAL and env.get(IN_GITHUB_ACTIONS_ENV) == "true":
+        raise UserError(
+            f"the simulated local applier is refused in GitHub Actions ({IN_GITHUB_ACTIONS_ENV}=true): remove "
+            f"{APPLIER_ENV}=local / --applier local and install the pulumi CLI on the runner"
+        )
+    return kind
+
+
 def select_applier(
     state_dir: Path,
     *,
     trusted: Mapping[str, bytes],
+    kind: ApplierKind = ApplierKind.PULUMI,
     infra_dir: Path = Path("infra"),
     sink: EventSink | None = None,
+    stack_env: StackEnv | None = None,
 ) -> Applier:
-    """The Pulumi Automation API applier where the ``pulumi`` CLI exists, else the (simulated) local one."""
-    if PulumiAutomationApplier.available():
-        return PulumiAutomationApplier(infra_dir, state_dir, trusted=trusted, sink=sink)
-    return LocalApplier(state_dir, trusted=trusted, sink=sink)
+    """The applier of ``kind``. There is no fallback: a Pulumi applier without the CLI refuses to apply."""
+    if kind is ApplierKind.LOCAL:
+        return LocalApplier(state_dir, trusted=trusted, sink=sink)
+    return PulumiAutomationApplier(infra_dir, state_dir, trusted=trusted, sink=sink, stack_env=stack_env)

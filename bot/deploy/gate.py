@@ -25,7 +25,7 @@ import git
 from pydantic import Field
 
 from bot.approvals.service import approvals_at_head
-from bot.deploy.applier import Applier, select_applier
+from bot.deploy.applier import Applier, ApplierKind, StackEnv, select_applier
 from bot.deploy.breakglass import GrantStore, use_grant
 from bot.deploy.broker import CredentialBroker, deploy_trust
 from bot.deploy.events import EventSink
@@ -94,6 +94,8 @@ class DeployContext:
     attestations: Path
     branch: str = "main"
     applier: Applier | None = None
+    applier_kind: ApplierKind = ApplierKind.PULUMI  # the simulation (local) only when a caller asks for it
+    applier_env: StackEnv | None = None  # per-stack environment for the real applier (the stack's cloud role)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -308,7 +310,9 @@ def deploy(
 
     if not report.refused and registry is not None:
         trusted = deploy_trust(registry)
-        applier = ctx.applier or select_applier(ctx.state_dir, trusted=trusted, sink=sink)
+        applier = ctx.applier or select_applier(
+            ctx.state_dir, trusted=trusted, kind=ctx.applier_kind, sink=sink, stack_env=ctx.applier_env
+        )
         broker = CredentialBroker(ctx.signer, sink=sink)
         for stack in report.stacks:
             project, _, name = stack.partition("/")

@@ -29,6 +29,7 @@ def glassbox(
     monkeypatch.setenv("GLASSBOX_REPO", REPO)
     monkeypatch.setenv("GLASSBOX_LEDGER", str(flow.ledger.path))
     monkeypatch.setenv("GLASSBOX_KEYS", str(flow.keys))
+    monkeypatch.setenv("GLASSBOX_APPLIER", "local")  # deploys here simulate the cloud, by configuration
     code = main(list(args))
     out, err = capsys.readouterr()
     return code, out, err

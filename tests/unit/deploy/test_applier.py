@@ -12,17 +12,19 @@ from typing import Any
 import pytest
 
 from bot.deploy.applier import (
+    ApplierKind,
     ApplyRefused,
     LocalApplier,
     PulumiAutomationApplier,
     StackBusy,
+    resolve_applier_kind,
     select_applier,
     stack_file_config,
     stack_lock,
 )
 from bot.deploy.broker import CredentialRefused
 from bot.deploy.model import Deployment, IssuedCredential
-from bot.errors import EngineError
+from bot.errors import EngineError, UserError
 from bot.records import canonical_json
 from tests.factories import REPO_ROOT
 from tests.unit.deploy.conftest import COMMIT, NOW, OTHER_COMMIT, STACK, DeployEnv, resource
@@ -228,12 +230,76 @@ def test_post_apply_verification_catches_a_mismatch(env: DeployEnv) -> None:
     assert "verification FAILED" in dep.message
 
 
-def test_select_applier_falls_back_to_local_without_pulumi(env: DeployEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_pulumi_cli_nothing_falls_back_to_the_simulation(
+    env: DeployEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(shutil, "which", lambda _name: None)
-    assert isinstance(select_applier(env.state, trusted=env.trusted), LocalApplier)
-    pulumi = PulumiAutomationApplier(REPO_ROOT / "infra", env.state, trusted=env.trusted, replay_store=env.replay)
-    with pytest.raises(EngineError, match="not on PATH"):
-        pulumi.apply(V1, stack=STACK, commit=COMMIT, credential=_cred(env), now=NOW)
+    chosen = select_applier(env.state, trusted=env.trusted)
+    assert isinstance(chosen, PulumiAutomationApplier)
+    cred = _cred(env)
+    with pytest.raises(EngineError, match="not on PATH, so nothing was applied") as refused:
+        chosen.apply(V1, stack=STACK, commit=COMMIT, credential=cred, now=NOW)
+    assert "GLASSBOX_APPLIER=local" in refused.value.message
+    assert not _state_file(env).exists() and not env.replay.seen(cred.claims.nonce)
+    assert isinstance(select_applier(env.state, trusted=env.trusted, kind=ApplierKind.LOCAL), LocalApplier)
+
+
+@pytest.mark.parametrize(
+    ("option", "environ", "kind"),
+    [
+        (None, {}, ApplierKind.PULUMI),
+        (None, {"GLASSBOX_APPLIER": "local"}, ApplierKind.LOCAL),
+        ("pulumi", {"GLASSBOX_APPLIER": "local"}, ApplierKind.PULUMI),
+        ("LOCAL", {"GITHUB_ACTIONS": "false"}, ApplierKind.LOCAL),
+        (None, {"GITHUB_ACTIONS": "true"}, ApplierKind.PULUMI),
+    ],
+)
+def test_the_applier_is_what_was_configured(option: str | None, environ: dict[str, str], kind: ApplierKind) -> None:
+    assert resolve_applier_kind(option, environ) is kind
+
+
+@pytest.mark.parametrize(
+    ("option", "environ", "match"),
+    [
+        ("local", {"GITHUB_ACTIONS": "true"}, "refused in GitHub Actions"),
+        (None, {"GLASSBOX_APPLIER": "local", "GITHUB_ACTIONS": "true"}, "refused in GitHub Actions"),
+        ("terraform", {}, "choose pulumi"),
+    ],
+)
+def test_the_simulation_is_never_chosen_in_github_actions(
+    option: str | None, environ: dict[str, str], match: str
+) -> None:
+    with pytest.raises(UserError, match=match):
+        resolve_applier_kind(option, environ)
+
+
+def test_each_stack_gets_its_own_environment_for_the_real_apply(
+    env: DeployEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pulumi import automation as auto
+
+    seen: list[dict[str, str]] = []
+
+    class Selected(Exception):
+        """The workspace was about to run `pulumi`: what it was given is all this test needs."""
+
+    def select_stack(*, stack_name: str, work_dir: str, opts: Any) -> Any:
+        seen.append(dict(opts.env_vars))
+        raise Selected(stack_name)
+
+    monkeypatch.setattr(PulumiAutomationApplier, "available", staticmethod(lambda: True))
+    monkeypatch.setattr(auto, "select_stack", select_stack)
+    chosen = select_applier(
+        env.state,
+        trusted=env.trusted,
+        infra_dir=REPO_ROOT / "infra",
+        stack_env=lambda stack: {"AWS_ROLE_ARN": f"arn:aws:iam::123456789012:role/{stack.replace('/', '-')}"},
+    )
+    with pytest.raises(Selected, match="prod"):
+        chosen.apply(V1, stack=STACK, commit=COMMIT, credential=_cred(env), now=NOW)
+    (given,) = seen
+    assert given["AWS_ROLE_ARN"] == "arn:aws:iam::123456789012:role/data-prod"
+    assert given[PulumiAutomationApplier.CREDENTIAL_ENV]  # the one-stack credential rides along
 
 
 def test_stack_file_config_reads_plain_values() -> None:

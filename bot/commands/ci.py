@@ -1,0 +1,584 @@
+"""`glassbox ci pull-request|review|push|schedule`: one GitHub Actions job each, from the runner's own environment.
+
+Each subcommand reads what the runner provides (``GITHUB_EVENT_NAME``, the event payload at ``GITHUB_EVENT_PATH``,
+``GITHUB_REPOSITORY``, ``GITHUB_SHA``, ``GITHUB_REF``, ``GITHUB_RUN_ID``, ``GITHUB_API_URL`` as the forge URL, and for
+``push`` the OIDC request variables), checks that the payload is the event it claims to be and names this
+repository, then does that event's whole job through the library functions the other commands call:
+
+- ``ci pull-request`` — ``pull_request`` (opened, synchronize, reopened, ready_for_review): the check (verdict,
+  signed attestation, SARIF, the ``glassbox/check`` status and the summary comment);
+- ``ci review`` — ``pull_request_review`` (submitted, edited, dismissed) and ``pull_request`` (the above, and closed,
+  edited base, converted_to_draft): the approvals gate, and with ``--merge`` the bot's merge;
+- ``ci push`` — ``push`` to the protected branch: deploy, with the job's OIDC token for the cloud;
+- ``ci schedule`` — ``schedule`` and ``workflow_dispatch``: audit verify and the OCSF export.
+
+**Why one subcommand per job, not one ``ci run`` that dispatches on the event.** The same event starts jobs that
+hold different keys: a ``pull_request`` runs the check (the CI identity's key) and then the approvals gate (the
+bot's key), in two jobs. A dispatcher would pick the job from the event, that is from data; here the workflow file,
+which is reviewed and read from the protected branch, names the job, and the event can only be refused when it is
+not one that job handles. A workflow wired to the wrong trigger fails loudly instead of running another job with
+the key it happens to hold.
+
+Every job writes its outputs (``GITHUB_OUTPUT``) and its job summary (``GITHUB_STEP_SUMMARY``) once, at its end;
+bad input (an unknown event or action, a payload that is not the event, another repository, a missing variable)
+stops it before anything is written, with exit 2. The runner protocol itself lives in
+:mod:`bot.commands._github_actions`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import git
+import typer
+from rich.console import Console
+
+from bot.approvals.service import evaluate_pr, merge_pr
+from bot.audit.history import HistoryReport, VerifyRequest, verify_history
+from bot.audit.ocsf import OcsfMapper, render
+from bot.audit.siem import load_siem_config
+from bot.check.ci import check_pull_request
+from bot.check.evaluate import deny_reasons
+from bot.commands import _github_actions as gha
+from bot.commands._common import console, keys_dir, ledger_path, styled
+from bot.commands.approvals import render_state
+from bot.commands.deploy import ApplierOption, AttestationsOption, attestation_store
+from bot.deploy.applier import ApplierKind, StackEnv, resolve_applier_kind
+from bot.deploy.gate import DeployContext, DeployReport, deploy
+from bot.deploy.state import STATE_ENV, default_state_dir
+from bot.errors import Denied, EngineError, ForgeError, GlassboxError, UserError
+from bot.forge.github import GitHubForge
+from bot.forge.port import Forge
+from bot.forge.settings import resolve_settings
+from bot.markdown import cell, text
+from bot.records import VerdictResult
+from bot.registry import load_registry
+from bot.trust.anchors import export_tree
+from bot.trust.attestations import statement, stored_verdict
+from bot.trust.conventions import REGISTRY_DIR
+from bot.trust.keys import load_signer
+from bot.trust.ledger import Ledger
+
+group = typer.Typer(
+    help="GitHub Actions jobs: each reads the runner's environment and event payload and does one job.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(group, name="ci")
+
+
+CHECK_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
+LIFECYCLE_ACTIONS = frozenset({"closed", "edited", "converted_to_draft"})
+REVIEW_ACTIONS = frozenset({"submitted", "edited", "dismissed"})
+
+EVENTS: Mapping[str, Mapping[str, frozenset[str] | None]] = {
+    "pull-request": {"pull_request": CHECK_ACTIONS},
+    "review": {"pull_request": CHECK_ACTIONS | LIFECYCLE_ACTIONS, "pull_request_review": REVIEW_ACTIONS},
+    "push": {"push": None},
+    "schedule": {"schedule": None, "workflow_dispatch": None},
+}
+"""subcommand → the events it handles → their actions (None: the event has no actions)."""
+
+OIDC_AUDIENCE = "sts.amazonaws.com"
+ROLE_ARN_ENV = "GLASSBOX_DEPLOY_ROLE_ARN"
+"""The cloud role per stack, a template naming both parts: ``arn:aws:iam::ACCOUNT:role/glassbox-{project}-{stack}``."""
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+
+
+@dataclass
+class Job:
+    """What one job leaves behind: outputs, a job summary, a log view; ``failure`` is raised after they are written."""
+
+    outputs: dict[str, str]
+    summary: str
+    render: Callable[[Console], None]
+    failure: GlassboxError | None = None
+
+
+def _finish(runner: gha.Runner, job: Job) -> None:
+    with gha.commands_paused():
+        job.render(console)
+    gha.write_outputs(runner.output, job.outputs)
+    gha.append_summary(runner.step_summary, job.summary)
+    if job.failure is not None:
+        raise job.failure
+
+
+def _start(command: str, *, oidc: bool = False) -> tuple[gha.Runner, dict[str, Any]]:
+    """The runner's environment and the event payload, for a subcommand that handles the event."""
+    runner = gha.Runner.from_environ(oidc=oidc)
+    handled = EVENTS[command]
+    if runner.event_name not in handled:
+        right = next((c for c, events in EVENTS.items() if runner.event_name in events), None)
+        hint = f": that is `glassbox ci {right}`'s job" if right else ""
+        raise UserError(
+            f"{gha.EVENT_NAME} is {gha.quoted(runner.event_name)}; glassbox ci {command} handles "
+            f"{', '.join(sorted(handled))}{hint}"
+        )
+    return runner, gha.read_event(runner.event_path)
+
+
+def _action(runner: gha.Runner, command: str, action: str) -> None:
+    allowed = EVENTS[command][runner.event_name]
+    if allowed is not None and action not in allowed:
+        raise UserError(
+            f"{runner.event_name} action {gha.quoted(action)} is not handled by glassbox ci {command} "
+            f"(handled: {', '.join(sorted(allowed))}); limit the workflow's `types:` to them"
+        )
+
+
+def _this_repository(runner: gha.Runner, named: str | None, where: str) -> None:
+    if named is not None and not gha.same_repository(named, runner.repository):
+        raise UserError(
+            f"the event payload's {where} is {gha.quoted(named)}, but this job runs in {runner.repository} "
+            f"({gha.REPOSITORY}): refusing an event about another repository"
+        )
+
+
+def _forge(runner: gha.Runner) -> GitHubForge:
+    return GitHubForge(resolve_settings(runner.api_url, runner.repository, None))
+
+
+def _ledger() -> Ledger:
+    path = ledger_path(None)
+    assert path is not None
+    return Ledger(path)
+
+
+@dataclass(frozen=True)
+class _PullEvent:
+    action: str
+    number: int
+    head_sha: str
+    merged: bool
+    base_changed: bool
+
+
+def _pull_event(runner: gha.Runner, command: str, data: Mapping[str, Any]) -> _PullEvent:
+    """A ``pull_request`` or ``pull_request_review`` payload, checked against the runner and this repository."""
+    event: gha.PullRequestEvent | gha.PullRequestReviewEvent
+    if runner.event_name == "pull_request":
+        event = gha.parse_payload(gha.PullRequestEvent, data, runner.event_name)
+        if event.number != event.pull_request.number:
+            raise UserError(f"the event payload names PR #{event.number} and pull_request #{event.pull_request.number}")
+        base_changed = isinstance(event.changes, dict) and "base" in event.changes
+    else:
+        event = gha.parse_payload(gha.PullRequestReviewEvent, data, runner.event_name)
+        base_changed = False
+    _action(runner, command, event.action)
+    pr = event.pull_request
+    _this_repository(runner, event.repository.full_name, "repository")
+    _this_repository(runner, pr.base.repo.full_name if pr.base.repo else None, "pull_request.base.repo")
+    merge_ref = f"refs/pull/{pr.number}/merge"
+    if pr.state == "open" and runner.ref != merge_ref:
+        raise UserError(
+            f"{gha.REF} is {gha.quoted(runner.ref)}, but a {runner.event_name} event for PR #{pr.number} runs on "
+            f"{merge_ref}: the payload is not this job's event"
+        )
+    return _PullEvent(event.action, pr.number, pr.head.sha, bool(pr.merged), base_changed)
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+# --------------------------------------------------------------------------------------------------
+# pull_request: the check
+
+
+RepoPathOption = Annotated[
+    Path, typer.Option("--repo-path", help="The checkout holding the commits (the PR's, with full history).")
+]
+
+
+@group.command("pull-request")
+def pull_request(
+    repo_path: RepoPathOption = Path("."),
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for verdict.json, verdict.sarif, summary.md and the attestation.")
+    ] = Path("glassbox-check"),
+) -> None:
+    """Judge the PR's head: signed verdict and attestation, SARIF, the glassbox/check status and the summary comment.
+
+    Outputs: result (PASSED, FAILED or superseded), risk, pr, head_sha, title, verdict, sarif, summary, attestation,
+    attestations (the store, by head commit), predicate and predicate_type (the signed statement's, for a GitHub
+    attestation of the same verdict). Exit 1 when the verdict is FAILED."""
+    runner, data = _start("pull-request")
+    event = _pull_event(runner, "pull-request", data)
+    forge = _forge(runner)
+    ledger = _ledger()
+    _finish(runner, _check_job(forge, ledger, event, repo_path, out))
+
+
+def _ci_identity(repo_path: Path, base_sha: str) -> str:
+    """The CI identity of the registry at the base commit: the key that signs this verdict is named there."""
+    try:
+        base = git.Repo(repo_path).commit(base_sha)
+    except (git.exc.GitError, ValueError, git.BadName) as exc:
+        raise UserError(
+            f"--repo-path {repo_path} lacks the base commit {base_sha[:12]} ({exc}); check out with fetch-depth: 0"
+        ) from None
+    with tempfile.TemporaryDirectory(prefix="glassbox-ci-") as scratch:
+        registry = load_registry(export_tree(base, REGISTRY_DIR, Path(scratch)))
+    ci = registry.service_identity("ci")
+    if ci is None:
+        raise UserError("the base registry declares no CI identity (teams.yaml service_identities, kind ci)")
+    return ci
+
+
+def _check_job(forge: Forge, ledger: Ledger, event: _PullEvent, repo_path: Path, out: Path) -> Job:
+    pull = forge.get_pull_request(event.number)
+    base = {"pr": str(event.number), "head_sha": event.head_sha, "title": pull.title}
+    if pull.head_sha != event.head_sha:
+        # a later push is the PR's head now; its own run judges it (and this one's is cancelled or moot)
+        note = f"PR #{event.number} moved on to {pull.head_sha[:12]}; the run for that head judges it"
+        return Job(
+            {**base, "result": "superseded"},
+            f"### glassbox check: superseded\n\n{text(note)}\n",
+            lambda c: c.print(f"PR #{event.number}: {pull.title}\nsuperseded: {note}"),
+        )
+    ci = _ci_identity(repo_path, pull.base_sha)
+    store = out / "attestations"
+    result = check_pull_request(
+        forge, repo_path, event.number, signer=lambda: load_signer(keys_dir(None), ci), ledger=ledger, store=store
+    )
+    written = {p.name: p for p in result.write(out)}
+    verdict = result.verdict
+    # the signed statement's predicate, for a second, keyless attestation of the same verdict (actions/attest)
+    signed = statement(verdict)
+    predicate = out / "predicate.json"
+    predicate.write_text(json.dumps(signed["predicate"], indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    written[predicate.name] = predicate
+    outputs = {
+        **base,
+        "head_sha": verdict.change.head_commit,
+        "result": verdict.result.value,
+        "risk": verdict.risk.value,
+        "verdict": str(written["verdict.json"]),
+        "sarif": str(written["verdict.sarif"]),
+        "summary": str(written["summary.md"]),
+        "attestation": str(written.get("attestation.dsse.json", "")),
+        "attestations": str(store),
+        "predicate": str(predicate),
+        "predicate_type": str(signed["predicateType"]),
+    }
+    failed = verdict.result is VerdictResult.FAILED
+    failure = Denied(f"check FAILED at risk {verdict.risk.value}", deny_reasons(verdict)) if failed else None
+
+    def show(c: Console) -> None:
+        c.print(f"PR #{event.number}: {pull.title}")
+        c.print(result.summary)
+        c.print(f"wrote {', '.join(str(p) for p in written.values())}")
+
+    return Job(outputs, result.summary, show, failure)
+
+
+# --------------------------------------------------------------------------------------------------
+# pull_request_review and the PR's lifecycle: the approvals gate
+
+
+@group.command("review")
+def review(
+    attestations: AttestationsOption = None,
+    registry: Annotated[
+        Path, typer.Option("--registry", help="The registry at the base commit (the trusted checkout's).")
+    ] = Path("registry"),
+    identity: Annotated[str, typer.Option("--as", help="Identity that signs ledger events (the bot).")] = (
+        "glassbox-bot"
+    ),
+    merge: Annotated[
+        bool, typer.Option("--merge/--no-merge", help="Merge as the bot when the gate and both statuses say yes.")
+    ] = False,
+) -> None:
+    """Evaluate the approvals gate at the PR's current head, publish glassbox/approvals, record it; with --merge,
+    merge as the bot once approvals are satisfied and glassbox/check is green.
+
+    Outputs: decision (satisfied, not-satisfied or skipped), satisfied, merged, merge_sha, pr, head_sha, title.
+    Exit 1 when approvals are not satisfied (with --merge: when the PR was not merged)."""
+    runner, data = _start("review")
+    event = _pull_event(runner, "review", data)
+    if event.action == "closed" and event.merged:
+        _finish(runner, _skipped(event, "the PR is merged: its merge event recorded the approvals it merged with"))
+        return
+    if runner.event_name == "pull_request" and event.action == "edited" and not event.base_changed:
+        _finish(runner, _skipped(event, "the edit did not change the base branch (free text never moves the gate)"))
+        return
+    reg = load_registry(registry)
+    forge = _forge(runner)
+    ledger = _ledger()
+    store = attestation_store(attestations)
+    signer = load_signer(keys_dir(None), identity)
+
+    def verdict_for(head: str) -> Any:
+        return stored_verdict(store, head, reg)
+
+    merged, merge_sha = False, ""
+    if merge and event.action != "closed":
+        outcome = merge_pr(forge, reg, event.number, verdict_for, ledger, signer, members=reg.members)
+        state, merged, merge_sha = outcome.approvals, outcome.merged, outcome.merge_sha or ""
+        reasons = outcome.reasons
+    else:
+        state = evaluate_pr(forge, reg, event.number, verdict_for, ledger, signer, members=reg.members)
+        reasons = [] if state.satisfied else [state.status_description()]
+    try:
+        title = forge.get_pull_request(event.number).title
+    except ForgeError:  # the gate above could not read the PR either, and recorded why
+        title = ""
+    outputs = {
+        "decision": "satisfied" if state.satisfied else "not-satisfied",
+        "satisfied": _bool(state.satisfied),
+        "merged": _bool(merged),
+        "merge_sha": merge_sha,
+        "pr": str(event.number),
+        "head_sha": state.head_sha or "",
+        "title": title,
+    }
+    lines = [f"### glassbox approvals: {'satisfied' if state.satisfied else 'NOT satisfied'}", ""]
+    lines.append(
+        f"PR #{event.number} {cell(title)} at `{(state.head_sha or '?')[:12]}`: {cell(state.status_description())}"
+    )
+    if merge:
+        lines.append("")
+        lines.append(f"merged as `{merge_sha[:12]}`" if merged else "not merged: " + cell("; ".join(reasons) or "-"))
+    ok = merged if merge and event.action != "closed" else state.satisfied
+    failure = None if ok else Denied("not merged" if merge and state.satisfied else "approvals not satisfied", reasons)
+
+    def show(c: Console) -> None:
+        c.print(f"PR #{event.number}: {title}")
+        render_state(state, c)
+        if merge:
+            c.print(styled("merged PR #{} as {}", event.number, merge_sha) if merged else "not merged")
+
+    _finish(runner, Job(outputs, "\n".join(lines) + "\n", show, failure))
+
+
+def _skipped(event: _PullEvent, why: str) -> Job:
+    outputs = {
+        "decision": "skipped",
+        "satisfied": "false",
+        "merged": "false",
+        "merge_sha": "",
+        "pr": str(event.number),
+        "head_sha": event.head_sha,
+        "title": "",
+    }
+    return Job(outputs, f"### glassbox approvals: nothing to do\n\n{text(why)}\n", lambda c: c.print(f"skipped: {why}"))
+
+
+# --------------------------------------------------------------------------------------------------
+# push: deploy
+
+
+def role_arn(template: str, stack: str) -> str:
+    """The cloud role of one stack, from the ``{project}``/``{stack}`` template."""
+    project, _, name = stack.partition("/")
+    arn = template.replace("{project}", project).replace("{stack}", name)
+    if not _ROLE_ARN.match(arn):
+        raise UserError(f"{ROLE_ARN_ENV} gives {gha.quoted(arn)} for {stack}: not an IAM role ARN")
+    return arn
+
+
+def _role_template(kind: ApplierKind) -> str | None:
+    template = os.environ.get(ROLE_ARN_ENV, "").strip()
+    if kind is ApplierKind.LOCAL:
+        return template or None
+    if "{project}" not in template or "{stack}" not in template:
+        raise UserError(
+            f"set {ROLE_ARN_ENV} to the cloud role per stack, naming both parts, e.g. "
+            "arn:aws:iam::123456789012:role/glassbox-deploy-{project}-{stack} (one role per stack, docs/deploy-oidc.md)"
+        )
+    role_arn(template, "project/stack")  # its shape, before anything is verified
+    return template
+
+
+def web_identity(runner: gha.Runner, template: str, scratch: Path) -> StackEnv:
+    """Per stack: a fresh OIDC token of this job in a 0600 file, and that stack's role, for the cloud SDK's STS
+    exchange (``AssumeRoleWithWebIdentity``) inside the Pulumi program's providers."""
+
+    def env(stack: str) -> dict[str, str]:
+        assert runner.id_token_url is not None and runner.id_token_request_token is not None
+        token = gha.request_id_token(
+            runner.id_token_url, runner.id_token_request_token, audience=OIDC_AUDIENCE, repository=runner.repository
+        )
+        try:
+            path = gha.private_file(scratch, stack.replace("/", "-") + ".jwt", token.value)
+        except OSError as exc:
+            raise EngineError(f"cannot write the OIDC token file for {stack}: {exc.strerror}", engine="oidc") from None
+        return {
+            "AWS_ROLE_ARN": role_arn(template, stack),
+            "AWS_WEB_IDENTITY_TOKEN_FILE": str(path),
+            "AWS_ROLE_SESSION_NAME": f"glassbox-{runner.run_id}",
+        }
+
+    return env
+
+
+@group.command("push")
+def push(
+    repo_path: Annotated[Path, typer.Option("--repo-path", help="The checkout of the branch, full history.")] = Path(
+        "."
+    ),
+    branch: Annotated[str, typer.Option("--branch", help="The protected branch: pushes elsewhere are refused.")] = (
+        "main"
+    ),
+    attestations: AttestationsOption = None,
+    state: Annotated[Path | None, typer.Option("--state", help="Deploy state directory.")] = None,
+    applier: ApplierOption = None,
+    identity: Annotated[str, typer.Option("--as", help="Deploy identity (its key signs credentials).")] = (
+        "glassbox-deployer"
+    ),
+) -> None:
+    """Deploy the pushed commit as the deploy identity: the gate re-verifies it (branch, PR, attestation, approvals,
+    plan), then each stack is applied with its own short-lived credential and cloud role, from the job's OIDC token.
+
+    Outputs: result (deployed or refused), commit, pr, head_sha, stacks, simulated, oidc_subject. Exit 1 when the
+    deploy is refused or fails."""
+    runner, data = _start("push", oidc=True)
+    event = gha.parse_payload(gha.PushEvent, data, runner.event_name)
+    _this_repository(runner, event.repository.full_name, "repository")
+    if event.ref != runner.ref:
+        raise UserError(f"the event payload pushes {gha.quoted(event.ref)}, but {gha.REF} is {gha.quoted(runner.ref)}")
+    if event.ref != f"refs/heads/{branch}":
+        raise UserError(f"a push to {gha.quoted(event.ref)}: glassbox ci push deploys only refs/heads/{branch}")
+    if event.deleted:
+        raise UserError(f"the push deleted {branch}: there is nothing to deploy")
+    if event.after != runner.sha:
+        raise UserError(f"the event payload pushes {event.after[:12]}, but {gha.SHA} is {runner.sha[:12]}")
+    kind = resolve_applier_kind(applier)
+    template = _role_template(kind)
+    forge = _forge(runner)
+    ledger = _ledger()
+    signer = load_signer(keys_dir(None), identity)
+    assert runner.id_token_url is not None and runner.id_token_request_token is not None
+    # the token is asked for first: a job that cannot get one stops before anything is verified or minted
+    token = gha.request_id_token(
+        runner.id_token_url, runner.id_token_request_token, audience=OIDC_AUDIENCE, repository=runner.repository
+    )
+    with tempfile.TemporaryDirectory(prefix="glassbox-oidc-") as scratch:
+        ctx = DeployContext(
+            repo_path=repo_path,
+            forge=forge,
+            ledger=ledger,
+            signer=signer,
+            state_dir=state or default_state_dir(),
+            attestations=attestation_store(attestations),
+            branch=branch,
+            applier_kind=kind,
+            applier_env=web_identity(runner, template, Path(scratch)) if template else None,
+        )
+        try:
+            report: DeployReport | None = deploy(ctx, runner.sha)
+            failure: GlassboxError | None = None
+        except Denied as exc:
+            report, failure = None, exc
+    _finish(runner, _deploy_job(runner, report, failure, token.subject))
+
+
+def _deploy_job(runner: gha.Runner, report: DeployReport | None, failure: GlassboxError | None, sub: str | None) -> Job:
+    commit = report.commit if report else runner.sha
+    simulated = bool(report and any(d.simulated for d in report.deployments))
+    outputs = {
+        "result": "deployed" if failure is None else "refused",
+        "commit": commit,
+        "pr": str(report.pr) if report and report.pr is not None else "",
+        "head_sha": (report.head_sha or "") if report else "",
+        "stacks": " ".join(report.stacks) if report else "",
+        "simulated": _bool(simulated),
+        "oidc_subject": sub or "",
+    }
+    lines = [f"### glassbox deploy: {'deployed' if failure is None else 'refused'} `{commit[:12]}`", ""]
+    lines.append(f"OIDC token for audience `{OIDC_AUDIENCE}`, subject `{cell(sub or '?')}`")
+    if report is not None:
+        lines += ["", "| check | ok | detail |", "|---|---|---|"]
+        lines += [f"| {cell(c.name)} | {'✔' if c.ok else '✘'} | {cell(c.detail)} |" for c in report.checks]
+        lines += [""] + [
+            f"- {cell(d.stack)}: {d.result} via {d.applier} — {cell(d.message)}" for d in report.deployments
+        ]
+    if failure is not None:
+        lines += ["", *(f"- {cell(line.strip())}" for line in failure.lines())]
+
+    def show(c: Console) -> None:
+        for line in lines:
+            c.print(line)
+
+    return Job(outputs, "\n".join(lines) + "\n", show, failure)
+
+
+# --------------------------------------------------------------------------------------------------
+# schedule: audit verify and export
+
+
+@group.command("schedule")
+def schedule(
+    repo_path: Annotated[
+        Path, typer.Option("--repo-path", help="The checkout of the branch, full history (verify walks it).")
+    ] = Path("."),
+    attestations: AttestationsOption = None,
+    deploy_state: Annotated[
+        Path | None, typer.Option("--deploy-state", help="Deploy state directory. Default: $GLASSBOX_DEPLOY_STATE.")
+    ] = None,
+    branch: Annotated[str, typer.Option("--branch", help="The protected branch.")] = "main",
+    out: Annotated[Path, typer.Option("--out", help="The OCSF export (one event per line).")] = Path(
+        "glassbox-audit/ocsf.jsonl"
+    ),
+    siem_config: Annotated[Path, typer.Option("--siem-config", help="SIEM detection settings.")] = Path(
+        "registry/siem.yaml"
+    ),
+) -> None:
+    """Verify the whole history against the ledger (audit verify), then export the ledger as OCSF.
+
+    Outputs: result (verified or violations), findings, violations, events (ledger), exported (OCSF records), ocsf.
+    Exit 1 on a failing finding; the export is written either way."""
+    runner, data = _start("schedule")
+    event = gha.parse_payload(gha.ScheduledEvent, data, runner.event_name)
+    _this_repository(runner, event.repository.full_name if event.repository else None, "repository")
+    path = ledger_path(None)
+    assert path is not None
+    ledger = Ledger.existing(path)
+    store = attestation_store(attestations)
+    if not store.is_dir():
+        raise UserError(f"no attestation store at {store}: pass --attestations DIR or set GLASSBOX_ATTESTATIONS")
+    state = deploy_state or (default_state_dir() if os.environ.get(STATE_ENV) else None)
+    report = verify_history(
+        VerifyRequest(ledger=path, repo=repo_path, attestations=store, deploy_state=state, branch=branch)
+    )
+    events = list(ledger.events())
+    mapped = OcsfMapper(load_siem_config(siem_config).detections).map_all(events, high_water=ledger.high_water())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(render(o, "ocsf") + "\n" for o in mapped), encoding="utf-8")
+    _finish(runner, _audit_job(report, len(events), len(mapped), out))
+
+
+def _audit_job(report: HistoryReport, events: int, exported: int, out: Path) -> Job:
+    findings = report.findings()
+    outputs = {
+        "result": "verified" if report.ok else "violations",
+        "findings": str(len(findings)),
+        "violations": str(len(report.violations)),
+        "events": str(events),
+        "exported": str(exported),
+        "ocsf": str(out),
+    }
+    head = (
+        f"{report.branch} at `{report.branch_head[:12]}`: {report.commits_checked} commit(s), "
+        f"{len(report.governed_commits)} governed; ledger {events} event(s), {exported} OCSF record(s) exported"
+    )
+    lines = [f"### glassbox audit: {'no violations' if report.ok else f'{len(report.violations)} violation(s)'}", ""]
+    lines += [head, ""] + [f"- {'✘' if f.fails else '!'} {cell(f.line())}" for f in findings]
+    failure = None if report.ok else Denied("audit verify found violations", [v.line() for v in report.violations])
+
+    def show(c: Console) -> None:
+        c.print(head)
+        for f in findings:
+            c.print(f"{'✘' if f.fails else '!'} {f.line()}")
+
+    return Job(outputs, "\n".join(lines) + "\n", show, failure)

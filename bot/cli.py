@@ -33,6 +33,7 @@ from bot.commands import (
     propose,
     registry,
     schema,
+    trail,
 )
 from bot.errors import EXIT_BAD_INPUT, EXIT_UNEXPECTED, GlassboxError
 
@@ -59,6 +60,7 @@ for module in (
     breakglass,
     audit,
     audit_report,
+    trail,
     ci,
     mcp,
     demo,

@@ -34,6 +34,8 @@ from bot.errors import Denied
 from bot.forge.github import GitHubForge
 from bot.forge.server import ADMIN, init_forge, load_tokens, repo_path, start_forge
 from bot.forge.settings import ForgeSettings
+from bot.forge.trail import PublishReport
+from bot.forge.trail import publish as publish_trail
 from bot.policy.checkov import CheckovWorker
 from bot.proposal_context import proposal_context
 from bot.propose import propose
@@ -41,7 +43,7 @@ from bot.records import ChangeRequest, Verdict
 from bot.registry import load_registry
 from bot.trust.anchors import export_tree
 from bot.trust.attestations import stored_verdict
-from bot.trust.conventions import REGISTRY_DIR
+from bot.trust.conventions import REGISTRY_DIR, TRAIL_BRANCH
 from bot.trust.gitenv import commit_env
 from bot.trust.keys import Signer, load_signer
 from bot.trust.ledger import Ledger, LedgerKeys, ledger_keys
@@ -115,6 +117,20 @@ class DemoWorld:
 
     def github(self, identity: str) -> Github:
         return Github(base_url=self.url, auth=Auth.Token(self.tokens[identity]), retry=None)
+
+    def publish_trail(self, identity: str) -> PublishReport:
+        """What each service identity's job does at its end: append the new events, attestations and deploy
+        records to the audit trail branch, in a commit it signs."""
+        report = publish_trail(
+            self.forge(identity),
+            self.ledger,
+            self.signer(identity),
+            attestations=self.attestations,
+            deploy_state=self.state,
+        )
+        events = f"events {report.events[0]}..{report.events[-1]}" if report.events else "no new events"
+        self.say(f"  audit trail: {identity} appended {events} to {TRAIL_BRANCH} at {(report.commit or '-')[:12]}")
+        return report
 
     # -- the stages -------------------------------------------------------------------------------
 
@@ -267,8 +283,10 @@ def run_demo(source: Path, root: Path, say: Say) -> list[Scenario]:
         scenarios += _protected(world, "branch protection applied from the start", "  glassbox protect: {}")
         scenarios += _auto_merge(world, examples)
         scenarios += _gated_medium(world, examples)
+        world.publish_trail("glassbox-ci")
         scenarios += _denials(world, examples)
         scenarios += _break_glass(world, examples)
+        world.publish_trail("glassbox-deployer")
         scenarios += _protected(
             world, "branch protection restored after the incident", "  an administrator restores protection: {}"
         )
@@ -456,7 +474,7 @@ def _direct_push(world: DemoWorld) -> list[Scenario]:
 
 def _audit(world: DemoWorld, correlation_id: str | None) -> list[Scenario]:
     """What an auditor runs afterwards: one decision end to end, the whole history, the metrics, the report."""
-    from bot.audit.history import VerifyRequest, ViolationKind, verify_history
+    from bot.audit.history import VerifyRequest, ViolationKind, verify_from_trail, verify_history
     from bot.audit.metrics import compute_metrics
     from bot.audit.reconstruct import ShowRequest, reconstruct
     from bot.audit.report import ReportRequest, write_report
@@ -498,6 +516,19 @@ def _audit(world: DemoWorld, correlation_id: str | None) -> list[Scenario]:
     for line in verify.detail:
         world.say(f"    {line}")
 
+    world.publish_trail("glassbox-bot")
+    trail = Scenario("audit verify from a fresh clone: the audit trail alone, same findings", "flagged")
+    clone = world.root / "audit-clone"
+    git.Repo.clone_from(world.bare, clone, no_checkout=True)
+    from_trail = verify_from_trail(clone)
+    found_in_clone = {(v.kind, v.commit) for v in from_trail.findings()}
+    trail.actual = "flagged" if found_in_clone == expected and from_trail.trail else "differs from the local files"
+    trail.detail = [
+        f"{from_trail.ledger_events} events and {from_trail.trail_commits} trail commits from {clone}",
+        *(v.line() for v in from_trail.findings()),
+    ]
+    world.say(f"  audit verify --repo {clone}: {trail.actual} ({trail.detail[0]})")
+
     metrics = compute_metrics(world.ledger.events())
     (world.root / "metrics.json").write_text(json.dumps(metrics.as_dict(), indent=2) + "\n", encoding="utf-8")
     overall = metrics.overall.as_dict()
@@ -517,4 +548,4 @@ def _audit(world: DemoWorld, correlation_id: str | None) -> list[Scenario]:
     page.actual = "written" if result.verified else "written, integrity broken"
     page.detail = [f"{world.root / 'report.html'}: {result.decisions} decisions, {result.events} events"]
     world.say(f"  audit report: {page.detail[0]}")
-    return [show, verify, page]
+    return [show, verify, trail, page]

@@ -22,6 +22,7 @@ class ViolationKind(StrEnum):
     BREAK_GLASS_DEPLOY = "break-glass-deploy"
     CHAIN_BREAK = "chain-break"
     HISTORY_REWRITTEN = "history-rewritten"
+    TRAIL_TAMPERED = "trail-tampered"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,15 @@ FINDINGS: dict[ViolationKind, FindingKind] = {
             ViolationKind.HISTORY_REWRITTEN,
             "A merge or deploy event names a commit that is no longer on the branch: the branch was force-pushed.",
             "restore the branch from the recorded commit, find who force-pushed, and turn force-push protection on",
+        ),
+        FindingKind(
+            ViolationKind.TRAIL_TAMPERED,
+            "A commit on the audit trail branch (glassbox-trail) is not signed by a glassbox service identity's "
+            "ledger-signer key, has more than one parent, or changes or deletes what an earlier commit added: the "
+            "trail is append-only and only the service identities advance it.",
+            "compare the trail with a copy kept elsewhere (a SIEM export's high-water mark, another clone), find "
+            "who pushed the commit (the forge's audit log), restore the trail and protect the branch "
+            "(`glassbox forge init` does; on GitHub: push restrictions, no force pushes, no deletions)",
         ),
     )
 }

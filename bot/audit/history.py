@@ -34,6 +34,9 @@ What each finding means and what to do about it: :data:`bot.audit.findings.FINDI
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -49,9 +52,10 @@ from bot.deploy.gate import DeployReport
 from bot.errors import GlassboxError, IntegrityError, UserError
 from bot.records import Outcome, Record, VerdictResult
 from bot.registry import Registry, is_governance_path
-from bot.trust.conventions import TRAILER_AGENT, trailers
+from bot.trust.conventions import TRAIL_BRANCH, TRAILER_AGENT, trailers
 from bot.trust.gitsign import verify_commit
 from bot.trust.ledger import Ledger, LedgerKeys, ledger_keys
+from bot.trust.trail import TrailView, materialise, trail_problems, trail_ref
 
 GOVERNED_PREFIXES = ("infra/",)
 # what a break-glass grant stands in for: the approvals, and the merge gate an incident merge goes around
@@ -106,6 +110,8 @@ class HistoryReport(Record):
     notices: list[Violation] = Field(default_factory=list)  # findings that are expected, but reported
     trust_anchor: str | None = None  # the commit whose registry/ the ledger signatures were checked against
     trust_anchor_pr: int | None = None  # the PR whose governed merge produced it (None: the first commit)
+    trail: str | None = None  # the audit trail commit the ledger, attestations and deploy records came from
+    trail_commits: int | None = None
     ok: bool
 
     def findings(self) -> list[Violation]:
@@ -126,6 +132,7 @@ class VerifyRequest:
     since: str | None = None
     branch: str = "main"
     registry_ref: str | None = None  # default: the branch
+    trail: str | None = None  # the audit trail's commit these inputs were materialised from (bot.trust.trail)
 
 
 @dataclass(frozen=True)
@@ -503,6 +510,12 @@ class _Auditor:
             self.check_deploy(d, facts, kinds)
         if self.req.deploy_state is not None:
             self.check_unlogged_deploys(facts)
+        trail_commits = None
+        if self.req.trail is not None:
+            history = trail_problems(self.req.repo, self.req.trail, self.registries.at(anchor))
+            trail_commits = history.commits
+            for problem in history.problems:
+                self.flag(ViolationKind.TRAIL_TAMPERED, problem.message, commit=problem.commit, touched=TRAIL_BRANCH)
         return HistoryReport(
             branch=self.req.branch,
             branch_head=self.tip.hexsha,
@@ -515,6 +528,8 @@ class _Auditor:
             notices=self.notices,
             trust_anchor=anchor.hexsha,
             trust_anchor_pr=anchor_pr,
+            trail=self.req.trail,
+            trail_commits=trail_commits,
             ok=not self.violations,
         )
 
@@ -522,3 +537,34 @@ class _Auditor:
 def verify_history(req: VerifyRequest) -> HistoryReport:
     """Check the protected branch's history, the ledger chain and the deploys against each other."""
     return _Auditor(req).run()
+
+
+@contextmanager
+def trail_inputs(repo: Path) -> Iterator[TrailView]:
+    """The audit trail in ``repo`` (``glassbox-trail``, or its ``origin/`` tracking branch in a clone), materialised
+    for the readers (ledger, attestation store, deploy records) while the context lasts."""
+    commit = trail_ref(repo)
+    if commit is None:
+        raise UserError(
+            f"{repo}: no {TRAIL_BRANCH} branch (nor origin/{TRAIL_BRANCH}): fetch it "
+            f"(`git fetch origin {TRAIL_BRANCH}`) or give --ledger and --attestations"
+        )
+    with tempfile.TemporaryDirectory(prefix="glassbox-trail-") as scratch:
+        yield materialise(repo, commit, Path(scratch))
+
+
+def verify_from_trail(repo: Path, *, branch: str = "main", since: str | None = None) -> HistoryReport:
+    """`audit verify` with nothing but a clone: the ledger, attestations and deploy records are the audit trail's,
+    and the trail's own history is checked."""
+    with trail_inputs(repo) as view:
+        return verify_history(
+            VerifyRequest(
+                ledger=view.ledger,
+                repo=repo,
+                attestations=view.attestation_store,
+                deploy_state=view.deploy_state if view.deployments else None,
+                since=since,
+                branch=branch,
+                trail=view.commit,
+            )
+        )

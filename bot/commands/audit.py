@@ -4,6 +4,7 @@ checked against the ledger, SIEM exports and replays, governance metrics, retent
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -14,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.audit.history import HistoryReport, VerifyRequest, verify_history
+from bot.audit.history import HistoryReport, VerifyRequest, trail_inputs, verify_from_trail, verify_history
 from bot.audit.metrics import compute_metrics
 from bot.audit.ocsf import OcsfMapper, render
 from bot.audit.reconstruct import LinkStatus, Reconstruction, ShowRequest, reconstruct
@@ -277,11 +278,32 @@ def _render_reconstruction(rec: Reconstruction, console: Console) -> None:
             console.print(styled("[red]✗[/] {}", line))
 
 
+TrailOrAttestationsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--attestations",
+        help="Directory of verdict attestations (<head sha>.dsse.json). Without it and --ledger: the audit trail "
+        "in --repo.",
+    ),
+]
+
+
+def _from_trail(attestations: Path | None, ledger: Path | None, deploy_state: Path | None) -> bool:
+    """Neither a ledger nor an attestation store given: the audit trail in --repo is both."""
+    if attestations is None and ledger is None and not os.environ.get("GLASSBOX_LEDGER"):
+        if deploy_state is not None:
+            raise UserError("--deploy-state goes with --ledger and --attestations: the audit trail has its own")
+        return True
+    if attestations is None:
+        raise UserError("--attestations is required with --ledger (or give neither: the audit trail in --repo)")
+    return False
+
+
 @group.command("show")
 def show(
     query: Annotated[str, typer.Argument(help="A correlation id, a PR number or a commit SHA.")],
     repo: RepoOption,
-    attestations: AttestationsOption,
+    attestations: TrailOrAttestationsOption = None,
     ledger: LedgerOption = None,
     deploy_state: DeployStateOption = None,
     registry_ref: Annotated[
@@ -295,20 +317,36 @@ def show(
 ) -> None:
     """Rebuild one decision: request → agent → model/prompt → evidence → commit → verdict → approvals →
     merge → deploy → verification, verifying each link. Exit 1 when a link is missing or broken."""
-    path = ledger_path(ledger)
-    assert path is not None
-    rec = reconstruct(
-        ShowRequest(
-            query=query,
-            ledger=path,
-            repo=repo,
-            attestations=attestations,
-            deploy_state=deploy_state,
-            registry_ref=registry_ref,
-            branch=branch,
-            full_ledger=full_ledger,
+    if _from_trail(attestations, ledger, deploy_state):
+        with trail_inputs(repo) as view:
+            rec = reconstruct(
+                ShowRequest(
+                    query=query,
+                    ledger=view.ledger,
+                    repo=repo,
+                    attestations=view.attestation_store,
+                    deploy_state=view.deploy_state if view.deployments else None,
+                    registry_ref=registry_ref,
+                    branch=branch,
+                    full_ledger=full_ledger,
+                )
+            )
+    else:
+        assert attestations is not None
+        path = ledger_path(ledger)
+        assert path is not None
+        rec = reconstruct(
+            ShowRequest(
+                query=query,
+                ledger=path,
+                repo=repo,
+                attestations=attestations,
+                deploy_state=deploy_state,
+                registry_ref=registry_ref,
+                branch=branch,
+                full_ledger=full_ledger,
+            )
         )
-    )
     emit(rec, output, lambda console: _render_reconstruction(rec, console))
     if not rec.ok:
         if output is OutputFormat.JSON:  # the text view already lists them; JSON readers get them on stderr
@@ -326,6 +364,11 @@ def _render_history(report: HistoryReport, console: Console) -> None:
         f"{report.since or 'the root'}, {governed} touching governed paths; ledger {report.ledger_events} event(s), "
         f"{report.archive_segments} archive segment(s), signatures checked against registry/ at {anchor} ({via})"
     )
+    if report.trail is not None:
+        console.print(
+            f"from the audit trail at {report.trail[:12]} ({report.trail_commits} commit(s), each checked: signed by a "
+            "service identity, one parent, only additions)"
+        )
     for finding in report.findings():  # one line each: kind, commit, what it touched, what happened, what to do
         console.print(styled("[red]✘[/] {}" if finding.fails else "[yellow]![/] {}", finding.line()))
     if report.ok:
@@ -336,7 +379,7 @@ def _render_history(report: HistoryReport, console: Console) -> None:
 @group.command("verify")
 def verify(
     repo: RepoOption,
-    attestations: AttestationsOption,
+    attestations: TrailOrAttestationsOption = None,
     ledger: LedgerOption = None,
     deploy_state: DeployStateOption = None,
     since: Annotated[
@@ -347,13 +390,17 @@ def verify(
 ) -> None:
     """Every governed commit on the branch came through an approved PR with a PASSED verdict; agent commits are
     signed; the ledger chain is unbroken; no deploy is orphaned; no recorded merge or deploy was rewritten away."""
-    path = ledger_path(ledger)
-    assert path is not None
-    report = verify_history(
-        VerifyRequest(
-            ledger=path, repo=repo, attestations=attestations, deploy_state=deploy_state, since=since, branch=branch
+    if _from_trail(attestations, ledger, deploy_state):
+        report = verify_from_trail(repo, branch=branch, since=since)
+    else:
+        assert attestations is not None
+        path = ledger_path(ledger)
+        assert path is not None
+        report = verify_history(
+            VerifyRequest(
+                ledger=path, repo=repo, attestations=attestations, deploy_state=deploy_state, since=since, branch=branch
+            )
         )
-    )
     emit(report, output, lambda console: _render_history(report, console))
     if not report.ok:
         if output is OutputFormat.JSON:

@@ -27,6 +27,7 @@ stops it before anything is written, with exit 2. The runner protocol itself liv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -41,7 +42,7 @@ import typer
 from rich.console import Console
 
 from bot.approvals.service import evaluate_pr, merge_pr
-from bot.audit.history import HistoryReport, VerifyRequest, verify_history
+from bot.audit.history import HistoryReport, VerifyRequest, trail_inputs, verify_history
 from bot.audit.ocsf import OcsfMapper, render
 from bot.audit.siem import load_siem_config
 from bot.check.ci import check_pull_request
@@ -57,13 +58,15 @@ from bot.errors import Denied, EngineError, ForgeError, GlassboxError, UserError
 from bot.forge.github import GitHubForge
 from bot.forge.port import Forge
 from bot.forge.settings import resolve_settings
+from bot.forge.trail import publish as publish_trail
+from bot.forge.trail import seed as seed_trail
 from bot.markdown import cell, text
 from bot.records import VerdictResult
 from bot.registry import load_registry
 from bot.trust.anchors import export_tree
 from bot.trust.attestations import statement, stored_verdict
-from bot.trust.conventions import REGISTRY_DIR
-from bot.trust.keys import load_signer
+from bot.trust.conventions import REGISTRY_DIR, TRAIL_BRANCH
+from bot.trust.keys import Signer, load_signer
 from bot.trust.ledger import Ledger
 
 group = typer.Typer(
@@ -148,10 +151,38 @@ def _forge(runner: gha.Runner) -> GitHubForge:
     return GitHubForge(resolve_settings(runner.api_url, runner.repository, None))
 
 
-def _ledger() -> Ledger:
+def _ledger(forge: GitHubForge) -> Ledger:
+    """This job's ledger: a cache of the audit trail, started at the trail's newest event when it is empty."""
     path = ledger_path(None)
     assert path is not None
-    return Ledger(path)
+    ledger = Ledger(path)
+    seed_trail(forge, ledger)
+    return ledger
+
+
+def _to_trail(
+    forge: GitHubForge,
+    ledger: Ledger,
+    signer: Signer,
+    job: Job,
+    *,
+    attestations: Path | None = None,
+    deploy_state: Path | None = None,
+) -> Job:
+    """Append this job's events (and its attestations or deploy records) to the audit trail. A trail that could
+    not be appended fails the job, after its outputs and summary are written: the decision stands, its record
+    must not be lost silently."""
+    try:
+        report = publish_trail(forge, ledger, signer, attestations=attestations, deploy_state=deploy_state)
+    except GlassboxError as exc:
+        note = f"the audit trail ({TRAIL_BRANCH}) was not appended: {exc.message}"
+        job.summary += f"\n\n**{text(note)}**\n"
+        job.failure = job.failure or EngineError(note, engine="trail")
+        return job
+    job.outputs["trail"] = report.commit or ""
+    if report.events:
+        job.summary += f"\n\nAudit trail: events {report.events[0]}..{report.events[-1]} in {TRAIL_BRANCH}.\n"
+    return job
 
 
 @dataclass(frozen=True)
@@ -211,12 +242,16 @@ def pull_request(
 
     Outputs: result (PASSED, FAILED or superseded), risk, pr, head_sha, title, verdict, sarif, summary, attestation,
     attestations (the store, by head commit), predicate and predicate_type (the signed statement's, for a GitHub
-    attestation of the same verdict). Exit 1 when the verdict is FAILED."""
+    attestation of the same verdict), trail (the audit trail's head after this job appended to it). Exit 1 when the
+    verdict is FAILED or the audit trail could not be appended."""
     runner, data = _start("pull-request")
     event = _pull_event(runner, "pull-request", data)
     forge = _forge(runner)
-    ledger = _ledger()
-    _finish(runner, _check_job(forge, ledger, event, repo_path, out))
+    ledger = _ledger(forge)
+    job, ci = _check_job(forge, ledger, event, repo_path, out)
+    if ci is not None:  # the key is loaded only now, after the check's sandboxes have exited
+        job = _to_trail(forge, ledger, load_signer(keys_dir(None), ci), job, attestations=out / "attestations")
+    _finish(runner, job)
 
 
 def _ci_identity(repo_path: Path, base_sha: str) -> str:
@@ -235,7 +270,8 @@ def _ci_identity(repo_path: Path, base_sha: str) -> str:
     return ci
 
 
-def _check_job(forge: Forge, ledger: Ledger, event: _PullEvent, repo_path: Path, out: Path) -> Job:
+def _check_job(forge: Forge, ledger: Ledger, event: _PullEvent, repo_path: Path, out: Path) -> tuple[Job, str | None]:
+    """The check's job, and the CI identity that signed (None: nothing was judged)."""
     pull = forge.get_pull_request(event.number)
     base = {"pr": str(event.number), "head_sha": event.head_sha, "title": pull.title}
     if pull.head_sha != event.head_sha:
@@ -245,7 +281,7 @@ def _check_job(forge: Forge, ledger: Ledger, event: _PullEvent, repo_path: Path,
             {**base, "result": "superseded"},
             f"### glassbox check: superseded\n\n{text(note)}\n",
             lambda c: c.print(f"PR #{event.number}: {pull.title}\nsuperseded: {note}"),
-        )
+        ), None
     ci = _ci_identity(repo_path, pull.base_sha)
     store = out / "attestations"
     result = check_pull_request(
@@ -279,7 +315,7 @@ def _check_job(forge: Forge, ledger: Ledger, event: _PullEvent, repo_path: Path,
         c.print(result.summary)
         c.print(f"wrote {', '.join(str(p) for p in written.values())}")
 
-    return Job(outputs, result.summary, show, failure)
+    return Job(outputs, result.summary, show, failure), ci
 
 
 # --------------------------------------------------------------------------------------------------
@@ -302,7 +338,8 @@ def review(
     """Evaluate the approvals gate at the PR's current head, publish glassbox/approvals, record it; with --merge,
     merge as the bot once approvals are satisfied and glassbox/check is green.
 
-    Outputs: decision (satisfied, not-satisfied or skipped), satisfied, merged, merge_sha, pr, head_sha, title.
+    Outputs: decision (satisfied, not-satisfied or skipped), satisfied, merged, merge_sha, pr, head_sha, title,
+    trail (the audit trail's head after this job appended to it).
     Exit 1 when approvals are not satisfied (with --merge: when the PR was not merged)."""
     runner, data = _start("review")
     event = _pull_event(runner, "review", data)
@@ -314,7 +351,7 @@ def review(
         return
     reg = load_registry(registry)
     forge = _forge(runner)
-    ledger = _ledger()
+    ledger = _ledger(forge)
     store = attestation_store(attestations)
     signer = load_signer(keys_dir(None), identity)
 
@@ -358,7 +395,7 @@ def review(
         if merge:
             c.print(styled("merged PR #{} as {}", event.number, merge_sha) if merged else "not merged")
 
-    _finish(runner, Job(outputs, "\n".join(lines) + "\n", show, failure))
+    _finish(runner, _to_trail(forge, ledger, signer, Job(outputs, "\n".join(lines) + "\n", show, failure)))
 
 
 def _skipped(event: _PullEvent, why: str) -> Job:
@@ -440,8 +477,9 @@ def push(
     """Deploy the pushed commit as the deploy identity: the gate re-verifies it (branch, PR, attestation, approvals,
     plan), then each stack is applied with its own short-lived credential and cloud role, from the job's OIDC token.
 
-    Outputs: result (deployed or refused), commit, pr, head_sha, stacks, simulated, oidc_subject. Exit 1 when the
-    deploy is refused or fails."""
+    Outputs: result (deployed or refused), commit, pr, head_sha, stacks, simulated, oidc_subject, trail. Without
+    --attestations (or $GLASSBOX_ATTESTATIONS) the merged head's verdict comes from the audit trail in the checkout.
+    Exit 1 when the deploy is refused or fails, or the audit trail could not be appended."""
     runner, data = _start("push", oidc=True)
     event = gha.parse_payload(gha.PushEvent, data, runner.event_name)
     _this_repository(runner, event.repository.full_name, "repository")
@@ -456,21 +494,27 @@ def push(
     kind = resolve_applier_kind(applier)
     template = _role_template(kind)
     forge = _forge(runner)
-    ledger = _ledger()
+    ledger = _ledger(forge)
     signer = load_signer(keys_dir(None), identity)
     assert runner.id_token_url is not None and runner.id_token_request_token is not None
     # the token is asked for first: a job that cannot get one stops before anything is verified or minted
     token = gha.request_id_token(
         runner.id_token_url, runner.id_token_request_token, audience=OIDC_AUDIENCE, repository=runner.repository
     )
-    with tempfile.TemporaryDirectory(prefix="glassbox-oidc-") as scratch:
+    with contextlib.ExitStack() as stack:
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="glassbox-oidc-"))
+        if attestations is None and not os.environ.get("GLASSBOX_ATTESTATIONS"):
+            # the merged head's verdict from the audit trail (the check job appended it); verified all the same
+            store = stack.enter_context(trail_inputs(repo_path)).attestation_store
+        else:
+            store = attestation_store(attestations)
         ctx = DeployContext(
             repo_path=repo_path,
             forge=forge,
             ledger=ledger,
             signer=signer,
             state_dir=state or default_state_dir(),
-            attestations=attestation_store(attestations),
+            attestations=store,
             branch=branch,
             applier_kind=kind,
             applier_env=web_identity(runner, template, Path(scratch)) if template else None,
@@ -480,7 +524,8 @@ def push(
             failure: GlassboxError | None = None
         except Denied as exc:
             report, failure = None, exc
-    _finish(runner, _deploy_job(runner, report, failure, token.subject))
+    job = _deploy_job(runner, report, failure, token.subject)
+    _finish(runner, _to_trail(forge, ledger, signer, job, deploy_state=ctx.state_dir))
 
 
 def _deploy_job(runner: gha.Runner, report: DeployReport | None, failure: GlassboxError | None, sub: str | None) -> Job:
@@ -541,21 +586,41 @@ def schedule(
     runner, data = _start("schedule")
     event = gha.parse_payload(gha.ScheduledEvent, data, runner.event_name)
     _this_repository(runner, event.repository.full_name if event.repository else None, "repository")
-    path = ledger_path(None)
-    assert path is not None
-    ledger = Ledger.existing(path)
-    store = attestation_store(attestations)
-    if not store.is_dir():
-        raise UserError(f"no attestation store at {store}: pass --attestations DIR or set GLASSBOX_ATTESTATIONS")
-    state = deploy_state or (default_state_dir() if os.environ.get(STATE_ENV) else None)
-    report = verify_history(
-        VerifyRequest(ledger=path, repo=repo_path, attestations=store, deploy_state=state, branch=branch)
-    )
-    events = list(ledger.events())
-    mapped = OcsfMapper(load_siem_config(siem_config).detections).map_all(events, high_water=ledger.high_water())
+    path = ledger_path(None, required=False)
+    if path is None and attestations is None and deploy_state is None:
+        # nothing but the checkout: the audit trail in it (a full-history checkout has origin/glassbox-trail)
+        with trail_inputs(repo_path) as view:
+            request = VerifyRequest(
+                ledger=view.ledger,
+                repo=repo_path,
+                attestations=view.attestation_store,
+                deploy_state=view.deploy_state if view.deployments else None,
+                branch=branch,
+                trail=view.commit,
+            )
+            report, events, mapped = _verified_and_mapped(request, siem_config)
+    else:
+        if path is None:
+            raise UserError("--attestations or --deploy-state given without a ledger: set GLASSBOX_LEDGER")
+        Ledger.existing(path)
+        store = attestation_store(attestations)
+        if not store.is_dir():
+            raise UserError(f"no attestation store at {store}: pass --attestations or set GLASSBOX_ATTESTATIONS")
+        state = deploy_state or (default_state_dir() if os.environ.get(STATE_ENV) else None)
+        request = VerifyRequest(ledger=path, repo=repo_path, attestations=store, deploy_state=state, branch=branch)
+        report, events, mapped = _verified_and_mapped(request, siem_config)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(render(o, "ocsf") + "\n" for o in mapped), encoding="utf-8")
     _finish(runner, _audit_job(report, len(events), len(mapped), out))
+
+
+def _verified_and_mapped(request: VerifyRequest, siem_config: Path) -> tuple[HistoryReport, list[Any], list[Any]]:
+    """audit verify of ``request``, and its ledger's events with their OCSF records."""
+    ledger = Ledger.existing(request.ledger)
+    report = verify_history(request)
+    events = list(ledger.events())
+    mapped = OcsfMapper(load_siem_config(siem_config).detections).map_all(events, high_water=ledger.high_water())
+    return report, events, list(mapped)
 
 
 def _audit_job(report: HistoryReport, events: int, exported: int, out: Path) -> Job:

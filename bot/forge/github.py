@@ -56,7 +56,7 @@ from bot.forge.model import (
     commit_payload,
     commit_sha,
 )
-from bot.forge.port import Forge, ProtectionPort
+from bot.forge.port import BranchMoved, Forge, ProtectionPort
 from bot.forge.settings import ForgeSettings
 from bot.records import FileChange
 
@@ -367,6 +367,80 @@ class GitHubForge:
 
     def branch_head(self, branch: str) -> str | None:
         return self._ref_sha(branch)
+
+    def append_commit(
+        self,
+        branch: str,
+        *,
+        parent: str | None,
+        files: Mapping[str, str],
+        message: str,
+        author: GitIdentity,
+        signer: CommitSigner,
+    ) -> str:
+        base_tree = None
+        if parent is not None:
+            commit = self._get(f"read commit {parent[:12]}", f"/git/commits/{parent}")
+            base_tree = str(commit["tree"]["sha"])
+        entries = [{"path": p, "mode": "100644", "type": "blob", "content": c} for p, c in sorted(files.items())]
+        body: dict[str, Any] = {"tree": entries}
+        if base_tree is not None:
+            body["base_tree"] = base_tree
+        tree_sha = str(self._write("create tree", "POST", "/git/trees", body)["sha"])
+        if parent is not None and tree_sha == base_tree:
+            return parent  # everything is there already: no empty commit
+        who = author if author.date is not None else author.at(datetime.now(UTC))
+        parents = [parent] if parent else []
+        signature = signer(commit_payload(tree_sha, parents, who, who, message))
+        expected = commit_sha(commit_payload(tree_sha, parents, who, who, message, signature))
+        person = {"name": who.name, "email": who.email, "date": _git_date(who.date or datetime.now(UTC))}
+
+        def commit_exists() -> dict[str, Any] | None:
+            found = self._get_or_none("look up commit", f"/git/commits/{expected}")
+            return found if isinstance(found, dict) else None
+
+        created = self._write(
+            "create commit",
+            "POST",
+            "/git/commits",
+            {
+                "message": message,
+                "tree": tree_sha,
+                "parents": parents,
+                "author": person,
+                "committer": person,
+                "signature": signature,
+            },
+            verify=commit_exists,
+        )
+        new_sha = str(created["sha"])
+
+        def moved_here() -> str | None:
+            return new_sha if self._ref_sha(branch) == new_sha else None
+
+        try:
+            if parent is None:
+                self._write(
+                    "create branch",
+                    "POST",
+                    "/git/refs",
+                    {"ref": f"refs/heads/{branch}", "sha": new_sha},
+                    verify=moved_here,
+                )
+            else:
+                self._write(
+                    "advance branch",
+                    "PATCH",
+                    f"/git/refs/heads/{_quote(branch)}",
+                    {"sha": new_sha, "force": False},
+                    verify=moved_here,
+                )
+        except ForgeError as exc:
+            if exc.status in (409, 422) and self._ref_sha(branch) != new_sha:
+                raise BranchMoved(f"{branch} moved past {str(parent)[:12]}: {exc.message}", status=exc.status) from None
+            if exc.status not in (409, 422):
+                raise
+        return new_sha
 
     def open_pull_request(
         self,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from bot.errors import ForgeError
 from bot.forge.model import (
     ChangedFile,
     CheckAnnotation,
@@ -164,6 +165,30 @@ class Forge(Protocol):
 
     def branch_head(self, branch: str) -> str | None:
         """The commit SHA a branch points at; None when the branch does not exist."""
+        ...
+
+
+class BranchMoved(ForgeError):
+    """An append lost the race: the branch no longer points at the parent it was built on."""
+
+
+@runtime_checkable
+class AppendPort(Protocol):
+    """Fast-forward appends to one branch through the Git Data API (optimistic concurrency on its head)."""
+
+    def append_commit(
+        self,
+        branch: str,
+        *,
+        parent: str | None,
+        files: Mapping[str, str],
+        message: str,
+        author: GitIdentity,
+        signer: CommitSigner,
+    ) -> str:
+        """Add ``files`` (path → UTF-8 text) on top of ``parent`` (None: the branch's first commit) in one signed
+        commit and move ``branch`` to it, fast-forward only; its SHA (``parent`` itself when the files are all there
+        already). :class:`BranchMoved` when ``branch`` is no longer at ``parent`` (or, for None, already exists)."""
         ...
 
 

@@ -20,6 +20,10 @@ DECISIONS_DIR = ".glassbox/decisions/"
 AGENT_BRANCH_PREFIX = "glassbox/"
 
 # the statuses CI and the bot publish on a PR's head (and that branch protection requires)
+# The audit trail: a branch of the governed repository, outside the agent namespace, that only glassbox's service
+# identities may advance (fast-forward only). bot/trust/trail.py says what it holds.
+TRAIL_BRANCH = "glassbox-trail"
+
 CHECK_CONTEXT = "glassbox/check"
 APPROVALS_CONTEXT = "glassbox/approvals"
 

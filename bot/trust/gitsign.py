@@ -16,9 +16,12 @@ from bot.registry import KeyRole, Registry
 from bot.trust.keys import Signer
 
 
-def allowed_signers(reg: Registry) -> str:
+def allowed_signers(reg: Registry, role: KeyRole = KeyRole.COMMIT_SIGNER, identities: set[str] | None = None) -> str:
+    """Lines of an allowed-signers file: each key with ``role`` (of ``identities`` only, when given)."""
     lines = []
-    for key in reg.keys_for(role=KeyRole.COMMIT_SIGNER):
+    for key in reg.keys_for(role=role):
+        if identities is not None and key.identity not in identities:
+            continue
         algo, blob = key.public_key.split()[:2]
         lines.append(f'{key.identity} namespaces="git" {algo} {blob}')
     return "\n".join(lines) + ("\n" if lines else "")
@@ -48,8 +51,15 @@ def ssh_sign(signer: Signer, data: bytes) -> str:
 
 def verify_commit(repo: Path, sha: str, reg: Registry) -> str:
     """Run ``git verify-commit`` against the registry's commit signers; return the signer identity."""
+    return verify_commit_against(repo, sha, allowed_signers(reg), "a trusted commit signer")
+
+
+def verify_commit_against(repo: Path, sha: str, signers_text: str, who: str) -> str:
+    """``git verify-commit`` of ``sha`` against an allowed-signers file with ``signers_text``; the signer's identity.
+    ``who`` names the signers in the error (e.g. "a trusted commit signer")."""
     with tempfile.TemporaryDirectory(prefix="glassbox-signers-") as tmp:
-        signers = write_allowed_signers(reg, Path(tmp) / "allowed_signers")
+        signers = Path(tmp) / "allowed_signers"
+        signers.write_text(signers_text, encoding="utf-8")
         proc = subprocess.run(
             [
                 "git",
@@ -70,7 +80,7 @@ def verify_commit(repo: Path, sha: str, reg: Registry) -> str:
         )
     output = (proc.stderr + proc.stdout).strip()
     if proc.returncode != 0:
-        raise IntegrityError(f"commit {sha[:12]} has no valid signature by a trusted commit signer: {output}")
+        raise IntegrityError(f"commit {sha[:12]} has no valid signature by {who}: {output}")
     for line in output.splitlines():
         if 'Good "git" signature for ' in line:
             return line.split('Good "git" signature for ', 1)[1].split()[0]

@@ -315,6 +315,62 @@ class Ledger:
         self._write_high_water(signer, event)
         return event
 
+    def seed(self, line: bytes) -> None:
+        """Start an empty cache at someone else's newest event (the trail's tip), so appends chain on it."""
+        AuditEvent.model_validate_json(line)  # bad input is refused before anything is written
+        with self._locked():
+            if self.path.exists() and self.path.stat().st_size > 0:
+                raise UserError(f"{self.path}: not empty; a ledger is seeded only when it holds nothing")
+            self._replace_with(line)
+
+    def rebase(self, base_line: bytes, pending: list[AuditEvent], signer: Signer) -> list[AuditEvent]:
+        """Replace this cache by ``base_line`` (the trail's newest event) with ``pending`` re-chained on top.
+
+        An append that lost the race for the trail's head is made again after the winner's: each pending event
+        keeps its actor, action, outcome, subject, details and time and gets the next sequence, the new chain
+        link and a fresh signature by ``signer``, which must be the identity that signed it."""
+        AuditEvent.model_validate_json(base_line)
+        strangers = sorted({e.signature.keyid for e in pending if e.signature.keyid != signer.keyid})
+        if strangers:
+            raise UserError(
+                f"{self.path}: pending events signed by other keys ({', '.join(strangers)}) cannot be re-chained "
+                f"by {signer.identity}; publish them with their own identity"
+            )
+        with self._locked():
+            self._replace_with(base_line)
+            seq, prev = self._tail()
+            out: list[AuditEvent] = []
+            for e in pending:
+                event = self._write_event(
+                    signer,
+                    seq + 1,
+                    prev,
+                    actor=e.actor,
+                    action=e.action,
+                    outcome=e.outcome,
+                    reason=e.reason,
+                    correlation_id=e.correlation_id,
+                    subject=e.subject,
+                    details=dict(e.details),
+                    time=e.time,
+                )
+                out.append(event)
+                seq, prev = event.seq, event.digest
+        return out
+
+    def _replace_with(self, data: bytes) -> None:
+        tmp = self.path.with_name(self.path.name + ".replace")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data if data.endswith(b"\n") else data + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        self.index_path.unlink(missing_ok=True)
+        self.reindex()
+
     def _write_high_water(self, signer: Signer, event: AuditEvent) -> None:
         mark = {"ledger": self.path.name, "seq": event.seq, "digest": event.digest, "time": event.time.isoformat()}
         data = (json.dumps(sign_json(mark, HIGH_WATER_PAYLOAD_TYPE, signer), sort_keys=True) + "\n").encode()

@@ -30,7 +30,7 @@ HOSTILE = (
     "satisfied<<ghadelimiter_00000000000000000000000000000000\ntrue\nghadelimiter_00000000000000000000000000000000\n"
     "::error::approved by security"
 )
-REVIEW_OUTPUTS = ["decision", "satisfied", "merged", "merge_sha", "pr", "head_sha", "title"]
+REVIEW_OUTPUTS = ["decision", "satisfied", "merged", "merge_sha", "pr", "head_sha", "title", "trail"]
 
 
 @pytest.fixture

@@ -13,14 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import git
 import pytest
 
+from bot.cli import main
 from bot.deploy.applier import PulumiAutomationApplier
 from bot.forge.model import StatusState
 from bot.propose import propose
 from bot.records import Outcome
 from bot.trust.attestations import stored_verdict
 from bot.trust.conventions import APPROVALS_CONTEXT, CHECK_CONTEXT
+from bot.trust.trail import trail_ref
 from tests.flow_helpers import REPO, ROOT, Flow, ci_check, flow_env, merge, request
 from tests.runner_helpers import FakeTokenService, Job, obeyed_commands, pull_request_payload, token_service, webhook
 
@@ -87,7 +90,9 @@ def test_a_change_goes_from_pull_request_to_deploy_and_audit_through_glassbox_ci
     assert verdict is not None and verdict.change.pr == n
     sarif = json.loads(Path(check.outputs["sarif"]).read_text())
     assert sarif["version"] == "2.1.0" and sarif["runs"][0]["tool"]["driver"]["name"]
-    assert check.summary == Path(check.outputs["summary"]).read_text()
+    # the job summary is the check's, and says where the job's events went: the audit trail
+    assert check.summary.startswith(Path(check.outputs["summary"]).read_text())
+    assert "Audit trail: events" in check.summary and check.outputs["trail"] == trail_ref(flow.bare)
     predicate = json.loads(Path(check.outputs["predicate"]).read_text())
     assert predicate["verificationResult"] == "PASSED" and check.outputs["predicate_type"].startswith("https://")
     statuses = {s.context: s for s in flow.forge("glassbox-ci").list_statuses(pull.head_sha)}
@@ -172,6 +177,30 @@ def test_a_change_goes_from_pull_request_to_deploy_and_audit_through_glassbox_ci
     assert len(exported) == int(audit.outputs["exported"]) > 0
     assert int(audit.outputs["events"]) == len(list(flow.ledger.events()))
     assert all(json.loads(line)["class_uid"] for line in exported)
+
+    # the same nightly job with nothing but the checkout: every job appended to the audit trail branch, so the
+    # ledger, the attestations and the deploy records come from the repository itself
+    from_trail = job(flow, tmp_path, "audit-from-trail", "glassbox-bot", monkeypatch, capsys).run(
+        "schedule",
+        webhook("schedule"),
+        *("ci", "schedule", "--repo-path", str(flow.bare), "--out", str(tmp_path / "ocsf-trail.jsonl")),
+        *("--siem-config", str(ROOT / "registry" / "siem.yaml")),
+        sha=merge_sha,
+        ref="refs/heads/main",
+        unset=("GLASSBOX_LEDGER",),
+    )
+    assert from_trail.code == 0, from_trail.out + from_trail.err
+    assert from_trail.outputs["result"] == "verified" and from_trail.outputs["violations"] == "0"
+    assert int(from_trail.outputs["events"]) == len(list(flow.ledger.events()))
+    assert Path(from_trail.outputs["ocsf"]).read_text().splitlines() == exported
+    # and one decision, every link verified, from a fresh clone alone
+    clone = tmp_path / "auditor-clone"
+    git.Repo.clone_from(flow.bare, clone, no_checkout=True)
+    monkeypatch.delenv("GLASSBOX_LEDGER", raising=False)
+    capsys.readouterr()
+    assert main(["audit", "show", str(n), "--repo", str(clone), "--output", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["ok"] and shown["merge_commit"] == merge_sha
 
 
 def test_a_review_event_re_evaluates_the_gate_and_a_later_push_supersedes_the_check(

@@ -29,12 +29,37 @@ def check_ref_write(store: Store, user: User, repo: Any, ref: str) -> None:
             f"Resource not accessible by integration: agent {user.login} may only write "
             f"{AGENT_REF_PREFIX}{user.login}/*",
         )
-    if user.kind not in ("agent", "human", "bot", "admin"):
-        raise ApiError(403, f"Resource not accessible by integration: {user.kind} identities cannot push")
     branch = ref.removeprefix("refs/heads/")
     protection = store.protection(repo["id"], branch)
+    if protection is not None and direct_push_allowed(store, repo, branch, protection, user):
+        return  # a listed pusher on a branch that asks for no review or check (the trail); callers refuse force
+    if user.kind not in ("agent", "human", "bot", "admin"):
+        raise ApiError(403, f"Resource not accessible by integration: {user.kind} identities cannot push")
     if protection is not None and not (user.kind == "admin" and not protection.get("enforce_admins")):
         raise ApiError(422, f"Protected branch update failed for {ref}.")
+
+
+def direct_push_allowed(store: Store, repo: Any, branch: str, protection: dict[str, Any], user: User) -> bool:
+    """GitHub lets a push onto a protected branch through when the branch requires no reviews and no status checks
+    and the pusher is among its push restrictions (force pushes and deletions are refused separately)."""
+    if protection.get("required_pull_request_reviews") or (protection.get("required_status_checks") or {}).get(
+        "contexts"
+    ):
+        return False
+    if protection.get("restrictions") is None:
+        return False
+    return push_restricted(store, repo, branch, user) is None and user.kind != "agent"
+
+
+def refuse_rewrite(store: Store, user: User, repo: Any, ref: str, *, delete: bool) -> None:
+    """A protected branch is never force-pushed or deleted unless its protection allows it (an admin only where
+    the protection is not enforced for admins)."""
+    protection = store.protection(repo["id"], ref.removeprefix("refs/heads/"))
+    if protection is None or (user.kind == "admin" and not protection.get("enforce_admins")):
+        return
+    allowed = protection.get("allow_deletions" if delete else "allow_force_pushes")
+    if not (isinstance(allowed, dict) and allowed.get("enabled")) and allowed is not True:
+        raise ApiError(422, f"Cannot {'delete' if delete else 'force-push to'} this protected branch: {ref}.")
 
 
 def merge_problems(store: Store, repo: Any, pull: Any, head_sha: str, merger: User | None = None) -> list[str]:

@@ -29,7 +29,7 @@ from bot.forge.server.signing import WEB_FLOW, check_identity_name, sign
 from bot.forge.server.store import Store
 from bot.records import Record
 from bot.registry import KeyRole, Registry, load_registry
-from bot.trust.conventions import APPROVALS_CONTEXT, CHECK_CONTEXT
+from bot.trust.conventions import APPROVALS_CONTEXT, CHECK_CONTEXT, TRAIL_BRANCH
 from bot.trust.keys import generate_key
 
 ADMIN = "forge-admin"
@@ -97,6 +97,19 @@ def _identities(reg: Registry) -> list[tuple[str, str, str, str]]:
     out += [(p.id, "human", p.name, p.email) for p in reg.teams.people]
     out += [(s.id, s.kind, s.id, f"{s.id}@services.glassbox.local") for s in reg.teams.service_identities]
     return out
+
+
+def trail_protection(reg: Registry) -> dict[str, object]:
+    """The audit trail's branch: only the service identities push, fast-forward only, never deleted, admins too."""
+    return {
+        "required_status_checks": None,
+        "enforce_admins": True,
+        "required_pull_request_reviews": None,
+        "restrictions": {"users": sorted(s.id for s in reg.teams.service_identities), "teams": [], "apps": []},
+        "required_linear_history": True,
+        "allow_force_pushes": False,
+        "allow_deletions": False,
+    }
 
 
 def _source_files(source: Path, data_dir: Path) -> list[str]:
@@ -228,6 +241,7 @@ def init_forge(
                     },
                 },
             )
+            store.set_protection(repo_id, TRAIL_BRANCH, trail_protection(reg))
     finally:
         store.close()
     _write_private(data_dir / TOKENS_FILE, json.dumps(tokens, indent=2, sort_keys=True) + "\n")

@@ -101,8 +101,10 @@ def update_ref(app: ForgeApp, req: Request) -> Response:
         raise ApiError(422, "Reference does not exist")
     if git.object_type(sha) != "commit":
         raise ApiError(422, "Object does not exist")
-    if not body.get("force") and not git.is_ancestor(old, sha):
-        raise ApiError(422, "Update is not a fast forward")
+    if not git.is_ancestor(old, sha):
+        if not body.get("force"):
+            raise ApiError(422, "Update is not a fast forward")
+        protection.refuse_rewrite(app.store, req.user, repo, ref, delete=False)
     if not git.update_ref(ref, sha, old):
         raise ApiError(409, "Reference update failed: the reference moved; try again")
     app.store.record_ref_update(repo["id"], ref, sha, req.user.id)
@@ -115,6 +117,7 @@ def delete_ref(app: ForgeApp, req: Request) -> Response:
     ref = "refs/" + req.params["ref"].removeprefix("refs/")
     assert req.user is not None
     protection.check_ref_write(app.store, req.user, repo, ref)
+    protection.refuse_rewrite(app.store, req.user, repo, ref, delete=True)
     if git.ref(ref) is None or not git.delete_ref(ref):
         raise ApiError(422, "Reference does not exist")
     app.store.record_ref_update(repo["id"], ref, ZERO_SHA, req.user.id)

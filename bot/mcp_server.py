@@ -15,6 +15,11 @@ The server never widens what the agent may do: tools call the same service funct
 naming another agent is refused (a proposal through ``propose`` itself, so the refusal is a ledger event like
 any other, I6). Refusals are results (``accepted: false`` with ``reasons``), not protocol errors: the agent
 is meant to read them and adjust.
+
+The server keeps one :class:`~bot.check.services.CheckServices` for its lifetime (closed when it exits): the
+checkov worker, the loaded policy pack (its engine compiled once per pack digest) and the plan cache stay warm
+across ``preflight_change`` and ``propose_change`` calls, so a later call pays only for what its change changes.
+Each call still clones the base afresh and runs every program it must run in a fresh sandbox.
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ from pydantic_core import core_schema
 from bot import __version__
 from bot.check.evaluate import deny_reasons
 from bot.check.preflight import preflight_verdict
+from bot.check.services import CheckServices
 from bot.errors import Denied, GlassboxError
 from bot.forge.github import GitHubForge
 from bot.forge.model import CommitStatus
 from bot.forge.port import Forge
 from bot.forge.settings import ForgeSettings
+from bot.plan.cache import configured_cache
 from bot.proposal_context import proposal_context
 from bot.propose import ProposeContext, build_evidence, propose, scope_reasons
 from bot.records import AuditEvent, ChangeRequest, FindingStatus, validation_lines
@@ -64,6 +71,7 @@ class ServerConfig:
     forge: ForgeSettings
     base_branch: str = "main"
     preflight: bool = True
+    plan_cache: bool = True  # off also with GLASSBOX_PLAN_CACHE=off; its directory: GLASSBOX_PLAN_CACHE_DIR
 
 
 class _ChangeRequestSchema:
@@ -92,6 +100,11 @@ class AgentTools:
         self.signer = load_signer(config.keys, config.agent_id)
         self.forge: Forge = forge if forge is not None else GitHubForge(config.forge)
         self.ledger = Ledger(config.ledger)
+        self.services = CheckServices(plan_cache=configured_cache(enabled=config.plan_cache))
+
+    def close(self) -> None:
+        """Stop what the tools keep warm (the checkov worker); the end of the tools' lifetime."""
+        self.services.close()
 
     # ---------------------------------------------------------------------------------------------- plumbing
 
@@ -104,6 +117,7 @@ class AgentTools:
             ledger=self.ledger,
             signer=self.signer,
             preflight=preflight,
+            services=self.services,
         )
 
     @staticmethod
@@ -164,7 +178,9 @@ class AgentTools:
                 if reasons:
                     return self._refused(parsed, "scope", reasons)
                 record = build_evidence(parsed, registry, ctx.policy_pack_digest, self.signer)
-                verdict = preflight_verdict(self.config.base_repo, self.forge.repo, parsed, record)
+                verdict = preflight_verdict(
+                    self.config.base_repo, self.forge.repo, parsed, record, services=self.services
+                )
         except GlassboxError as exc:
             return self._error(exc) | {"correlation_id": parsed.correlation_id}
         reasons = deny_reasons(verdict)
@@ -183,6 +199,8 @@ class AgentTools:
                 for f in verdict.findings
                 if f.status is FindingStatus.WARN
             ],
+            # per stack and side: planned in a sandbox now (miss, off) or taken from the plan cache (hit)
+            "plan_sources": [s.model_dump(mode="json") for s in verdict.plan_sources],
         }
 
     def get_change_status(self, correlation_id: str | None = None, pr: int | None = None) -> dict[str, Any]:
@@ -424,5 +442,9 @@ def build_server(tools: AgentTools) -> MCPServer[Any]:
 
 
 def serve(config: ServerConfig) -> None:
-    """Serve over stdio until the client closes the stream."""
-    build_server(AgentTools(config)).run("stdio")
+    """Serve over stdio until the client closes the stream; then stop what the tools kept warm."""
+    tools = AgentTools(config)
+    try:
+        build_server(tools).run("stdio")
+    finally:
+        tools.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 import git
 
 from bot.check.preflight import preflight_for
+from bot.check.services import CheckServices
 from bot.errors import UserError
 from bot.forge.port import Forge
 from bot.plan import Sandbox
@@ -54,8 +55,10 @@ def proposal_context(
     preflight: bool = True,
     checkov: CheckovWorker | None = None,
     sandbox: Sandbox | None = None,
+    services: CheckServices | None = None,
 ) -> Iterator[ProposeContext]:
-    """A context for proposing onto ``branch``: registry and pack digest from its commit, pre-flight if asked."""
+    """A context for proposing onto ``branch``: registry and pack digest from its commit, pre-flight if asked
+    (``services``: the caller's warm checkov workers, packs and plan cache)."""
     base = base_commit(base_repo, branch, forge)
     with tempfile.TemporaryDirectory(prefix="glassbox-propose-") as scratch:
         yield ProposeContext(
@@ -65,5 +68,7 @@ def proposal_context(
             signer=signer,
             base_repo=base_repo,
             policy_pack_digest=policy_pack_digest(base),
-            preflight=preflight_for(base_repo, forge.repo, checkov=checkov, sandbox=sandbox) if preflight else None,
+            preflight=preflight_for(base_repo, forge.repo, checkov=checkov, sandbox=sandbox, services=services)
+            if preflight
+            else None,
         )

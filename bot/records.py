@@ -524,6 +524,16 @@ class ChangeBundle(Record):
     evidence_digest: Digest | None = None
 
 
+class PlanSource(Record):
+    """Where the plan of one stack at one side came from: run in the sandbox for this check (``miss``: and kept
+    in the plan cache; ``off``: no cache), or read from the plan cache after its entry verified (``hit``)."""
+
+    project: str
+    stack: str
+    side: Literal["base", "head"]
+    cache: Literal["hit", "miss", "off"]
+
+
 class Verdict(Record):
     schema_version: Literal[1] = 1
     result: VerdictResult
@@ -534,6 +544,9 @@ class Verdict(Record):
     errors: list[str] = Field(default_factory=list, description="Why the check could not complete (I5: a deny).")
     change: ChangeBundle
     verifier: dict[str, str] = Field(default_factory=dict, description="Verifier id and engine versions.")
+    plan_sources: list[PlanSource] = Field(
+        default_factory=list, description="Per touched stack and side: sandbox run or plan cache (bot.plan.cache)."
+    )
     time_verified: UtcDateTime
 
 

@@ -23,13 +23,16 @@ import git
 from pydantic import ValidationError
 
 from bot import __version__, scope
+from bot.check.closure import Proportional, ResultCache, proportional_enabled
 from bot.check.policy_input import NO_PLAN, build_policy_input, evidence_input
+from bot.check.services import CheckServices
 from bot.documents import parse_document
 from bot.errors import GlassboxError, UserError
-from bot.plan import SANDBOX_NAMESPACES, Plan, Sandbox, build_plan
+from bot.plan import SANDBOX_NAMESPACES, Plan, Sandbox, plan_change
 from bot.plan.project import PROJECT_FILES, STACK_FILE, find_projects
 from bot.plan.terraform import address_map, to_terraform_plan
 from bot.policy.checkov import CheckovPolicy, CheckovReport, CheckovWorker, load_policy
+from bot.policy.pack import PolicyPack
 from bot.policy.render import sarif, summary_markdown
 from bot.records import (
     ChangeAction,
@@ -37,6 +40,7 @@ from bot.records import (
     EvidenceRecord,
     Finding,
     FindingStatus,
+    PlanSource,
     RequiredApproval,
     RiskTier,
     Verdict,
@@ -79,6 +83,10 @@ class CheckRequest:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     plan_timeout: float = 120.0
     sandbox: Sandbox = field(default_factory=Sandbox)
+    # warm checkov workers, loaded packs and the plan cache of a long-lived caller (None: all fresh, no cache)
+    services: CheckServices | None = None
+    # judge the changed closure, the rest from the base (bot.check.closure); None: GLASSBOX_PROPORTIONAL decides
+    proportional: bool | None = None
 
 
 @dataclass
@@ -366,12 +374,13 @@ def policy_input(
 # engines → findings
 
 
-def rego_findings(pack_dir: Path, data: dict[str, Any]) -> tuple[list[Finding], RiskTier, list[str], str]:
-    """Evaluate the pack read from the base commit; (findings, tier, reasons, engine name)."""
+def rego_findings(pack_dir: Path | PolicyPack, data: dict[str, Any]) -> tuple[list[Finding], RiskTier, list[str], str]:
+    """Evaluate the pack read from the base commit (its directory, or the pack already loaded from it);
+    (findings, tier, reasons, engine name)."""
     from bot.policy.engines import make_engine
     from bot.policy.pack import load_pack
 
-    engine = make_engine(load_pack(pack_dir))
+    engine = make_engine(pack_dir if isinstance(pack_dir, PolicyPack) else load_pack(pack_dir))
     evaluation = engine.evaluate(data)
     return [r.to_finding() for r in evaluation.results], evaluation.tier, list(evaluation.reasons), engine.name
 
@@ -429,6 +438,8 @@ def apply_waivers(findings: list[Finding], waivers: list[Waiver], now: datetime)
 def _worker(request: CheckRequest, policy: CheckovPolicy) -> Iterator[CheckovWorker]:
     if request.checkov is not None:
         yield request.checkov
+    elif request.services is not None:
+        yield request.services.checkov(policy)
     else:
         with CheckovWorker(policy=policy) as worker:
             yield worker
@@ -441,15 +452,17 @@ def _checkov_findings(
     files_root: Path,
     raw_files: list[str],
     versions: dict[str, str],
+    judge: Proportional | None = None,
 ) -> list[Finding]:
-    """checkov over the translated plan and over any raw IaC files the change touches."""
+    """checkov over the translated plan (by ``judge``, the changed closure: the same failures) and over any raw
+    IaC files the change touches."""
     if not plan.resources and not raw_files:
         return []
     out: list[Finding] = []
     with _worker(request, policy) as worker:
         versions["checkov"] = worker.version()
         if plan.resources:
-            report = worker.scan_plan(to_terraform_plan(plan.resources))
+            report = judge.checkov(worker) if judge else worker.scan_plan(to_terraform_plan(plan.resources))
             out += checkov_findings(report, plan, address_map(plan.resources))
         if raw_files:
             out += checkov_findings(worker.scan_files(files_root, raw_files), plan, {}, raw=True)
@@ -473,7 +486,16 @@ def run_check(request: CheckRequest) -> CheckResult:
     evidence = EvidenceView(None, None, False, [])
     registry: Registry | None = None
     required: list[RequiredApproval] = []
-    versions = {"id": "glassbox", "glassbox": __version__, "sandbox": request.sandbox.mode}
+    plan_cache = request.services.plan_cache if request.services is not None else None
+    if request.sandbox.mode != SANDBOX_NAMESPACES:
+        plan_cache = None  # a program outside the sandbox could reach the cache (bot.plan.cache)
+    versions = {
+        "id": "glassbox",
+        "glassbox": __version__,
+        "sandbox": request.sandbox.mode,
+        "plan_cache": "on" if plan_cache is not None else "off",
+    }
+    plan_sources: list[PlanSource] = []
     pack_digest = policy_pack_digest(base)
     registry_digest_value = tree_digest(base, REGISTRY_DIR)
 
@@ -505,9 +527,16 @@ def run_check(request: CheckRequest) -> CheckResult:
                         resource=evidence.path,
                     )
                 )
-            plan = build_plan(
-                request.repo_path, base.hexsha, head.hexsha, timeout=request.plan_timeout, sandbox=request.sandbox
+            planned = plan_change(
+                request.repo_path,
+                base.hexsha,
+                head.hexsha,
+                timeout=request.plan_timeout,
+                sandbox=request.sandbox,
+                cache=plan_cache,
+                estate=registry.estate,
             )
+            plan, plan_sources = planned.plan, planned.sources
             data = policy_input(plan, paths, governance, evidence, author, request, head, registry, now)
             raw_files = [p for p in paths if RAW_IAC.search(p) and _exists(head, p)]
             files_root = Path(scratch) / "head-files"
@@ -515,15 +544,23 @@ def run_check(request: CheckRequest) -> CheckResult:
                 target = files_root / p
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes((head.tree / p).data_stream.read())
+            judge = None
+            if proportional_enabled(request.proportional):
+                judge = Proportional(plan, registry, cache=ResultCache.configured(request.repo_path))
             # checkov scans in its own process while Rego evaluates here: the two overlap on two cores
             with ThreadPoolExecutor(max_workers=1) as pool:
                 scanning = pool.submit(
-                    _checkov_findings, request, anchors.checkov_policy, plan, files_root, raw_files, versions
+                    _checkov_findings, request, anchors.checkov_policy, plan, files_root, raw_files, versions, judge
                 )
-                rego, tier, reasons, engine_name = rego_findings(anchors.pack_dir, data)
+                pack = request.services.policy_pack(anchors.pack_dir, anchors.pack_digest) if request.services else None
+                if judge is not None:
+                    rego, tier, reasons, engine_name = judge.rego(pack or anchors.pack_dir, data, rego_findings)
+                else:
+                    rego, tier, reasons, engine_name = rego_findings(pack or anchors.pack_dir, data)
                 versions["rego"] = engine_name
                 findings += rego
                 findings += scanning.result()
+            versions["evaluation"] = judge.describe(len(plan.resources)) if judge is not None else "full"
             findings, waiver_notes = apply_waivers(findings, anchors.waivers, now)
             reasons += waiver_notes
             claimed = evidence.record.request.claimed_risk if evidence.record else None
@@ -567,6 +604,7 @@ def run_check(request: CheckRequest) -> CheckResult:
             evidence_digest=evidence.record.digest if evidence.record else None,
         ),
         verifier=versions,
+        plan_sources=plan_sources,
         time_verified=now,
     )
     changes = [c.model_dump(mode="json") for c in plan.changes] if plan else []

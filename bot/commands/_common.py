@@ -42,6 +42,15 @@ SandboxOption = Annotated[
     ),
 ]
 
+PlanCacheOption = Annotated[
+    bool,
+    typer.Option(
+        "--plan-cache/--no-plan-cache",
+        help="Reuse plans already computed for the same inputs (verified on every read; GLASSBOX_PLAN_CACHE=off "
+        "turns it off, GLASSBOX_PLAN_CACHE_DIR moves it). Never used with --sandbox=none.",
+    ),
+]
+
 
 OutputOption = Annotated[
     OutputFormat, typer.Option("--output", "-o", help="text for people, json for machines.", case_sensitive=False)

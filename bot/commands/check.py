@@ -13,11 +13,13 @@ from rich.console import Console
 from bot.check.ci import attest_and_record, pr_check_request
 from bot.check.ci import publish as publish_verdict
 from bot.check.evaluate import CheckRequest, deny_reasons, run_check
+from bot.check.services import CheckServices
 from bot.commands._common import (
     KeysOption,
     LedgerOption,
     OutputFormat,
     OutputOption,
+    PlanCacheOption,
     SandboxMode,
     SandboxOption,
     emit,
@@ -28,6 +30,7 @@ from bot.errors import Denied, UserError
 from bot.forge.github import GitHubForge
 from bot.forge.settings import ForgeUrlOption, TokenOption, resolve_settings
 from bot.plan import Sandbox
+from bot.plan.cache import configured_cache
 from bot.records import VerdictResult
 from bot.registry import load_registry
 from bot.trust.anchors import export_tree
@@ -75,6 +78,7 @@ def check(
     forge_url: ForgeUrlOption = None,
     token: TokenOption = None,
     sandbox: SandboxOption = SandboxMode.NAMESPACES,
+    plan_cache: PlanCacheOption = True,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """Judge HEAD against BASE and write the verdict, SARIF, summary and signed attestation."""
@@ -104,7 +108,9 @@ def check(
         request.base = base  # the clone's base commit, as given (the forge's base_sha may have moved on)
     else:
         request = CheckRequest(repo_path=repo, base=base, head=head, repo=repo_name, sandbox=Sandbox(sandbox.value))
-    result = run_check(request)
+    with CheckServices(plan_cache=configured_cache(enabled=plan_cache)) as services:
+        request.services = services
+        result = run_check(request)
     # The key is read only now, after every sandbox of this check has exited.
     signer = load_signer(keys_dir(keys), ci) if ci is not None else None
     attest_and_record(result, signer=signer, ledger=Ledger(ledger_file) if ledger_file else None)

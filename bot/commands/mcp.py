@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from bot.commands._common import KeysOption, LedgerOption, keys_dir, ledger_path
+from bot.commands._common import KeysOption, LedgerOption, PlanCacheOption, keys_dir, ledger_path
 from bot.commands.propose import BaseRepoOption
 from bot.forge.settings import ForgeUrlOption, RepoOption, TokenOption, resolve_settings
 
@@ -32,6 +32,7 @@ def mcp(
     preflight: Annotated[
         bool, typer.Option(help="Run the policy check on the would-be commit before opening a PR.")
     ] = True,
+    plan_cache: PlanCacheOption = True,
 ) -> None:
     """Serve one agent's glassbox tools over MCP (stdio): propose_change, preflight_change,
     get_change_status, list_my_scope."""
@@ -49,5 +50,6 @@ def mcp(
             forge=resolve_settings(forge_url, repo, token),
             base_branch=base_branch,
             preflight=preflight,
+            plan_cache=plan_cache,
         )
     )

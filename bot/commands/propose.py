@@ -9,11 +9,13 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from bot.check.services import CheckServices
 from bot.commands._common import (
     KeysOption,
     LedgerOption,
     OutputFormat,
     OutputOption,
+    PlanCacheOption,
     SandboxMode,
     SandboxOption,
     emit,
@@ -26,6 +28,7 @@ from bot.errors import ValidationFailed
 from bot.forge.github import GitHubForge
 from bot.forge.settings import ForgeUrlOption, RepoOption, TokenOption, resolve_settings
 from bot.plan import Sandbox
+from bot.plan.cache import configured_cache
 from bot.proposal_context import proposal_context
 from bot.propose import propose
 from bot.records import ChangeRequest, validation_lines
@@ -62,6 +65,7 @@ def propose_command(
     ledger: LedgerOption = None,
     preflight: Annotated[bool, typer.Option(help="Run the policy check on the would-be commit first.")] = True,
     sandbox: SandboxOption = SandboxMode.NAMESPACES,
+    plan_cache: PlanCacheOption = True,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """Propose a change as the request's agent: scope, redaction, pre-flight, then one signed PR."""
@@ -70,15 +74,19 @@ def propose_command(
     ledger_file = ledger_path(ledger)
     assert ledger_file is not None
     forge = GitHubForge(settings)
-    with proposal_context(
-        base_repo=base_repo,
-        branch=request.base_branch,
-        forge=forge,
-        ledger=Ledger(ledger_file),
-        signer=load_signer(keys_dir(keys), request.agent_id),
-        preflight=preflight,
-        sandbox=Sandbox(sandbox.value),
-    ) as ctx:
+    with (
+        CheckServices(plan_cache=configured_cache(enabled=plan_cache and preflight)) as services,
+        proposal_context(
+            base_repo=base_repo,
+            branch=request.base_branch,
+            forge=forge,
+            ledger=Ledger(ledger_file),
+            signer=load_signer(keys_dir(keys), request.agent_id),
+            preflight=preflight,
+            sandbox=Sandbox(sandbox.value),
+            services=services,
+        ) as ctx,
+    ):
         result = propose(request, ctx)
 
     def render(console: Console) -> None:

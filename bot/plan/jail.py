@@ -57,6 +57,10 @@ NOBODY = 65534
 # Exit status of the launcher when the sandbox could not be built (the reason is a collector frame).
 SETUP_FAILED = 125
 
+# Host paths every sandbox sees besides its binds: the system directories (read-only) and a few devices.
+SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/usr")
+DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -178,7 +182,7 @@ def build_root(spec: JailSpec) -> None:
     root = spec.scratch
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-    for top in ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/usr"):
+    for top in SYSTEM_DIRS:
         if os.path.islink(top):
             os.symlink(os.readlink(top), root + top)
         elif os.path.isdir(top):
@@ -190,7 +194,7 @@ def build_root(spec: JailSpec) -> None:
     for path in spec.binds:
         _bind(root, path)
     os.makedirs(root + "/dev", exist_ok=True)
-    for dev in ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"):
+    for dev in DEVICES:
         _bind(root, dev, device=True)
     os.makedirs(root + "/proc", exist_ok=True)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)

@@ -80,9 +80,13 @@ class Project:
         else:
             values[full] = json.dumps(value, sort_keys=True)
 
+    def directory_under(self, destination: Path) -> Path:
+        """Where :meth:`export` writes the project under ``destination``."""
+        return destination / self.path
+
     def export(self, commit: Commit, destination: Path) -> Path:
         """Write the project's files at ``commit`` under ``destination/<path>``; return that directory."""
-        target = destination / self.path
+        target = self.directory_under(destination)
         tree = commit.tree / self.path
         for item in tree.traverse():
             if not isinstance(item, Blob):

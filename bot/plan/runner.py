@@ -123,6 +123,12 @@ def interpreter_binds() -> list[str]:
     return _outermost(paths)
 
 
+def visible_paths() -> list[str]:
+    """Every host path a sandbox sees besides its exported tree: the jail's system directories and devices, and
+    :func:`interpreter_binds`. Whatever must stay out of PR code's reach lives under none of them."""
+    return _outermost({*jail.SYSTEM_DIRS, *jail.DEVICES, *interpreter_binds()})
+
+
 def _outermost(paths: set[str]) -> list[str]:
     out: list[str] = []
     for path in sorted({os.path.realpath(p) for p in paths} | set(paths), key=len):

@@ -481,25 +481,51 @@ def scan_files(request: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _connections(solver: Any, out: list[list[list[str]]]) -> bool:
+    """Collect every connection condition of a graph check's solver tree as [resource types, connected types];
+    False when the tree holds a solver whose reach across the graph this walk cannot tell."""
+    from checkov.common.checks_infra.solvers.attribute_solvers.base_attribute_solver import BaseAttributeSolver
+    from checkov.common.checks_infra.solvers.complex_solvers.base_complex_solver import BaseComplexSolver
+    from checkov.common.checks_infra.solvers.connections_solvers.base_connection_solver import BaseConnectionSolver
+    from checkov.common.checks_infra.solvers.connections_solvers.complex_connection_solver import (
+        ComplexConnectionSolver,
+    )
+    from checkov.common.checks_infra.solvers.filter_solvers.base_filter_solver import BaseFilterSolver
+
+    if isinstance(solver, BaseComplexSolver | ComplexConnectionSolver):
+        return all([_connections(sub, out) for sub in solver.solvers or []])
+    if isinstance(solver, BaseConnectionSolver):
+        out.append([sorted(solver.resource_types or []), sorted(solver.connected_resources_types or [])])
+        return True
+    return isinstance(solver, BaseAttributeSolver | BaseFilterSolver)
+
+
 def terraform_checks() -> list[dict[str, Any]]:
     """Every Terraform check checkov has (resource checks and graph checks) with its resource types.
 
     Lets glassbox prove its severity map covers what checkov can report, and notice new checks after an
-    upgrade of the tool environment.
+    upgrade of the tool environment. A graph check also lists its connection conditions (``connections``:
+    [resource types, connected types] each), and ``opaque`` when its solver tree holds a solver of a kind
+    whose reach is unknown: how far across the graph one resource's result may depend on others.
     """
     from checkov.common.checks_infra.registry import get_graph_checks_registry
     from checkov.terraform.checks.resource.registry import resource_registry
 
     found: dict[str, dict[str, Any]] = {}
+
+    def entry_for(check: Any) -> dict[str, Any]:
+        empty = {"resource_types": set(), "connections": [], "opaque": False}
+        return found.setdefault(check.id, {"id": check.id, "name": check.name, **empty})
+
     for resource_type, checks in resource_registry.checks.items():
         for check in checks:
-            entry = found.setdefault(check.id, {"id": check.id, "name": check.name, "resource_types": set()})
-            entry["resource_types"].add(resource_type)
+            entry_for(check)["resource_types"].add(resource_type)
     graph = get_graph_checks_registry("terraform")
     graph.load_checks()
     for check in graph.checks:
-        entry = found.setdefault(check.id, {"id": check.id, "name": check.name, "resource_types": set()})
+        entry = entry_for(check)
         entry["resource_types"].update(check.resource_types or [])
+        entry["opaque"] = entry["opaque"] or not _connections(check.solver, entry["connections"])
     return [{**e, "resource_types": sorted(e["resource_types"])} for _, e in sorted(found.items())]
 
 

@@ -15,8 +15,9 @@ import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
+from bot.plan.cache import DIR_ENV
 from bot.records import ChangeRequest, Outcome
-from tests.flow_helpers import REPO, Flow, flow_env, request
+from tests.flow_helpers import REPO, Flow, _dev_network_config, flow_env, request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -30,13 +31,14 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
     yield from flow_env(tmp_path_factory.mktemp("mcp"))
 
 
-def server(flow: Flow, *extra: str) -> StdioServerParameters:
+def server(flow: Flow, *extra: str, cache: Path | None = None) -> StdioServerParameters:
     args = ["mcp", "--agent", AGENT, "--base-repo", str(flow.bare), "--forge-url", flow.url]
     args += ["--repo", REPO, "--keys", str(flow.keys), "--ledger", str(flow.ledger.path), *extra]
     env = {
         "GLASSBOX_TOKEN": flow.tokens[AGENT],  # the token stays off the command line
         "GLASSBOX_LOG": str(flow.data / "glassbox.log"),
         "NO_PROXY": "127.0.0.1,localhost",
+        DIR_ENV: str(cache or flow.data / "plan-cache"),
     }
     if "GLASSBOX_CHECKOV_PYTHON" in os.environ:
         env["GLASSBOX_CHECKOV_PYTHON"] = os.environ["GLASSBOX_CHECKOV_PYTHON"]
@@ -44,7 +46,7 @@ def server(flow: Flow, *extra: str) -> StdioServerParameters:
 
 
 def call(
-    flow: Flow, calls: list[tuple[str, dict[str, Any]]], *extra: str
+    flow: Flow, calls: list[tuple[str, dict[str, Any]]], *extra: str, cache: Path | None = None
 ) -> tuple[dict[str, dict[str, Any]], list[Any]]:
     """Start one server, list its tools, make ``calls`` in order; return each tool's input schema and the results."""
 
@@ -53,7 +55,7 @@ def call(
             return await session()
 
     async def session() -> tuple[dict[str, dict[str, Any]], list[Any]]:
-        async with Client(server(flow, *extra), read_timeout_seconds=120) as client:
+        async with Client(server(flow, *extra, cache=cache), read_timeout_seconds=120) as client:
             listed = await client.list_tools()
             results = []
             for name, arguments in calls:
@@ -108,6 +110,36 @@ def test_the_agent_sees_its_scope_proposes_and_follows_its_change(flow: Flow) ->
     # the same PR looked up by number
     (by_pr,) = call(flow, [("get_change_status", {"pr": pr["pr_number"]})], "--no-preflight")[1]
     assert by_pr["correlation_id"] == req["correlation_id"] and by_pr["pr"] == pr["pr_number"]
+
+
+def test_later_preflights_take_their_plans_from_the_servers_warm_cache(flow: Flow, tmp_path: Path) -> None:
+    # an agent in a loop: the same change asked twice (two requests, two would-be commits), then a different one
+    three_weeks = {"path": "infra/network/Pulumi.dev.yaml", "content": _dev_network_config(21)}
+    first, again, other = change(), change(), change(changes=[three_weeks])
+    _, (one, two, three) = call(
+        flow,
+        [
+            ("preflight_change", {"request": first}),
+            ("preflight_change", {"request": again}),
+            ("preflight_change", {"request": other}),
+        ],
+        cache=tmp_path / "cache",
+    )
+    assert one["outcome"] == two["outcome"] == three["outcome"] == "would_pass", (one, two, three)
+    assert plan_sources(one) == {("network", "dev", "base", "miss"), ("network", "dev", "head", "miss")}
+    assert plan_sources(two) == {("network", "dev", "base", "hit"), ("network", "dev", "head", "hit")}
+    assert plan_sources(three) == {("network", "dev", "base", "hit"), ("network", "dev", "head", "miss")}
+    decided = ("result", "risk", "risk_reasons", "reasons", "required_approvals", "warnings")
+    assert {k: two[k] for k in decided} == {k: one[k] for k in decided}
+
+    # --no-plan-cache: every plan run in its sandbox, nothing read or kept
+    _, (cold,) = call(flow, [("preflight_change", {"request": change()})], "--no-plan-cache", cache=tmp_path / "off")
+    assert {s[3] for s in plan_sources(cold)} == {"off"} and not (tmp_path / "off").exists()
+    assert {k: cold[k] for k in decided} == {k: one[k] for k in decided}
+
+
+def plan_sources(result: dict[str, Any]) -> set[tuple[str, str, str, str]]:
+    return {(s["project"], s["stack"], s["side"], s["cache"]) for s in result["plan_sources"]}
 
 
 def test_refusals_carry_every_reason_and_are_recorded(flow: Flow) -> None:

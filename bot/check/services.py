@@ -1,0 +1,99 @@
+"""What a long-lived process keeps warm between checks: checkov workers, loaded policy packs and the plan cache.
+
+The MCP server (one per agent session) and any caller that checks change after change hold one
+:class:`CheckServices` for their lifetime and pass it in each :class:`~bot.check.evaluate.CheckRequest`; closing
+it stops the workers. What it keeps is keyed by the trusted inputs it stands for, so a changed input is loaded
+afresh rather than reused:
+
+- a checkov worker per checkov policy (severities and skipped checks, read from each check's base commit), by the
+  policy's digest: starting checkov costs seconds, a warm scan tens of milliseconds;
+- the policy pack per git tree digest of ``policy-pack/`` at the base (``bot.trust.anchors.policy_pack_digest``);
+  the compiled engine is then kept per pack digest by :func:`bot.policy.engines.make_engine`, so a changed pack
+  is loaded and compiled again;
+- the plan cache (:mod:`bot.plan.cache`), or None when it is off.
+
+Nothing of PR code lives here: every program still runs in a fresh sandbox, checkov only parses what it scans,
+and the plan cache holds what the collector received, verified on every read.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from pathlib import Path
+from types import TracebackType
+
+from bot.plan.cache import PlanCache
+from bot.policy.checkov import CheckovPolicy, CheckovWorker
+from bot.policy.pack import PolicyPack, load_pack
+from bot.records import digest
+
+_WORKERS_KEPT = 2
+_PACKS_KEPT = 4
+
+
+class CheckServices:
+    """Warm checkov workers, loaded policy packs and the plan cache, for one process's run of checks."""
+
+    def __init__(self, *, plan_cache: PlanCache | None = None, checkov_python: Path | None = None) -> None:
+        self.plan_cache = plan_cache
+        self._python = checkov_python
+        self._workers: collections.OrderedDict[str, CheckovWorker] = collections.OrderedDict()
+        self._packs: collections.OrderedDict[str, PolicyPack] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __enter__(self) -> CheckServices:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def checkov(self, policy: CheckovPolicy) -> CheckovWorker:
+        """The worker that scans under ``policy`` (started on its first scan, kept for the next)."""
+        key = digest(policy)
+        retired: list[CheckovWorker] = []
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the check services are closed")
+            worker = self._workers.get(key)
+            if worker is None:
+                worker = self._workers[key] = CheckovWorker(policy=policy, python=self._python)
+                while len(self._workers) > _WORKERS_KEPT:
+                    retired.append(self._workers.popitem(last=False)[1])
+            self._workers.move_to_end(key)
+        for old in retired:
+            old.close()
+        return worker
+
+    def policy_pack(self, pack_dir: Path, tree_digest: str) -> PolicyPack:
+        """The pack exported at ``pack_dir``, loaded once per git tree digest of the pack at its commit."""
+        with self._lock:
+            pack = self._packs.get(tree_digest)
+            if pack is not None:
+                self._packs.move_to_end(tree_digest)
+                return pack
+        pack = load_pack(pack_dir)
+        with self._lock:
+            self._packs[tree_digest] = pack
+            while len(self._packs) > _PACKS_KEPT:
+                self._packs.popitem(last=False)
+        return pack
+
+    @property
+    def checkov_starts(self) -> int:
+        """How many checkov processes these services have started (a warm run adds none)."""
+        with self._lock:
+            return sum(w.starts for w in self._workers.values())
+
+    def close(self) -> None:
+        """Stop every worker; safe to call twice."""
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers.values())
+            self._workers.clear()
+            self._packs.clear()
+        for worker in workers:
+            worker.close()

@@ -1,0 +1,202 @@
+"""The plan cache with the real sandbox: a plan computed once is read back equal to a fresh one, every input of the
+key retires an entry, and the cache refuses directories where it could be read or written by others."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import stat
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import bot
+from bot.errors import UserError
+from bot.plan import PlanCache, Sandbox, build_plan, plan_change
+from bot.plan import cache as cache_module
+from bot.plan.jail import Limits
+from bot.registry import EstateFile, EstateProject, EstateStack
+from tests.plan_helpers import commit_all, edit, infra_repo
+
+pytestmark = pytest.mark.slow
+
+
+@dataclasses.dataclass(frozen=True)
+class Estate:
+    path: Path
+    base: str
+    head: str  # network/dev keeps its flow logs 14 days instead of 30
+    later: str  # then 7
+
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory: pytest.TempPathFactory) -> Estate:
+    path = tmp_path_factory.mktemp("estate")
+    repo = infra_repo(path, projects=("network",))
+    base = repo.head.commit.hexsha
+    edit(repo, "infra/network/Pulumi.dev.yaml", "flowLogRetentionDays: 30", "flowLogRetentionDays: 14")
+    head = commit_all(repo, "network/dev: two weeks of flow logs")
+    edit(repo, "infra/network/Pulumi.dev.yaml", "flowLogRetentionDays: 14", "flowLogRetentionDays: 7")
+    later = commit_all(repo, "network/dev: one week of flow logs")
+    return Estate(path, base, head, later)
+
+
+def sources(planned: object) -> dict[str, str]:
+    return {s.side: s.cache for s in planned.sources}  # type: ignore[attr-defined]
+
+
+def entries(directory: Path) -> list[Path]:
+    return sorted((directory / cache_module.ENTRIES_DIR).rglob("*.json"))
+
+
+def test_a_plan_is_computed_once_and_read_back_equal_to_a_fresh_one(estate: Estate, tmp_path: Path) -> None:
+    cache = PlanCache(tmp_path / "cache")
+    first = plan_change(estate.path, estate.base, estate.head, cache=cache)
+    assert sources(first) == {"base": "miss", "head": "miss"}
+    again = plan_change(estate.path, estate.base, estate.head, cache=cache)
+    assert sources(again) == {"base": "hit", "head": "hit"}
+    assert [(s.project, s.stack) for s in again.sources] == [("network", "dev"), ("network", "dev")]
+    # what deploy recomputes (no cache) has the same digest: a cached plan never makes deploy refuse
+    fresh = build_plan(estate.path, estate.base, estate.head)
+    assert again.plan == first.plan and again.plan.digest == fresh.digest
+    assert [c.name for c in again.plan.changes] == ["vpc-flow-logs"]
+
+    # a new head plans only the head; its base is the same as before
+    moved = plan_change(estate.path, estate.base, estate.later, cache=cache)
+    assert sources(moved) == {"base": "hit", "head": "miss"}
+    assert moved.plan.digest == build_plan(estate.path, estate.base, estate.later).digest
+    # keys are content and side: the old head is planned once more as a base (a program can tell the sides
+    # apart), the later head is the one already kept
+    assert sources(plan_change(estate.path, estate.head, estate.later, cache=cache)) == {"base": "miss", "head": "hit"}
+
+    # private: the directory 0700, the key and every entry 0600
+    assert stat.S_IMODE(os.stat(cache.directory).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(cache.directory / cache_module.KEY_FILE).st_mode) == 0o600
+    assert len(entries(cache.directory)) == 4
+    assert {stat.S_IMODE(p.stat().st_mode) for p in entries(cache.directory)} == {0o600}
+    assert (cache.hits, cache.rejected) == (4, 0)
+
+
+REGISTERED = EstateFile(
+    projects=[
+        EstateProject(name="network", directory="infra/network", stacks=[EstateStack(name="dev", environment="dev")])
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def populated(estate: Estate, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache holding both sides of base..head, planned with the estate REGISTERED."""
+    cache = PlanCache(tmp_path_factory.mktemp("populated") / "cache")
+    planned = plan_change(estate.path, estate.base, estate.head, cache=cache, estate=REGISTERED)
+    assert sources(planned) == {"base": "miss", "head": "miss"}
+    return cache.directory
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["nothing", "limits", "timeout", "estate", "modules", "distributions", "glassbox"],
+)
+def test_every_input_of_the_key_retires_an_entry(
+    estate: Estate, populated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str
+) -> None:
+    shutil.copytree(populated, tmp_path / "cache")
+    cache = PlanCache(tmp_path / "cache")
+    registered = REGISTERED
+    kwargs: dict[str, object] = {"estate": registered}
+    if variant == "limits":
+        kwargs["sandbox"] = Sandbox(limits=dataclasses.replace(Limits(), processes=Limits().processes - 1))
+    elif variant == "timeout":
+        kwargs["timeout"] = 119
+    elif variant == "estate":
+        staging = EstateStack(name="dev", environment="staging")
+        kwargs["estate"] = registered.model_copy(
+            update={"projects": [registered.projects[0].model_copy(update={"stacks": [staging]})]}
+        )
+    elif variant == "modules":
+        monkeypatch.setattr(cache_module, "modules_digest", lambda: "sha256:" + "1" * 64)
+    elif variant == "distributions":
+        monkeypatch.setattr(cache_module, "installed_distributions", lambda: ["pulumi_aws-0.0.1.dist-info"])
+    elif variant == "glassbox":
+        monkeypatch.setattr(bot, "__version__", "0.0.0-other")
+    changed = plan_change(estate.path, estate.base, estate.head, cache=cache, **kwargs)  # type: ignore[arg-type]
+    expected = "hit" if variant == "nothing" else "miss"
+    assert sources(changed) == {"base": expected, "head": expected}
+
+
+def test_the_modules_digest_follows_the_mock_cloud_and_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = Path(bot.__file__).resolve().parent
+    copy = tmp_path / "bot"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(bot, "__file__", str(copy / "__init__.py"))
+    before = cache_module.modules_digest()
+    assert before == cache_module.modules_digest()
+    for module in ("plan/mockcloud.py", "plan/collector.py", "plan/sandbox.py", "plan/runner.py", "records.py"):
+        target = copy / module
+        original = target.read_text()
+        target.write_text(original + "\n# changed\n")
+        assert cache_module.modules_digest() != before, module
+        target.write_text(original)
+    assert cache_module.modules_digest() == before
+
+
+def test_the_cache_is_not_used_without_the_sandbox(estate: Estate, tmp_path: Path) -> None:
+    cache = PlanCache(tmp_path / "cache")
+    planned = plan_change(estate.path, estate.base, estate.head, cache=cache, sandbox=Sandbox(mode="none"))
+    assert sources(planned) == {"base": "off", "head": "off"}
+    assert entries(cache.directory) == [] and cache.hits == cache.misses == 0
+
+
+def test_the_environment_turns_it_off_or_moves_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    here = tmp_path / "here"
+    monkeypatch.setenv(cache_module.DIR_ENV, str(here))
+    assert cache_module.configured_cache(enabled=False) is None  # --no-plan-cache
+    monkeypatch.setenv(cache_module.ENABLE_ENV, "off")
+    assert cache_module.configured_cache() is None
+    assert not here.exists()
+    monkeypatch.setenv(cache_module.ENABLE_ENV, "on")
+    found = cache_module.configured_cache()
+    assert found is not None and found.directory == here and (here / cache_module.KEY_FILE).is_file()
+    # by default it lives in glassbox's user data directory, beside the deploy state, outside any repository
+    monkeypatch.delenv(cache_module.DIR_ENV)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_module.default_cache_dir() == tmp_path / "home/.local/share/glassbox/plan-cache"
+
+
+def test_a_directory_others_can_reach_is_refused(tmp_path: Path) -> None:
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    loose.chmod(0o755)
+    with pytest.raises(UserError, match="mode 0755"):
+        PlanCache(loose)
+    good = PlanCache(tmp_path / "good")
+    (good.directory / cache_module.KEY_FILE).chmod(0o644)
+    with pytest.raises(UserError, match="mode 0644"):
+        PlanCache(good.directory)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "good")
+    with pytest.raises(UserError, match="not a directory"):
+        PlanCache(link)
+
+
+def test_a_directory_the_sandbox_sees_is_refused_before_anything_is_written() -> None:
+    # sys.prefix is bound read-only into every sandbox, so a key kept under it would be readable by PR code
+    inside = Path(sys.prefix) / f"glassbox-plan-cache-{uuid.uuid4().hex}"
+    with pytest.raises(UserError, match="plan sandbox can read"):
+        PlanCache(inside)
+    assert not inside.exists()
+
+
+def test_a_cache_inside_the_planned_repository_is_refused(estate: Estate) -> None:
+    inside = estate.path / ".plan-cache"
+    try:
+        with pytest.raises(UserError, match="inside the repository"):
+            plan_change(estate.path, estate.base, estate.head, cache=PlanCache(inside))
+    finally:
+        shutil.rmtree(inside, ignore_errors=True)

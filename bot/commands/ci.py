@@ -62,12 +62,13 @@ from bot.forge.trail import publish as publish_trail
 from bot.forge.trail import seed as seed_trail
 from bot.markdown import cell, text
 from bot.records import VerdictResult
-from bot.registry import load_registry
+from bot.registry import Registry, load_registry
 from bot.trust.anchors import export_tree
 from bot.trust.attestations import statement, stored_verdict
 from bot.trust.conventions import REGISTRY_DIR, TRAIL_BRANCH
 from bot.trust.keys import Signer, load_signer
 from bot.trust.ledger import Ledger
+from bot.trust.trail import trail_ref
 
 group = typer.Typer(
     help="GitHub Actions jobs: each reads the runner's environment and event payload and does one job.",
@@ -158,6 +159,20 @@ def _ledger(forge: GitHubForge) -> Ledger:
     ledger = Ledger(path)
     seed_trail(forge, ledger)
     return ledger
+
+
+def _verdict_store(stack: contextlib.ExitStack, attestations: Path | None, repo_path: Path) -> Path:
+    """The attestation store named by --attestations or $GLASSBOX_ATTESTATIONS, else the audit trail's in the
+    checkout at ``repo_path`` (the check job appended the verdict there), materialised while ``stack`` lasts.
+    Every attestation is verified against the registry all the same: the store only says where to look. A checkout
+    without the trail branch gives an empty store, so the gate refuses for want of a verdict and records it."""
+    if attestations is not None or os.environ.get("GLASSBOX_ATTESTATIONS"):
+        return attestation_store(attestations)
+    if trail_ref(repo_path) is None:
+        empty = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="glassbox-no-trail-")))
+        console.print(f"no {TRAIL_BRANCH} branch in {repo_path}: no verdict can be found", style="yellow")
+        return empty
+    return stack.enter_context(trail_inputs(repo_path)).attestation_store
 
 
 def _to_trail(
@@ -334,12 +349,16 @@ def review(
     merge: Annotated[
         bool, typer.Option("--merge/--no-merge", help="Merge as the bot when the gate and both statuses say yes.")
     ] = False,
+    repo_path: Annotated[
+        Path, typer.Option("--repo-path", help="The checkout whose glassbox-trail branch holds the verdicts.")
+    ] = Path("."),
 ) -> None:
     """Evaluate the approvals gate at the PR's current head, publish glassbox/approvals, record it; with --merge,
     merge as the bot once approvals are satisfied and glassbox/check is green.
 
     Outputs: decision (satisfied, not-satisfied or skipped), satisfied, merged, merge_sha, pr, head_sha, title,
-    trail (the audit trail's head after this job appended to it).
+    trail (the audit trail's head after this job appended to it). Without --attestations (or
+    $GLASSBOX_ATTESTATIONS) the head's verdict comes from the audit trail in the checkout at --repo-path.
     Exit 1 when approvals are not satisfied (with --merge: when the PR was not merged)."""
     runner, data = _start("review")
     event = _pull_event(runner, "review", data)
@@ -352,9 +371,22 @@ def review(
     reg = load_registry(registry)
     forge = _forge(runner)
     ledger = _ledger(forge)
-    store = attestation_store(attestations)
     signer = load_signer(keys_dir(None), identity)
+    with contextlib.ExitStack() as stack:
+        store = _verdict_store(stack, attestations, repo_path)
+        job = _review_job(forge, ledger, signer, reg, event, store, merge)
+    _finish(runner, _to_trail(forge, ledger, signer, job))
 
+
+def _review_job(
+    forge: GitHubForge,
+    ledger: Ledger,
+    signer: Signer,
+    reg: Registry,
+    event: _PullEvent,
+    store: Path,
+    merge: bool,
+) -> Job:
     def verdict_for(head: str) -> Any:
         return stored_verdict(store, head, reg)
 
@@ -395,7 +427,7 @@ def review(
         if merge:
             c.print(styled("merged PR #{} as {}", event.number, merge_sha) if merged else "not merged")
 
-    _finish(runner, _to_trail(forge, ledger, signer, Job(outputs, "\n".join(lines) + "\n", show, failure)))
+    return Job(outputs, "\n".join(lines) + "\n", show, failure)
 
 
 def _skipped(event: _PullEvent, why: str) -> Job:
@@ -503,11 +535,7 @@ def push(
     )
     with contextlib.ExitStack() as stack:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="glassbox-oidc-"))
-        if attestations is None and not os.environ.get("GLASSBOX_ATTESTATIONS"):
-            # the merged head's verdict from the audit trail (the check job appended it); verified all the same
-            store = stack.enter_context(trail_inputs(repo_path)).attestation_store
-        else:
-            store = attestation_store(attestations)
+        store = _verdict_store(stack, attestations, repo_path)
         ctx = DeployContext(
             repo_path=repo_path,
             forge=forge,

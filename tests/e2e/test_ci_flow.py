@@ -1,9 +1,10 @@
 """GitHub's webhook payloads replayed through `glassbox ci`, job by job, against the embedded forge.
 
 Each step is what a workflow's one `glassbox ci` step does on a runner: the runner's variables, the event file,
-``GITHUB_OUTPUT`` and ``GITHUB_STEP_SUMMARY``, the job's own token and key. The verdict artifact of the check job is
-what the approvals and deploy jobs download (its ``attestations/`` store), and the deploy job's OIDC token comes from
-a stand-in for the runner's token endpoint.
+``GITHUB_OUTPUT`` and ``GITHUB_STEP_SUMMARY``, the job's own token and key. The check job's verdict reaches the
+approvals job of its own run as that run's artifact (its ``attestations/`` store); the approvals workflow and the
+deploy job read it from the audit trail branch in their checkout, as the workflows do. The deploy job's OIDC token
+comes from a stand-in for the runner's token endpoint.
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def test_a_change_goes_from_pull_request_to_deploy_and_audit_through_glassbox_ci
     deploy = job(flow, tmp_path, "deploy", "glassbox-deployer", monkeypatch, capsys).run(
         "push",
         pushed,
-        *("ci", "push", "--repo-path", str(flow.bare), "--attestations", str(store)),
-        *("--state", str(tmp_path / "deploy-state")),
+        # no --attestations: the merged head's verdict comes from the audit trail, as glassbox-deploy.yml runs it
+        *("ci", "push", "--repo-path", str(flow.bare), "--state", str(tmp_path / "deploy-state")),
         sha=merge_sha,
         ref="refs/heads/main",
         env={**oidc.variables(), "GLASSBOX_APPLIER": "local"},
@@ -231,6 +232,45 @@ def test_a_review_event_re_evaluates_the_gate_and_a_later_push_supersedes_the_ch
     )
     assert check.code == 0 and check.outputs["result"] == "superseded"
     assert not [e for e in flow.ledger.events() if e.action == "check"]
+
+    # the check of the real head appends its verdict to the audit trail; glassbox-approvals.yml's next run finds
+    # it there (no artifact, no --attestations) and the gate is satisfied
+    opened = pull_request_payload("pull_request.opened", REPO, n, pull.head_sha, pull.base_sha)
+    checked = job(flow, tmp_path, "check", "glassbox-ci", monkeypatch, capsys).run(
+        "pull_request", opened, "ci", "pull-request", "--repo-path", str(flow.bare), sha="f" * 40, ref=pr_ref
+    )
+    assert checked.code == 0 and checked.outputs["result"] == "PASSED", checked.err
+    again = job(flow, tmp_path, "review-again", "glassbox-bot", monkeypatch, capsys).run(
+        "pull_request_review",
+        review,
+        *("ci", "review", *base_registry(flow), "--repo-path", str(flow.bare)),
+        sha="f" * 40,
+        ref=pr_ref,
+    )
+    assert again.code == 0, again.out + again.err
+    assert again.outputs["decision"] == "satisfied" and again.outputs["head_sha"] == pull.head_sha
+
+
+def test_a_checkout_without_the_audit_trail_finds_no_verdict_and_the_gate_records_why(
+    flow: Flow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proposal = propose(request(), flow.propose_context("cost-optimizer"))
+    assert ci_check(flow, proposal.pr_number).result.value == "PASSED"  # a verdict exists, but not in this checkout
+    pull = flow.forge("glassbox-ci").get_pull_request(proposal.pr_number)
+    bare_main = tmp_path / "main-only"
+    git.Repo.clone_from(flow.bare, bare_main, bare=True, single_branch=True, branch="main")
+    review = pull_request_payload("pull_request_review.submitted", REPO, pull.number, pull.head_sha, pull.base_sha)
+    gate = job(flow, tmp_path, "review", "glassbox-bot", monkeypatch, capsys).run(
+        "pull_request_review",
+        review,
+        *("ci", "review", *base_registry(flow), "--repo-path", str(bare_main)),
+        sha="f" * 40,
+        ref=f"refs/pull/{pull.number}/merge",
+    )
+    assert gate.code == 1 and gate.outputs["decision"] == "not-satisfied"
+    assert "glassbox-trail" in gate.out + gate.err
+    (event,) = [e for e in flow.ledger.events() if e.action == "approvals"]
+    assert event.outcome is Outcome.DENY
 
 
 def test_in_github_actions_a_runner_without_the_pulumi_cli_fails_the_deploy_and_says_so(

@@ -100,6 +100,13 @@ class ServiceIdentity(Record):
     id: Identifier
     kind: Literal["ci", "deployer", "bot"]
     description: str = ""
+    github_app_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="The GitHub App this identity acts as, when it is one: the required status checks it publishes"
+        " (glassbox/check for ci, glassbox/approvals for bot) are pinned to that app, so a status set by any other"
+        " account (an agent's token among them) never satisfies them.",
+    )
 
 
 class Team(Record):

@@ -7,7 +7,9 @@ when the gate says no.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,13 +35,14 @@ from bot.commands._common import (
     ledger_path,
     styled,
 )
-from bot.errors import IntegrityError, UserError
+from bot.errors import ForgeError, IntegrityError, UserError
 from bot.forge.github import GitHubForge, connect
 from bot.forge.model import MergeMethod
 from bot.forge.settings import ForgeUrlOption, RepoOption, TokenOption, resolve_settings
 from bot.records import Verdict
 from bot.registry import Registry, load_registry
 from bot.trust.attestations import read_attestation
+from bot.trust.conventions import TRAIL_BRANCH
 from bot.trust.keys import load_signer
 from bot.trust.ledger import Ledger
 
@@ -323,6 +326,10 @@ def _render_diff(
 
 def protect(
     branch: Annotated[str, typer.Option("--branch", help="The protected branch.")] = "main",
+    trail: Annotated[
+        bool,
+        typer.Option("--trail/--no-trail", help=f"Also protect the audit trail branch ({TRAIL_BRANCH})."),
+    ] = True,
     live: Annotated[
         Path | None,
         typer.Option("--live", help="Live protection JSON (GET .../branches/BRANCH/protection) to diff against."),
@@ -334,35 +341,98 @@ def protect(
     token: TokenOption = None,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
-    """Read the live branch protection, print its diff against the desired settings, then apply and verify them.
+    """Read the live branch protection of --branch and of the audit trail branch, print each diff against the
+    desired settings, then apply and verify them.
 
     The token must be allowed to administer the repository. ``--dry-run`` reads and diffs only; ``--live FILE``
-    diffs a saved ``GET .../protection`` answer without talking to the forge. Exits 1 when the forge did not
-    keep what was written.
+    diffs a saved ``GET .../protection`` answer for --branch without talking to the forge (the trail is left
+    out). Exits 1 when the forge did not keep what was written, or the trail branch does not exist yet (the
+    first glassbox job's publish creates it; protect it then, or pass --no-trail).
     """
-    want = protection.desired(load_registry(registry), branch)
-    body = protection.request_body(want)
-    after: protection.ProtectionDiff | None = None
+    reg = load_registry(registry)
+    want = protection.desired(reg, branch)
     if live is not None:
         data = json.loads(live.read_text(encoding="utf-8"))
         found = protection.diff(protection.from_github(branch, data or None), want)
-        applied = False
-    else:
-        forge = connect(resolve_settings(forge_url, repo, token))
-        if not isinstance(forge, protection.ProtectionPort):
-            raise UserError(
-                "the forge adapter cannot read or write branch protection; pass --live FILE (the JSON of "
-                "GET /repos/ORG/NAME/branches/BRANCH/protection) to print the diff and the request body"
+        result = _protection_result(found, False, protection.request_body(want), None)
+        emit(result, output, lambda c: _render_diff(found, False, result["body"], c))
+        return
+    forge = connect(resolve_settings(forge_url, repo, token))
+    if not isinstance(forge, protection.ProtectionPort):
+        raise UserError(
+            "the forge adapter cannot read or write branch protection; pass --live FILE (the JSON of "
+            "GET /repos/ORG/NAME/branches/BRANCH/protection) to print the diff and the request body"
+        )
+    port: protection.ProtectionPort = forge
+    wants = [want, protection.desired_trail(reg)] if trail else [want]
+    results: list[dict[str, Any]] = []
+    shown: list[Callable[[Console], None]] = []
+    failures: list[str] = []
+    for target in wants:
+        try:
+            found, applied, after = _protect_one(port, target, dry_run)
+        except ForgeError as exc:
+            if target.branch != TRAIL_BRANCH or exc.status != 404:
+                raise
+            missing = (
+                f"{TRAIL_BRANCH} does not exist yet, so it is not protected: the first glassbox job that publishes "
+                f"(the first PR's check) creates it; run glassbox protect again then"
             )
-        if dry_run:
-            found = protection.verify(forge, want)
-            applied = False
-        else:
-            found = protection.apply(forge, want)
-            applied = not found.in_sync
-            if applied:
-                after = protection.verify(forge, want)
+            results.append({"branch": TRAIL_BRANCH, "exists": False, "in_sync": False, "applied": False})
+            shown.append(functools.partial(_say_missing, missing))
+            failures.append(missing)
+            continue
+        body = protection.request_body(target)
+        results.append(_protection_result(found, applied, body, after))
+        shown.append(functools.partial(_render_found, found, applied, body, after))
+        if after is not None and not after.in_sync:
+            kept_out = ", ".join(ch.setting for ch in after.changes)
+            failures.append(f"the forge did not keep these settings on {target.branch}: {kept_out}")
+    result = dict(results[0])
+    if trail:
+        result["trail"] = results[1]
+
+    def show_all(c: Console) -> None:
+        for show in shown:
+            show(c)
+
+    emit(result, output, show_all)
+    for failure in failures:
+        err_console.print(f"error: {failure}")
+    if failures:
+        raise typer.Exit(1)
+
+
+def _say_missing(message: str, c: Console) -> None:
+    c.print(f"[yellow]{message}[/]")
+
+
+def _render_found(
+    found: protection.ProtectionDiff,
+    applied: bool,
+    body: dict[str, Any],
+    after: protection.ProtectionDiff | None,
+    c: Console,
+) -> None:
+    _render_diff(found, applied, body, c, after)
+
+
+def _protect_one(
+    port: protection.ProtectionPort, want: protection.BranchProtection, dry_run: bool
+) -> tuple[protection.ProtectionDiff, bool, protection.ProtectionDiff | None]:
+    """(the diff found, whether it was applied, the diff read back after applying)."""
+    if dry_run:
+        return protection.verify(port, want), False, None
+    found = protection.apply(port, want)
+    applied = not found.in_sync
+    return found, applied, protection.verify(port, want) if applied else None
+
+
+def _protection_result(
+    found: protection.ProtectionDiff, applied: bool, body: dict[str, Any], after: protection.ProtectionDiff | None
+) -> dict[str, Any]:
     result: dict[str, Any] = {
+        "branch": found.branch,
         "diff": found.model_dump(mode="json"),
         "in_sync": found.in_sync,
         "applied": applied,
@@ -370,8 +440,4 @@ def protect(
     }
     if after is not None:
         result["after"] = after.model_dump(mode="json")
-    emit(result, output, lambda c: _render_diff(found, applied, body, c, after))
-    if after is not None and not after.in_sync:
-        kept_out = ", ".join(c.setting for c in after.changes)
-        err_console.print(f"error: the forge did not keep these settings on {branch}: {kept_out}")
-        raise typer.Exit(1)
+    return result

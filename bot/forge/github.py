@@ -829,7 +829,13 @@ class GitHubForge:
         checks = body.get("required_status_checks")
         if checks is not None:
             kwargs["strict"] = bool(checks.get("strict"))
-            kwargs["contexts"] = [str(c) for c in checks.get("contexts") or []]
+            # each check as GitHub's {context, app_id}: a pinned one as (context, app id), else any setter
+            listed = checks.get("checks") or [{"context": c} for c in checks.get("contexts") or []]
+            kwargs["checks"] = [
+                (str(c["context"]), int(c["app_id"])) if c.get("app_id") else str(c["context"]) for c in listed
+            ]
+        if "required_linear_history" in body:
+            kwargs["required_linear_history"] = bool(body["required_linear_history"])
         reviews = body.get("required_pull_request_reviews")
         if reviews is not None:
             kwargs["dismiss_stale_reviews"] = bool(reviews.get("dismiss_stale_reviews"))

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bot.cli import main
 from bot.forge.server import ADMIN
-from bot.records import FileChange
+from bot.forge.trail import publish
+from bot.records import Actor, ActorKind, FileChange, Outcome, Subject
+from bot.trust.conventions import TRAIL_BRANCH
+from bot.trust.keys import load_signer
+from bot.trust.ledger import Ledger
 from tests.forge_helpers import REPO, ForgeEnv, forge_env
 
 pytestmark = pytest.mark.e2e
@@ -24,8 +30,12 @@ def forge(tmp_path: Path) -> Iterator[ForgeEnv]:
     yield from forge_env(tmp_path)
 
 
-def protect(forge: ForgeEnv, capsys: pytest.CaptureFixture[str], *extra: str, identity: str = ADMIN) -> Any:
+def protect(
+    forge: ForgeEnv, capsys: pytest.CaptureFixture[str], *extra: str, identity: str = ADMIN, trail: bool = False
+) -> Any:
+    """`glassbox protect` (about main alone unless ``trail``: the trail branch exists only once a job published)."""
     args = ["protect", "--registry", str(REGISTRY), "--forge-url", forge.url, "--repo", REPO, *extra]
+    args += [] if trail else ["--no-trail"]
     code = main([*args, "--token", forge.tokens[identity], "--output", "json"])
     out, err = capsys.readouterr()
     return code, (json.loads(out) if out.strip() else None), err
@@ -66,7 +76,7 @@ def test_dry_run_changes_nothing_and_text_output_shows_the_table(
     assert code == 0 and not dry["applied"] and not dry["in_sync"]
     assert forge.admin("GET", f"/api/v3/repos/{REPO}/branches/main/protection") == before
 
-    args = ["protect", "--registry", str(REGISTRY), "--forge-url", forge.url, "--repo", REPO]
+    args = ["protect", "--registry", str(REGISTRY), "--forge-url", forge.url, "--repo", REPO, "--no-trail"]
     code = main([*args, "--token", forge.tokens[ADMIN]])
     out = capsys.readouterr().out
     assert code == 0 and "required_signatures" in out and "applied, and read back as desired" in out
@@ -123,3 +133,98 @@ def test_once_applied_only_the_bot_may_merge(forge: ForgeEnv, capsys: pytest.Cap
     # the bot passes the push restriction and meets the next gate: the required statuses
     result = forge.client("glassbox-bot").merge(pr.number, expected_head_sha=pr.head_sha)
     assert not result.merged and "glassbox/check" in result.message
+
+
+def _publish_a_trail(forge: ForgeEnv, tmp_path: Path) -> str:
+    """What the first glassbox job does: append its events, creating the trail branch."""
+    ci = load_signer(forge.data / "keys", "glassbox-ci")
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append(
+        ci,
+        actor=Actor(id="glassbox-ci", kind=ActorKind.CI),
+        action="check",
+        outcome=Outcome.ALLOW,
+        reason="first",
+        subject=Subject(pr=1),
+    )
+    report = publish(forge.client("glassbox-ci"), ledger, ci)
+    assert report.commit
+    return report.commit
+
+
+def test_protect_covers_the_audit_trail_branch_once_it_exists(
+    forge: ForgeEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # before any job published, the trail branch is missing: said, and not in sync (exit 1)
+    code, result, err = protect(forge, capsys, "--dry-run", trail=True)
+    assert code == 1 and result["trail"] == {
+        "branch": TRAIL_BRANCH,
+        "exists": False,
+        "in_sync": False,
+        "applied": False,
+    }
+    assert f"{TRAIL_BRANCH} does not exist yet" in err
+
+    _publish_a_trail(forge, tmp_path)
+    # forge init protected the trail as glassbox wants it: the trail is in sync, main is applied
+    code, result, err = protect(forge, capsys, trail=True)
+    assert code == 0, err
+    assert result["branch"] == "main" and result["applied"]
+    trail = result["trail"]
+    assert trail["branch"] == TRAIL_BRANCH and trail["in_sync"] and not trail["applied"]
+    assert trail["body"]["required_pull_request_reviews"] is None  # reviews would stop the appends
+    assert trail["body"]["required_status_checks"] is None
+    assert trail["body"]["restrictions"]["users"] == ["glassbox-bot", "glassbox-ci", "glassbox-deployer"]
+    assert trail["body"]["required_linear_history"] and not trail["body"]["allow_force_pushes"]
+
+    # someone loosens the trail (anyone may push, force pushes allowed): protect finds it and puts it back
+    loose = {
+        "required_status_checks": None,
+        "enforce_admins": False,
+        "required_pull_request_reviews": None,
+        "restrictions": None,
+        "allow_force_pushes": True,
+    }
+    forge.admin("PUT", f"/api/v3/repos/{REPO}/branches/{TRAIL_BRANCH}/protection", loose)
+    code, drifted, err = protect(forge, capsys, "--dry-run", trail=True)
+    assert code == 0 and not drifted["trail"]["in_sync"]
+    changed = {c["setting"] for c in drifted["trail"]["diff"]["changes"]}
+    assert {"restrict_pushes", "push_users", "allow_force_pushes", "enforce_admins"} <= changed
+    code, fixed, err = protect(forge, capsys, trail=True)
+    assert code == 0 and fixed["trail"]["applied"] and fixed["trail"]["after"]["changes"] == [], err
+    live = forge.admin("GET", f"/api/v3/repos/{REPO}/branches/{TRAIL_BRANCH}/protection")
+    assert live["allow_force_pushes"]["enabled"] is False and live["required_signatures"]["enabled"] is True
+
+
+def test_required_checks_are_pinned_to_the_apps_the_registry_names(
+    forge: ForgeEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    registry = tmp_path / "registry"
+    shutil.copytree(REGISTRY, registry)
+    teams = yaml.safe_load((registry / "teams.yaml").read_text())
+    for identity in teams["service_identities"]:
+        identity["github_app_id"] = {"ci": 101, "bot": 202, "deployer": 303}[identity["kind"]]
+    (registry / "teams.yaml").write_text(yaml.safe_dump(teams, sort_keys=False))
+    args = ["protect", "--registry", str(registry), "--forge-url", forge.url, "--repo", REPO, "--no-trail"]
+    code = main([*args, "--token", forge.tokens[ADMIN], "--output", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["body"]["required_status_checks"]["checks"] == [
+        {"context": "glassbox/check", "app_id": 101},
+        {"context": "glassbox/approvals", "app_id": 202},
+    ]
+    assert result["after"]["changes"] == []  # the forge kept the pins, and reports them as GitHub does
+    live = forge.admin("GET", f"/api/v3/repos/{REPO}/branches/main/protection")
+    assert {c["context"]: c["app_id"] for c in live["required_status_checks"]["checks"]} == {
+        "glassbox/check": 101,
+        "glassbox/approvals": 202,
+    }
+    # a protection whose pins were dropped (any setter counts again) is drift
+    code = main([*args, "--token", forge.tokens[ADMIN], "--output", "json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["in_sync"]
+    body = {**result["body"], "required_status_checks": {"strict": True, "contexts": ["glassbox/check"]}}
+    forge.client(ADMIN).set_branch_protection("main", body, required_signatures=True)
+    code = main([*args, "--dry-run", "--token", forge.tokens[ADMIN], "--output", "json"])
+    drift = {c["setting"] for c in json.loads(capsys.readouterr().out)["diff"]["changes"]}
+    assert code == 0 and "check_apps" in drift

@@ -100,13 +100,15 @@ def _identities(reg: Registry) -> list[tuple[str, str, str, str]]:
 
 
 def trail_protection(reg: Registry) -> dict[str, object]:
-    """The audit trail's branch: only the service identities push, fast-forward only, never deleted, admins too."""
+    """The audit trail's branch, in GitHub's protection JSON: only the service identities push, fast-forward only
+    (linear), signed, never deleted, admins too. ``glassbox protect`` applies the same on GitHub."""
     return {
         "required_status_checks": None,
         "enforce_admins": True,
         "required_pull_request_reviews": None,
         "restrictions": {"users": sorted(s.id for s in reg.teams.service_identities), "teams": [], "apps": []},
         "required_linear_history": True,
+        "required_signatures": True,
         "allow_force_pushes": False,
         "allow_deletions": False,
     }

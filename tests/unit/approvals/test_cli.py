@@ -142,7 +142,9 @@ def test_protect_with_live_json_prints_the_diff_and_body(tmp_path: Path, capsys:
     assert code == 0 and not data["in_sync"] and not data["applied"]
     changed = {c["setting"] for c in data["diff"]["changes"]}
     assert "required_status_checks" in changed and "required_signatures" in changed
-    assert data["body"]["required_status_checks"]["contexts"] == ["glassbox/check", "glassbox/approvals"]
+    checks = data["body"]["required_status_checks"]["checks"]
+    assert [c["context"] for c in checks] == ["glassbox/check", "glassbox/approvals"]
+    assert "trail" not in data  # a saved answer is about one branch
 
 
 def test_protect_without_a_capable_forge_says_so(

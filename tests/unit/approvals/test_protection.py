@@ -52,7 +52,7 @@ def test_diff_against_live_lists_each_differing_setting() -> None:
 
 def test_unprotected_branch_diff_lists_everything() -> None:
     found = protection.diff(protection.from_github("main", None), protection.desired(registry()))
-    assert not found.protected and not found.in_sync and len(found.changes) == 14
+    assert not found.protected and not found.in_sync and len(found.changes) == 17
 
 
 def test_in_sync_when_live_equals_desired_whatever_the_list_order() -> None:

@@ -33,11 +33,12 @@ def protection_json(app: ForgeApp, repo: Any, branch: str, config: dict[str, Any
     checks = config.get("required_status_checks")
     if checks is not None:
         contexts = list(checks.get("contexts") or [])
+        apps = checks.get("apps") or {}
         data["required_status_checks"] = {
             "url": f"{url}/required_status_checks",
             "enforcement_level": "non_admins",
             "contexts": contexts,
-            "checks": [{"context": c, "app_id": None} for c in contexts],
+            "checks": [{"context": c, "app_id": apps.get(c)} for c in contexts],
             "contexts_url": f"{url}/required_status_checks/contexts",
             "strict": bool(checks.get("strict")),
         }
@@ -89,10 +90,16 @@ def _protection_config(
     if checks is not None:
         if not isinstance(checks, dict):
             raise ApiError(422, "Invalid request.\n\nrequired_status_checks must be an object or null.")
-        # PyGithub sends "checks" ([{context, app_id}]); older clients send "contexts" ([str])
+        # PyGithub sends "checks" ([{context, app_id}]); older clients send "contexts" ([str]). An app id is kept
+        # and reported as GitHub does; this forge has no apps, so it cannot enforce one (its gate checks creators)
         listed = checks.get("checks")
         contexts = [c.get("context") for c in listed if isinstance(c, dict)] if listed else checks.get("contexts")
-        checks = {"strict": bool(checks.get("strict")), "contexts": [str(c) for c in contexts or [] if c]}
+        apps = {
+            str(c["context"]): c["app_id"]
+            for c in listed or []
+            if isinstance(c, dict) and isinstance(c.get("app_id"), int) and c["app_id"] > 0 and c.get("context")
+        }
+        checks = {"strict": bool(checks.get("strict")), "contexts": [str(c) for c in contexts or [] if c], "apps": apps}
     reviews = body["required_pull_request_reviews"]
     if reviews is not None:
         if not isinstance(reviews, dict):

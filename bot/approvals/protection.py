@@ -149,8 +149,7 @@ def from_github(branch: str, data: Mapping[str, Any] | None) -> BranchProtection
         require_last_push_approval=bool(reviews and reviews.get("require_last_push_approval")),
         required_approving_review_count=int(reviews.get("required_approving_review_count", 0)) if reviews else 0,
         review_bypass_users=sorted(
-            _name(u, "login")
-            for u in ((reviews or {}).get("bypass_pull_request_allowances") or {}).get("users") or []
+            _name(u, "login") for u in ((reviews or {}).get("bypass_pull_request_allowances") or {}).get("users") or []
         ),
         restrict_pushes=restrictions is not None,
         push_users=sorted(_name(u, "login") for u in (restrictions or {}).get("users") or []),

@@ -121,6 +121,11 @@ class Job:
     ) -> Result:
         """Run ``glassbox ARGS`` as the step of a job for ``event``; what it printed and left behind."""
         self.root.mkdir(parents=True, exist_ok=True)
+        # the step runs in the job's own workspace, as on a runner: defaults such as --out land there, never in
+        # the directory the tests were started from
+        workspace = self.root / "workspace"
+        workspace.mkdir(exist_ok=True)
+        self.monkeypatch.chdir(workspace)
         for path in (self.output_file, self.summary_file):
             path.write_text("", encoding="utf-8")
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")

@@ -24,6 +24,14 @@ reported as **break-glass-deploy** and does not fail verify, when all its commit
 the merge gate a grant stands in for. A governed commit no merge event produced whose tree is the tree of a
 head glassbox checked is an **out-of-band-merge** (a PR merged past the gate), not a bare direct push.
 
+With the audit trail (``--repo CLONE``): its history is checked (**trail-tampered** for an unsigned, foreign-signed,
+merged or rewriting commit), and so are its break-glass objects (``breakglass/``): every use claim verifies with the
+deploy identity's deploy-signer key and names, by digest, the grant next to it; that grant verifies with its
+opener's key, who is in a break_glass team at the registry before the claimed commit, else **trail-tampered**;
+every ``breakglass.use`` claimed on the trail has its claim for the same commit and stack (an offline use, whose
+lock was one host's grant store, has none), no grant is used twice, and none was used outside its validity, else
+**orphan-deploy** (the deploy it excused has no valid grant behind it).
+
 Signatures (the ledger's, in the chain check) are checked against the registry at the trust anchor: the newest
 commit on the branch that came through the governed path (a merge event, and every check above passed), else
 the first commit checked from. An ungoverned commit on top never decides what is trusted.
@@ -48,6 +56,7 @@ from bot.audit.findings import FINDINGS
 from bot.audit.findings import ViolationKind as ViolationKind
 from bot.audit.reconstruct import RegistryCache, load_verdict, object_intact, open_repo
 from bot.audit.retention import archive_dir, verify_archive
+from bot.deploy.breakglass import GrantUse, trail_grant_problems
 from bot.deploy.gate import DeployReport
 from bot.errors import GlassboxError, IntegrityError, UserError
 from bot.records import Outcome, Record, VerdictResult
@@ -55,7 +64,7 @@ from bot.registry import Registry, is_governance_path
 from bot.trust.conventions import TRAIL_BRANCH, TRAILER_AGENT, trailers
 from bot.trust.gitsign import verify_commit
 from bot.trust.ledger import Ledger, LedgerKeys, ledger_keys
-from bot.trust.trail import TrailView, materialise, trail_problems, trail_ref
+from bot.trust.trail import TrailView, breakglass_objects, materialise, review_entry, trail_problems, trail_ref
 
 GOVERNED_PREFIXES = ("infra/",)
 # what a break-glass grant stands in for: the approvals, and the merge gate an incident merge goes around
@@ -278,6 +287,7 @@ class _Auditor:
         self.reachable: set[str] = set()
         self.first_parent: set[str] = set()
         self.in_range: set[str] = set()
+        self.breakglass_objects: dict[str, bytes] = {}
 
     def flag(
         self,
@@ -475,7 +485,61 @@ class _Auditor:
             f"deploy event seq {d.seq} deployed {sha[:12]} under break-glass grant {grant_id} (ticket {ticket}, "
             f"opened by {use.details.get('opened_by') or '?'}, used at seq {use.seq})"
         )
+        review = self._trail_review(str(grant_id))
+        if review:
+            text += f"; {review}"
         self.flag(ViolationKind.BREAK_GLASS_DEPLOY, text, commit=sha, seq=d.seq, touched=stack, **grant)
+
+    def _trail_review(self, grant_id: str) -> str | None:
+        """The post-incident review the trail holds for ``grant_id``, in words (None: the trail has none)."""
+        try:
+            path = review_entry(grant_id)
+        except IntegrityError:
+            return None
+        data = self.breakglass_objects.get(path)
+        if data is None:
+            return None
+        try:
+            review = json.loads(data)
+            return f"post-incident review {path} on {TRAIL_BRANCH}: {review['status']}, due {review['due']}"
+        except (ValueError, KeyError, TypeError):
+            return f"post-incident review {path} on {TRAIL_BRANCH} is unreadable"
+
+    def _registry_before(self, sha: str | None, fallback: Registry) -> Registry:
+        """The registry a deploy of ``sha`` trusted (its first parent's); ``fallback`` for an unknown commit."""
+        try:
+            commit = self.repo.commit(str(sha))
+        except (git.BadName, ValueError):
+            return fallback
+        return self.registries.at(commit.parents[0] if commit.parents else commit)
+
+    def check_trail_breakglass(self, facts: LedgerFacts, fallback: Registry) -> None:
+        """The trail's break-glass grants, use claims and reviews against the ledger's ``breakglass.use`` events."""
+        assert self.req.trail is not None
+        uses = [
+            GrantUse(
+                seq=u.seq,
+                grant_id=str(u.details.get("grant_id") or ""),
+                commit=str(u.commit),
+                stack=u.stack,
+                claimed=bool(u.details.get("claim")),
+            )
+            for found in facts.breakglass.values()
+            for u in found
+        ]
+        for problem in trail_grant_problems(
+            self.breakglass_objects, uses, lambda sha: self._registry_before(sha, fallback)
+        ):
+            kind = ViolationKind.TRAIL_TAMPERED if problem.tampered else ViolationKind.ORPHAN_DEPLOY
+            touched = TRAIL_BRANCH if problem.tampered else f"grant {problem.grant_id}"
+            self.flag(
+                kind,
+                problem.message,
+                commit=problem.commit,
+                seq=problem.seq,
+                touched=touched,
+                grant_id=problem.grant_id,
+            )
 
     def run(self) -> HistoryReport:
         facts = ledger_facts(self.ledger)
@@ -501,6 +565,9 @@ class _Auditor:
         self.first_parent = set(self.repo.git.rev_list("--first-parent", self.tip.hexsha).split())
         self.in_range = {c.hexsha for c in commits}
         kinds = {c.commit: set(c.violations) for c in checked if not c.ok}
+        if self.req.trail is not None:
+            self.breakglass_objects = breakglass_objects(self.req.repo, self.req.trail)
+            self.check_trail_breakglass(facts, self.registries.at(anchor))
         for m in facts.merge_events:
             merged = str(m.commit)
             if merged not in self.reachable:

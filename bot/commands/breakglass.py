@@ -2,6 +2,10 @@
 
 Opening is for people in a ``break_glass: true`` team only; the grant is signed with the person's own key
 and recorded in the ledger. Deploy consumes a grant (once) and raises a high-severity alert for it.
+
+``open --envelope-out FILE`` writes the signed envelope as one line of JSON: what the responder hands to the
+deploy workflow's ``workflow_dispatch`` (input ``grant``, with the ``commit`` to deploy; docs/github-setup.md).
+The deploy verifies it again and claims it on the audit trail, so a grant works once on any runner.
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from bot.commands._common import (
     ledger_path,
     styled,
 )
-from bot.deploy.breakglass import DEFAULT_MAX_GRANT_TTL, GrantStore, format_ttl, list_grants, open_grant, parse_ttl
+from bot.deploy.breakglass import (
+    DEFAULT_MAX_GRANT_TTL,
+    GrantStore,
+    format_ttl,
+    grant_bytes,
+    list_grants,
+    open_grant,
+    parse_ttl,
+)
 from bot.deploy.model import GrantStatus
 from bot.deploy.state import STATE_ENV, default_state_dir
 from bot.registry import load_registry
@@ -63,6 +75,13 @@ def open_(
     registry: RegistryOption = Path("registry"),
     ledger: LedgerOption = None,
     state: StateOption = None,
+    envelope_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--envelope-out",
+            help="Write the signed grant envelope here (one line of JSON): the deploy workflow's `grant` input.",
+        ),
+    ] = None,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """Open a break-glass grant for one stack, signed with your key (refused unless you may break glass)."""
@@ -84,12 +103,21 @@ def open_(
         store=GrantStore.under(_state(state)),
     )
     grant = opened.grant
+    line = grant_bytes(opened.envelope)
+    if envelope_out is not None:
+        envelope_out.parent.mkdir(parents=True, exist_ok=True)
+        envelope_out.write_bytes(line)
 
     def render(console: Console) -> None:
         console.print(styled("[bold yellow]break-glass grant opened[/] {}", grant.grant_id))
         console.print(f"  stack {grant.stack}  ticket {grant.ticket}  by {grant.opened_by}")
         console.print(f"  expires {grant.expires_at.isoformat()} ({format_ttl(parse_ttl(ttl))}); usable once")
         console.print("  each use raises a high-severity alert and opens a post-incident review")
+        if envelope_out is not None:
+            console.print(styled("  envelope written to {} (the deploy workflow's `grant` input)", envelope_out))
+        else:
+            console.print("  envelope (the deploy workflow's `grant` input):")
+            console.print(line.decode("utf-8").rstrip("\n"), soft_wrap=True, markup=False, highlight=False)
 
     emit(opened, output, render)
 

@@ -9,7 +9,10 @@ repository, then does that event's whole job through the library functions the o
   signed attestation, SARIF, the ``glassbox/check`` status and the summary comment);
 - ``ci review`` — ``pull_request_review`` (submitted, edited, dismissed) and ``pull_request`` (the above, and closed,
   edited base, converted_to_draft): the approvals gate, and with ``--merge`` the bot's merge;
-- ``ci push`` — ``push`` to the protected branch: deploy, with the job's OIDC token for the cloud;
+- ``ci push`` — ``push`` to the protected branch: deploy, with the job's OIDC token for the cloud; and
+  ``workflow_dispatch`` of the deploy workflow: the break-glass deploy of the ``commit`` input under the grant
+  envelope in the ``grant`` input (read from the event payload, never from a script), claimed on the audit trail
+  before anything is applied so a grant works once across runners (``bot.deploy.breakglass``);
 - ``ci schedule`` — ``schedule`` and ``workflow_dispatch``: audit verify and the OCSF export.
 
 **Why one subcommand per job, not one ``ci run`` that dispatches on the event.** The same event starts jobs that
@@ -39,6 +42,7 @@ from typing import Annotated, Any
 
 import git
 import typer
+from pydantic import Field
 from rich.console import Console
 
 from bot.approvals.service import evaluate_pr, merge_pr
@@ -52,6 +56,8 @@ from bot.commands._common import console, keys_dir, ledger_path, styled
 from bot.commands.approvals import render_state
 from bot.commands.deploy import ApplierOption, AttestationsOption, attestation_store
 from bot.deploy.applier import ApplierKind, StackEnv, resolve_applier_kind
+from bot.deploy.breakglass import BreakGlassRefused, read_presented_grant
+from bot.deploy.events import EventSink
 from bot.deploy.gate import DeployContext, DeployReport, deploy
 from bot.deploy.state import STATE_ENV, default_state_dir
 from bot.errors import Denied, EngineError, ForgeError, GlassboxError, UserError
@@ -87,7 +93,7 @@ REVIEW_ACTIONS = frozenset({"submitted", "edited", "dismissed"})
 EVENTS: Mapping[str, Mapping[str, frozenset[str] | None]] = {
     "pull-request": {"pull_request": CHECK_ACTIONS},
     "review": {"pull_request": CHECK_ACTIONS | LIFECYCLE_ACTIONS, "pull_request_review": REVIEW_ACTIONS},
-    "push": {"push": None},
+    "push": {"push": None, "workflow_dispatch": None},
     "schedule": {"schedule": None, "workflow_dispatch": None},
 }
 """subcommand → the events it handles → their actions (None: the event has no actions)."""
@@ -491,6 +497,55 @@ def web_identity(runner: gha.Runner, template: str, scratch: Path) -> StackEnv:
     return env
 
 
+class BreakGlassInputs(gha.Payload):
+    """The deploy workflow's ``workflow_dispatch`` inputs: the commit to deploy and the grant envelope (JSON text).
+    The grant is only length-capped here; :func:`~bot.deploy.breakglass.read_presented_grant` bounds and checks
+    it, and records a refusal."""
+
+    commit: gha.CommitSha
+    grant: str = Field(max_length=gha.MAX_EVENT_BYTES)
+
+
+class BreakGlassDispatch(gha.Payload):
+    ref: gha.RefName
+    inputs: BreakGlassInputs
+    repository: gha.RepositoryRef
+
+
+@dataclass(frozen=True)
+class _DeployTarget:
+    commit: str
+    grant: str | None = None  # the envelope as given (workflow_dispatch), not yet read
+
+
+def _deploy_target(runner: gha.Runner, data: Mapping[str, Any], branch: str) -> _DeployTarget:
+    """What this deploy job deploys: the pushed commit, or (workflow_dispatch) the commit and grant it was given."""
+    if runner.event_name == "workflow_dispatch":
+        dispatch = gha.parse_payload(BreakGlassDispatch, data, runner.event_name)
+        _this_repository(runner, dispatch.repository.full_name, "repository")
+        if dispatch.ref != runner.ref:
+            raise UserError(
+                f"the event payload dispatches {gha.quoted(dispatch.ref)}, but {gha.REF} is {gha.quoted(runner.ref)}"
+            )
+        if dispatch.ref != f"refs/heads/{branch}":
+            raise UserError(
+                f"a dispatch on {gha.quoted(dispatch.ref)}: the break-glass deploy runs only the workflow of "
+                f"refs/heads/{branch}"
+            )
+        return _DeployTarget(dispatch.inputs.commit, dispatch.inputs.grant)
+    event = gha.parse_payload(gha.PushEvent, data, runner.event_name)
+    _this_repository(runner, event.repository.full_name, "repository")
+    if event.ref != runner.ref:
+        raise UserError(f"the event payload pushes {gha.quoted(event.ref)}, but {gha.REF} is {gha.quoted(runner.ref)}")
+    if event.ref != f"refs/heads/{branch}":
+        raise UserError(f"a push to {gha.quoted(event.ref)}: glassbox ci push deploys only refs/heads/{branch}")
+    if event.deleted:
+        raise UserError(f"the push deleted {branch}: there is nothing to deploy")
+    if event.after != runner.sha:
+        raise UserError(f"the event payload pushes {event.after[:12]}, but {gha.SHA} is {runner.sha[:12]}")
+    return _DeployTarget(runner.sha)
+
+
 @group.command("push")
 def push(
     repo_path: Annotated[Path, typer.Option("--repo-path", help="The checkout of the branch, full history.")] = Path(
@@ -509,20 +564,18 @@ def push(
     """Deploy the pushed commit as the deploy identity: the gate re-verifies it (branch, PR, attestation, approvals,
     plan), then each stack is applied with its own short-lived credential and cloud role, from the job's OIDC token.
 
-    Outputs: result (deployed or refused), commit, pr, head_sha, stacks, simulated, oidc_subject, trail. Without
-    --attestations (or $GLASSBOX_ATTESTATIONS) the merged head's verdict comes from the audit trail in the checkout.
-    Exit 1 when the deploy is refused or fails, or the audit trail could not be appended."""
+    On ``workflow_dispatch`` (break-glass): the ``commit`` input is deployed under the grant envelope in the
+    ``grant`` input, which stands in for approvals only. It is read from the event payload (bounded, strict JSON,
+    schema), verified against the registry before that commit (signature, opener in a break_glass team, expiry,
+    stack) once the integrity checks passed, and claimed on the audit trail (grant, claim and post-incident review
+    in one fast-forward append) before anything is applied: a grant another runner claimed is refused as reused.
+
+    Outputs: result (deployed or refused), commit, pr, head_sha, stacks, simulated, oidc_subject, break_glass (the
+    grant id, or empty), trail. Without --attestations (or $GLASSBOX_ATTESTATIONS) the merged head's verdict comes
+    from the audit trail in the checkout. Exit 1 when the deploy is refused or fails (a malformed grant included),
+    or the audit trail could not be appended."""
     runner, data = _start("push", oidc=True)
-    event = gha.parse_payload(gha.PushEvent, data, runner.event_name)
-    _this_repository(runner, event.repository.full_name, "repository")
-    if event.ref != runner.ref:
-        raise UserError(f"the event payload pushes {gha.quoted(event.ref)}, but {gha.REF} is {gha.quoted(runner.ref)}")
-    if event.ref != f"refs/heads/{branch}":
-        raise UserError(f"a push to {gha.quoted(event.ref)}: glassbox ci push deploys only refs/heads/{branch}")
-    if event.deleted:
-        raise UserError(f"the push deleted {branch}: there is nothing to deploy")
-    if event.after != runner.sha:
-        raise UserError(f"the event payload pushes {event.after[:12]}, but {gha.SHA} is {runner.sha[:12]}")
+    target = _deploy_target(runner, data, branch)
     kind = resolve_applier_kind(applier)
     template = _role_template(kind)
     forge = _forge(runner)
@@ -533,6 +586,19 @@ def push(
     token = gha.request_id_token(
         runner.id_token_url, runner.id_token_request_token, audience=OIDC_AUDIENCE, repository=runner.repository
     )
+    state_dir = state or default_state_dir()
+    grant_id: str | None = None
+    envelope: dict[str, Any] | None = None
+    if target.grant is not None:
+        try:
+            grant_id, envelope = read_presented_grant(
+                target.grant, sink=EventSink(ledger, signer), commit=target.commit
+            )
+        except BreakGlassRefused as exc:
+            # recorded (breakglass.refuse) and nothing else: no grant, no claim, no deploy reaches the trail
+            job = _deploy_job(runner, None, exc, token.subject, commit=target.commit)
+            _finish(runner, _to_trail(forge, ledger, signer, job))
+            return
     with contextlib.ExitStack() as stack:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="glassbox-oidc-"))
         store = _verdict_store(stack, attestations, repo_path)
@@ -541,23 +607,33 @@ def push(
             forge=forge,
             ledger=ledger,
             signer=signer,
-            state_dir=state or default_state_dir(),
+            state_dir=state_dir,
             attestations=store,
             branch=branch,
             applier_kind=kind,
             applier_env=web_identity(runner, template, Path(scratch)) if template else None,
+            grant_envelope=envelope,
+            trail=forge,
         )
         try:
-            report: DeployReport | None = deploy(ctx, runner.sha)
+            report: DeployReport | None = deploy(ctx, target.commit, break_glass=grant_id)
             failure: GlassboxError | None = None
         except Denied as exc:
             report, failure = None, exc
-    job = _deploy_job(runner, report, failure, token.subject)
+    job = _deploy_job(runner, report, failure, token.subject, commit=target.commit, grant_id=grant_id)
     _finish(runner, _to_trail(forge, ledger, signer, job, deploy_state=ctx.state_dir))
 
 
-def _deploy_job(runner: gha.Runner, report: DeployReport | None, failure: GlassboxError | None, sub: str | None) -> Job:
-    commit = report.commit if report else runner.sha
+def _deploy_job(
+    runner: gha.Runner,
+    report: DeployReport | None,
+    failure: GlassboxError | None,
+    sub: str | None,
+    *,
+    commit: str | None = None,
+    grant_id: str | None = None,
+) -> Job:
+    commit = report.commit if report else (commit or runner.sha)
     simulated = bool(report and any(d.simulated for d in report.deployments))
     outputs = {
         "result": "deployed" if failure is None else "refused",
@@ -567,9 +643,14 @@ def _deploy_job(runner: gha.Runner, report: DeployReport | None, failure: Glassb
         "stacks": " ".join(report.stacks) if report else "",
         "simulated": _bool(simulated),
         "oidc_subject": sub or "",
+        "break_glass": grant_id or "",
     }
     lines = [f"### glassbox deploy: {'deployed' if failure is None else 'refused'} `{commit[:12]}`", ""]
     lines.append(f"OIDC token for audience `{OIDC_AUDIENCE}`, subject `{cell(sub or '?')}`")
+    if grant_id is not None:
+        lines.append(f"Break-glass grant `{cell(grant_id)}`: approvals skipped, integrity checks kept")
+    for alert in report.break_glass if report else []:
+        lines += ["", f"**{cell(alert.message)}**"]
     if report is not None:
         lines += ["", "| check | ok | detail |", "|---|---|---|"]
         lines += [f"| {cell(c.name)} | {'✔' if c.ok else '✘'} | {cell(c.detail)} |" for c in report.checks]

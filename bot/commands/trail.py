@@ -115,6 +115,7 @@ def show(
             "events": view.events,
             "attestations": view.attestations,
             "deployments": view.deployments,
+            "breakglass": view.breakglass,
             "into": str(into) if into else None,
         }
     emit(
@@ -122,6 +123,7 @@ def show(
         output,
         lambda c: c.print(
             f"{TRAIL_BRANCH} at {commit[:12]}: {result['events']} event(s), {result['attestations']} attestation(s), "
-            f"{result['deployments']} deploy record(s)" + (f"; written to {into}" if into else "")
+            f"{result['deployments']} deploy record(s), {result['breakglass']} break-glass object(s)"
+            + (f"; written to {into}" if into else "")
         ),
     )

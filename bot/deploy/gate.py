@@ -4,7 +4,8 @@ Before any credential is asked for, every link is checked and recorded: the depl
 registry's deployer; the commit is on the protected branch; it is the merge of a PR; the PR's verdict
 attestation verifies against the verdict-signer keys, says PASSED, names this exact tree and the policy
 pack on the branch; approvals were satisfied on the PR's head (or a valid break-glass grant stands in for
-them, never for the integrity checks); the requested stacks are ones the plan touched; and the plan
+them, never for the integrity checks, and consumed only once those passed, on the audit trail when the context
+names one: ``bot.deploy.breakglass``); the requested stacks are ones the plan touched; and the plan
 recomputed here has the digest the attestation names. Then, per stack, the broker mints a short-lived
 credential for that stack alone and the applier applies exactly the reviewed resources. Any failure is a
 refusal (I4, I5) with a ledger event carrying the same fields as a success (I6).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import re
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,13 +27,14 @@ from pydantic import Field
 
 from bot.approvals.service import approvals_at_head
 from bot.deploy.applier import Applier, ApplierKind, StackEnv, select_applier
-from bot.deploy.breakglass import GrantStore, use_grant
+from bot.deploy.breakglass import GrantStore, TrailGrantLock, use_grant
 from bot.deploy.broker import CredentialBroker, deploy_trust
 from bot.deploy.events import EventSink
 from bot.deploy.model import BreakGlassAlert, Deployment
 from bot.errors import Denied, GlassboxError
 from bot.forge.model import PullState
 from bot.forge.port import Forge
+from bot.forge.trail import TrailForge
 from bot.plan import SANDBOX_NAMESPACES, build_plan
 from bot.records import Outcome, Record, Verdict, VerdictResult
 from bot.registry import Registry, load_registry
@@ -97,6 +99,10 @@ class DeployContext:
     applier_kind: ApplierKind = ApplierKind.PULUMI  # the simulation (local) only when a caller asks for it
     applier_env: StackEnv | None = None  # per-stack environment for the real applier (the stack's cloud role)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # break-glass: the envelope presented to this deploy (else the state's grant store holds it), and the audit
+    # trail whose fast-forward append is the single-use lock (else the state's SQLite store is, for one host only)
+    grant_envelope: Mapping[str, Any] | None = None
+    trail: TrailForge | None = None
 
 
 __all__ = ["DeployContext", "DeployReport", "GateCheck", "deploy"]
@@ -278,8 +284,15 @@ def deploy(
         )
 
     run_id = str(uuid.uuid4())
+    if not report.refused and break_glass is not None and len(report.stacks) != 1:
+        # a grant covers one stack: refused before it is consumed, so a plan of two stacks never burns it
+        detail = f"a grant covers one stack; this deploy is of {', '.join(report.stacks) or 'no stack'}"
+        report.checks.append(GateCheck(name="break-glass grant", ok=False, detail=detail, source="plan"))
+        report.reasons.append(f"break-glass grant: {detail}")
+        report.refused = True
     if not report.refused and break_glass is not None and registry is not None:
         store = GrantStore.under(ctx.state_dir)
+        lock = TrailGrantLock(ctx.trail, ctx.signer) if ctx.trail is not None else None
         for stack in report.stacks:
             try:
                 alert = use_grant(
@@ -292,14 +305,17 @@ def deploy(
                     state_dir=ctx.state_dir,
                     run_id=run_id,
                     now=ctx.now(),
+                    envelope=ctx.grant_envelope,
+                    trail=lock,
                 )
                 report.break_glass.append(alert)
                 report.checks.append(
                     GateCheck(
                         name="break-glass grant",
                         ok=True,
-                        detail=f"grant {break_glass} stands in for approvals on {stack}",
-                        source="ledger",
+                        detail=f"grant {break_glass} stands in for approvals on {stack}"
+                        + (" (claimed on the audit trail)" if lock is not None else ""),
+                        source="trail" if lock is not None else "ledger",
                     )
                 )
             except GlassboxError as exc:

@@ -17,6 +17,7 @@ from bot.records import Record, UtcDateTime
 
 CREDENTIAL_PAYLOAD_TYPE = "application/vnd.glassbox.deploy-credential.v1+json"
 GRANT_PAYLOAD_TYPE = "application/vnd.glassbox.breakglass-grant.v1+json"
+CLAIM_PAYLOAD_TYPE = "application/vnd.glassbox.breakglass-claim.v1+json"
 
 _SHA40 = r"^[0-9a-f]{40}$"
 
@@ -157,6 +158,22 @@ class BreakGlassGrant(Record):
     opened_at: UtcDateTime
     expires_at: UtcDateTime
     ttl_seconds: int = Field(ge=1)
+
+
+class GrantClaim(Record):
+    """The signed claims of one break-glass use, as the audit trail holds it (``breakglass/<grant id>.used.json``).
+
+    Signed by the deploy identity's deploy-signer key and appended to the trail *before* anything is applied; the
+    grant it consumes is named by id and by the sha256 of the envelope the trail holds next to it."""
+
+    schema_version: Literal[1] = 1
+    grant_id: str = Field(min_length=1)
+    grant_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    stack: str
+    commit: str = Field(pattern=_SHA40)
+    run_id: str | None = None
+    used_by: str = Field(min_length=1)
+    used_at: UtcDateTime
 
 
 class OpenedGrant(Record):

@@ -7,7 +7,8 @@ Layout under one state directory (``--state DIR``, ``$GLASSBOX_DEPLOY_STATE``, e
     stacks/<project>/<stack>/inflight.json     present only while an apply runs (or after it crashed)
     stacks/<project>/<stack>/.lock             fcntl lock serialising deploys of one stack
     credentials/replay.sqlite                  nonces of credentials already used (invariant I10)
-    breakglass/grants.sqlite                   break-glass grants and whether each was used
+    breakglass/grants.sqlite                   break-glass grants and whether each was used (a cache and index:
+                                               when deploy has the audit trail, its claim there decides)
     reviews/<grant_id>.json                    post-incident review tasks opened by break-glass uses
     alerts.jsonl                               high-severity alerts waiting for the SIEM export
 

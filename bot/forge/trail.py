@@ -7,6 +7,10 @@ service identity, moving the trail branch fast-forward only. When another job wo
 head (the forge refuses the non-fast-forward update), the pending events are re-chained after the winner's
 newest event (:meth:`Ledger.rebase`) and the append is tried again: parallel jobs lose nothing and the chain
 never forks.
+
+:func:`append_once` is the trail's test-and-set: it adds files in one commit only while a guard path is absent,
+re-reading the branch after every lost race, so of two jobs adding the same guard exactly one succeeds (the
+break-glass single-use claim, ``bot.deploy.breakglass``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -211,4 +215,49 @@ def publish(
             last = pending[-1][0]
             _marker(ledger).write_text(json.dumps({"seq": last.seq, "digest": last.digest}) + "\n", encoding="utf-8")
         return report
+    raise UserError(f"the trail kept moving: {attempts} attempts to append to {TRAIL_BRANCH} lost the race")
+
+
+def append_once(
+    forge: TrailForge,
+    signer: Signer,
+    *,
+    guard: str,
+    files: Mapping[str, str],
+    message: str,
+    attempts: int = DEFAULT_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str | None:
+    """Append ``files`` (which include ``guard``) in one signed commit, fast-forward only, unless ``guard`` is on the
+    trail already: the new trail head, or None when another job's ``guard`` was there first (the same bytes as ours
+    are ours: an earlier attempt landed though its answer was lost).
+
+    The branch head is the lock: the commit is made on the head just read and the branch moves only if that is
+    still its head; when another job moved it first (:class:`BranchMoved`) the head is read again, and with it
+    whether ``guard`` now exists. A file of ``files`` the trail already holds with other content is refused."""
+    if guard not in files:
+        raise ValueError("append_once: the guard must be one of the files it adds")
+    author = GitIdentity(name=signer.identity, email=f"{signer.identity}@glassbox.invalid")
+    for attempt in range(1, attempts + 1):
+        head = forge.branch_head(TRAIL_BRANCH)
+        if head is not None:
+            held = forge.read_file(guard, head)
+            if held is not None:
+                # ours, when an append whose answer was lost did land (the guard's bytes are this job's own)
+                return head if held == files[guard].encode("utf-8") else None
+            for path, content in files.items():
+                found = forge.read_file(path, head)
+                if found is not None and found != content.encode("utf-8"):
+                    raise IntegrityError(f"the trail at {head[:12]} holds another {path}: it only adds, never rewrites")
+        try:
+            return forge.append_commit(
+                TRAIL_BRANCH,
+                parent=head,
+                files=dict(files),
+                message=message,
+                author=author,
+                signer=lambda payload: ssh_sign(signer, payload),
+            )
+        except BranchMoved:
+            sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not a secret
     raise UserError(f"the trail kept moving: {attempts} attempts to append to {TRAIL_BRANCH} lost the race")

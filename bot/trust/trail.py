@@ -6,6 +6,10 @@ restricted to the service identities) holds, in an append-only tree:
 - ``ledger/<seq // 10000>/<seq>.json``: each ledger event, the exact canonical line the ledger file holds;
 - ``attestations/<head sha>/<sha256 of the bytes>.dsse.json``: every verdict attestation filed for a head;
 - ``deployments/<commit sha>/<sha256 of the bytes>.json``: every deploy record;
+- ``breakglass/<grant id>.dsse.json``: a break-glass grant, the person's signed envelope exactly as presented;
+- ``breakglass/<grant id>.used.json``: the grant's one use, a claim signed by the deploy identity (naming the commit,
+  the stack and the grant's digest), appended *before* it applies; ``breakglass/<grant id>.review.json``: the
+  post-incident review that use opened (all three in one commit: ``bot.deploy.breakglass`` explains the lock);
 - ``high-water.json``: the signed high-water mark of the last event (the one file a commit may rewrite).
 
 Every trail commit is SSH-signed (namespace ``git``) by the service identity that appended it, with its
@@ -37,6 +41,7 @@ from bot.trust.gitsign import allowed_signers, verify_commit_against
 LEDGER_DIR = "ledger"
 ATTESTATIONS_DIR = "attestations"
 DEPLOYMENTS_DIR = "deployments"
+BREAKGLASS_DIR = "breakglass"
 HIGH_WATER_FILE = "high-water.json"
 LEDGER_FILE = "ledger.jsonl"  # the name the materialised ledger (and its high-water mark) carries
 _SHARD = 10_000
@@ -52,6 +57,35 @@ def attestation_entry(head_sha: str, data: bytes) -> str:
 
 def deployment_entry(commit_sha: str, data: bytes) -> str:
     return f"{DEPLOYMENTS_DIR}/{commit_sha}/{hashlib.sha256(data).hexdigest()}.json"
+
+
+_GRANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+
+
+def grant_name(grant_id: str) -> str:
+    """``grant_id`` if it can name trail files (letters, digits, ``-``, ``_``); anything else is bad input."""
+    if not _GRANT_ID.match(grant_id):
+        raise IntegrityError(f"grant id {grant_id[:40]!r} cannot name a trail object")
+    return grant_id
+
+
+def grant_entry(grant_id: str) -> str:
+    return f"{BREAKGLASS_DIR}/{grant_name(grant_id)}.dsse.json"
+
+
+def claim_entry(grant_id: str) -> str:
+    return f"{BREAKGLASS_DIR}/{grant_name(grant_id)}.used.json"
+
+
+def review_entry(grant_id: str) -> str:
+    return f"{BREAKGLASS_DIR}/{grant_name(grant_id)}.review.json"
+
+
+def breakglass_objects(repo: Path, commit: str) -> dict[str, bytes]:
+    """path → bytes of every file under ``breakglass/`` in the trail's tree at ``commit`` (unverified)."""
+    files = {p: sha for p, sha in _tree_files(repo, commit).items() if p.startswith(f"{BREAKGLASS_DIR}/")}
+    blobs = _blobs(repo, list(files.values()))
+    return {path: blobs[sha] for path, sha in sorted(files.items())}
 
 
 def trail_ref(repo: Path, name: str | None = None) -> str | None:
@@ -73,6 +107,7 @@ class TrailView:
     events: int = 0
     attestations: int = 0
     deployments: int = 0
+    breakglass: int = 0  # files under breakglass/: grants, their use claims and post-incident reviews
     ledger_name: str = LEDGER_FILE  # the name the high-water mark was signed for
 
     @property
@@ -91,10 +126,15 @@ class TrailView:
     def high_water(self) -> Path:
         return self.root / f"{self.ledger_name}.high-water.json"
 
+    @property
+    def breakglass_dir(self) -> Path:
+        return self.root / BREAKGLASS_DIR
+
 
 def materialise(repo: Path, commit: str, into: Path) -> TrailView:
     """Write the trail at ``commit`` into ``into``: the ledger file (events in sequence order), the attestation
-    store and the deploy state (for each head or commit, the entry the trail added last), and the high-water mark.
+    store and the deploy state (for each head or commit, the entry the trail added last), the break-glass grants,
+    claims and reviews (``breakglass/``, as the trail holds them), and the high-water mark.
     """
     into.mkdir(parents=True, exist_ok=True)
     view = TrailView(commit=commit, root=into)
@@ -125,6 +165,13 @@ def materialise(repo: Path, commit: str, into: Path) -> TrailView:
         else:
             (view.deploy_state / DEPLOYMENTS_DIR / f"{key}.json").write_bytes(data)
             view.deployments += 1
+    objects = [p for p in files if re.fullmatch(rf"{BREAKGLASS_DIR}/[A-Za-z0-9][A-Za-z0-9_.-]{{0,150}}", p)]
+    if objects:
+        view.breakglass_dir.mkdir(exist_ok=True)
+        found = _blobs(repo, [files[p] for p in objects])
+        for path in objects:
+            (view.root / path).write_bytes(found[files[path]])
+            view.breakglass += 1
     if mark is not None:
         view.high_water.write_bytes(mark)
     return view

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import typer
 
 from bot.commands import breakglass
-from bot.deploy.breakglass import BreakGlassRefused
+from bot.deploy.breakglass import BreakGlassRefused, GrantStore, list_grants
 from bot.errors import UserError
 from tests.unit.deploy.conftest import STACK, DeployEnv
 
@@ -75,3 +76,25 @@ def test_open_rejects_a_bad_ttl_and_max_from_the_environment(env: DeployEnv, mon
 def test_list_when_empty(env: DeployEnv, capsys: pytest.CaptureFixture[str]) -> None:
     _run(env, "list")
     assert "no break-glass grants" in capsys.readouterr().out
+
+
+def test_open_writes_the_envelope_the_deploy_workflow_takes(
+    env: DeployEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.deploy.breakglass import read_presented_grant
+    from bot.deploy.events import EventSink
+
+    out = tmp_path / "handoff" / "grant.json"
+    args = ["--ticket", "INC-3", "--reason", "x", "--stack", STACK, "--as", "carol", "--envelope-out", str(out)]
+    _run(env, "open", *args)
+    assert str(out) in capsys.readouterr().out
+    text = out.read_text()
+    assert text.endswith("\n") and text.count("\n") == 1, "one line: a workflow_dispatch input"
+    sink = EventSink(env.ledger, env.signers["glassbox-deployer"])
+    gid, envelope = read_presented_grant(text, sink=sink, commit=None)
+    (row,) = list_grants(GrantStore.under(env.state))
+    assert gid == row.grant.grant_id and envelope["signatures"][0]["keyid"] == env.signers["carol"].keyid
+    # without --envelope-out the text output shows it, whole, on one line
+    _run(env, "open", "--ticket", "INC-4", "--reason", "x", "--stack", STACK, "--as", "carol")
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith('{"payload"')]
+    assert len(printed) == 1 and json.loads(printed[0])["payloadType"].endswith("breakglass-grant.v1+json")

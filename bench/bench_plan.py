@@ -1,7 +1,13 @@
 """Plan performance: time to plan a project of N resources, the share of it spent importing pulumi_aws,
-and the batching choice (one sandbox process per ref vs one per stack; base and head side by side or not).
+the batching choice (one sandbox process per ref vs one per stack; base and head side by side or not), and a
+plan of the sample estate in cold sandboxes against warm ones (:mod:`bot.plan.pool`).
 
-Run: .venv/bin/python bench/bench_plan.py [--sizes 10,100,1000] [--repeat 3]
+Run: .venv/bin/python bench/bench_plan.py [--sizes 10,100,1000] [--repeat 3] [--warm-repeat 7] [--only-warm]
+
+The cold-vs-warm figures are ``plan_change`` of the sample estate (this checkout's ``infra/``) for two changes:
+one line of every project's program (base and head run every stack) and one stack-config value of
+``network/dev`` (base and head run that stack: the pre-flight's usual change). Cold and warm alternate; before
+each warm plan the pool's jails are left to finish warming (as between an agent's calls), which is not timed.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import git
@@ -22,7 +29,7 @@ import git
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bot.plan import build_plan  # noqa: E402
+from bot.plan import SandboxPool, build_plan, plan_change  # noqa: E402
 from bot.plan.project import find_projects  # noqa: E402
 from bot.plan.runner import Job, run_jobs, sandbox_environment  # noqa: E402
 
@@ -110,30 +117,88 @@ def sample_jobs(scratch: Path) -> list[Job]:
     for path, project in sorted(find_projects(commit).items()):
         directory = project.export(commit, scratch / "export")
         for stack in sorted(project.stack_files):
-            config = project.stack_config(commit, stack)
+            values = project.stack_config(commit, stack)
             jobs.append(
                 Job(
                     project.name,
                     stack,
-                    config.environment,
+                    values.environment,
                     path,
                     directory,
                     project.main,
-                    config.values,
-                    config.secret_keys,
-                    config.region,
+                    values.values,
+                    values.secret_keys,
+                    values.region,
                 )
             )
     repo.close()
     return jobs
 
 
+def estate_repo(root: Path) -> tuple[Path, dict[str, tuple[str, str]]]:
+    """The sample estate in a repository, and (base, head) for each change the cold-vs-warm figures plan."""
+    shutil.copytree(REPO_ROOT / "infra", root / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    repo = git.Repo.init(root, initial_branch="main")
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "bench")
+        config.set_value("user", "email", "bench@example.com")
+    repo.git.add(A=True)
+    repo.git.commit("-m", "sample")
+    base = repo.head.commit.hexsha
+    for program in sorted((root / "infra").glob("*/__main__.py")):
+        program.write_text(program.read_text(encoding="utf-8") + "\n# touched\n", encoding="utf-8")
+    repo.git.add(A=True)
+    repo.git.commit("-m", "every project")
+    every = repo.head.commit.hexsha
+    stack = root / "infra" / "network" / "Pulumi.dev.yaml"
+    lines = stack.read_text(encoding="utf-8").splitlines(keepends=True)
+    changed = next(i for i, line in enumerate(lines) if "Retention" in line or "retention" in line)
+    key, _, value = lines[changed].rpartition(":")
+    lines[changed] = f"{key}: {int(value.strip()) + 1}\n" if value.strip().isdigit() else lines[changed] + "\n"
+    stack.write_text("".join(lines), encoding="utf-8")
+    repo.git.add(A=True)
+    repo.git.commit("-m", "network/dev: one config value")
+    one = repo.head.commit.hexsha
+    repo.close()
+    return root, {"every project": (base, every), "network/dev config": (every, one)}
+
+
+def cold_vs_warm(scratch: Path, repeat: int) -> None:
+    root, changes = estate_repo(scratch / "estate")
+    print(f"\nsample estate, cold vs warm sandboxes (plan_change, base and head in parallel; {repeat} runs each)")
+    print("  command: .venv/bin/python bench/bench_plan.py --only-warm --warm-repeat", repeat)
+    print(f"  {'change':<20} {'stacks':>6} {'cold min':>9} {'cold med':>9} {'warm min':>9} {'warm med':>9}")
+    with SandboxPool() as pool:
+        for name, (base, head) in changes.items():
+            stacks = len(plan_change(root, base, head).plan.stacks)
+            samples: dict[str, list[float]] = {"cold": [], "warm": []}
+            for i in range(repeat):
+                for mode in ("cold", "warm") if i % 2 == 0 else ("warm", "cold"):
+                    if mode == "warm":
+                        pool.wait_warm(60)
+                    start = time.perf_counter()
+                    plan_change(root, base, head, pool=pool if mode == "warm" else None)
+                    samples[mode].append(time.perf_counter() - start)
+            cold, warm = samples["cold"], samples["warm"]
+            print(
+                f"  {name:<20} {stacks:>6} {min(cold):8.2f}s {statistics.median(cold):8.2f}s "
+                f"{min(warm):8.2f}s {statistics.median(warm):8.2f}s"
+            )
+        print(f"  (batches that ran warm: {pool.taken})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--warm-repeat", type=int, default=7, help="runs of each cold-vs-warm figure")
+    parser.add_argument("--only-warm", action="store_true", help="print only the cold-vs-warm figures")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.only_warm:
+        with tempfile.TemporaryDirectory(prefix="glassbox-bench-") as scratch:
+            cold_vs_warm(Path(scratch), args.warm_repeat)
+        return 0
 
     bare = python_seconds("pass", args.repeat)
     with_pulumi = python_seconds("import pulumi", args.repeat)
@@ -157,7 +222,7 @@ def main() -> int:
             root, base, head = make_repo(Path(scratch) / f"n{n}", n)
             result = build_plan(root, base, head)
             assert len(result.resources) == n, (len(result.resources), n)
-            seconds = timed(lambda root=root, base=base, head=head: build_plan(root, base, head), args.repeat)
+            seconds = timed(partial(build_plan, root, base, head), args.repeat)
             # The two sides run in parallel, each paying the pulumi_aws import once.
             share = (with_modules - bare) / seconds
             per = (seconds - with_modules) / n * 1000
@@ -191,6 +256,7 @@ def main() -> int:
         print(f"  two processes of half, parallel   {split:6.2f} s")
         print(f"  base + head batches, in parallel  {side_by_side:6.2f} s   (what build_plan does)")
         print(f"  base + head batches, in turn      {one_after_other:6.2f} s")
+        cold_vs_warm(Path(scratch), args.warm_repeat)
     return 0
 
 

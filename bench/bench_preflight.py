@@ -4,7 +4,8 @@ where a later call's time goes (issue "a check that costs what the change costs"
 The sample estate (this checkout's registry, infra and policy pack) on the embedded forge; the agent
 ``cost-optimizer`` asks for a one-line stack-config change (``infra/network/Pulumi.dev.yaml``: the flow-log
 retention). The pre-flight is driven as ``glassbox mcp`` runs it: one long-lived process holding one
-:class:`bot.mcp_server.AgentTools` (its warm checkov worker, loaded pack and plan cache), calling its
+:class:`bot.mcp_server.AgentTools` (its warm checkov worker, loaded pack, plan cache and two warm sandboxes,
+:mod:`bot.plan.pool`), calling its
 ``preflight_change`` tool function once per request. Series, each ``--calls`` calls:
 
 - ``same change``: the same change asked again (a new request and would-be commit each time): base and head

@@ -100,7 +100,8 @@ class AgentTools:
         self.signer = load_signer(config.keys, config.agent_id)
         self.forge: Forge = forge if forge is not None else GitHubForge(config.forge)
         self.ledger = Ledger(config.ledger)
-        self.services = CheckServices(plan_cache=configured_cache(enabled=config.plan_cache))
+        # Two warm sandboxes (one per side): a pre-flight's plan pays for the program, not for the imports.
+        self.services = CheckServices(plan_cache=configured_cache(enabled=config.plan_cache), warm_sandboxes=2)
 
     def close(self) -> None:
         """Stop what the tools keep warm (the checkov worker); the end of the tools' lifetime."""

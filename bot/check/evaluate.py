@@ -535,6 +535,7 @@ def run_check(request: CheckRequest) -> CheckResult:
                 sandbox=request.sandbox,
                 cache=plan_cache,
                 estate=registry.estate,
+                pool=request.services.sandbox_pool if request.services is not None else None,
             )
             plan, plan_sources = planned.plan, planned.sources
             data = policy_input(plan, paths, governance, evidence, author, request, head, registry, now)

@@ -10,10 +10,14 @@ afresh rather than reused:
 - the policy pack per git tree digest of ``policy-pack/`` at the base (``bot.trust.anchors.policy_pack_digest``);
   the compiled engine is then kept per pack digest by :func:`bot.policy.engines.make_engine`, so a changed pack
   is loaded and compiled again;
-- the plan cache (:mod:`bot.plan.cache`), or None when it is off.
+- the plan cache (:mod:`bot.plan.cache`), or None when it is off;
+- with ``warm_sandboxes=N`` (the MCP server asks for 2, one per side), a :class:`~bot.plan.pool.SandboxPool` of
+  sandboxes started ahead of time with Pulumi imported, each used for one side of one plan and then destroyed.
+  A one-shot check passes 0 (the default) and starts every sandbox cold.
 
-Nothing of PR code lives here: every program still runs in a fresh sandbox, checkov only parses what it scans,
-and the plan cache holds what the collector received, verified on every read.
+Nothing of PR code lives here: every program still runs in a fresh sandbox (a warm one is fresh too: built by
+this process before any job, used once), checkov only parses what it scans, and the plan cache holds what the
+collector received, verified on every read.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bot.plan.cache import PlanCache
+from bot.plan.pool import SandboxPool
 from bot.policy.checkov import CheckovPolicy, CheckovWorker
 from bot.policy.pack import PolicyPack, load_pack
 from bot.records import digest
@@ -35,8 +40,11 @@ _PACKS_KEPT = 4
 class CheckServices:
     """Warm checkov workers, loaded policy packs and the plan cache, for one process's run of checks."""
 
-    def __init__(self, *, plan_cache: PlanCache | None = None, checkov_python: Path | None = None) -> None:
+    def __init__(
+        self, *, plan_cache: PlanCache | None = None, checkov_python: Path | None = None, warm_sandboxes: int = 0
+    ) -> None:
         self.plan_cache = plan_cache
+        self.sandbox_pool = SandboxPool(size=warm_sandboxes) if warm_sandboxes > 0 else None
         self._python = checkov_python
         self._workers: collections.OrderedDict[str, CheckovWorker] = collections.OrderedDict()
         self._packs: collections.OrderedDict[str, PolicyPack] = collections.OrderedDict()
@@ -89,7 +97,7 @@ class CheckServices:
             return sum(w.starts for w in self._workers.values())
 
     def close(self) -> None:
-        """Stop every worker; safe to call twice."""
+        """Stop every worker and warm sandbox; safe to call twice."""
         with self._lock:
             self._closed = True
             workers = list(self._workers.values())
@@ -97,3 +105,5 @@ class CheckServices:
             self._packs.clear()
         for worker in workers:
             worker.close()
+        if self.sandbox_pool is not None:
+            self.sandbox_pool.close()

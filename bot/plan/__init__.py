@@ -8,8 +8,8 @@ stack and side which it was; ``build_plan`` never uses a cache (deploy's recompu
 
 Modules: ``model`` (records), ``project`` (projects in a git tree), ``scope`` (touched stacks),
 ``mockcloud`` (deterministic mock ids), ``sandbox`` (the subprocess), ``runner`` (the parent side),
-``cache`` (plans already computed, MAC'd), ``diff`` (resource changes), ``terraform`` (Terraform-plan JSON for
-checkov).
+``pool`` (warm sandboxes for long-lived callers), ``cache`` (plans already computed, MAC'd), ``diff`` (resource
+changes), ``terraform`` (Terraform-plan JSON for checkov).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from bot.errors import EngineError, UserError
 from bot.plan.cache import PlanCache
 from bot.plan.diff import diff_stack
 from bot.plan.model import Plan, PropertyChange, Resource, ResourceChange, StackRef
+from bot.plan.pool import SandboxPool
 from bot.plan.project import Project, find_projects
 from bot.plan.runner import SANDBOX_MODES, SANDBOX_NAMESPACES, SANDBOX_NONE, Job, Sandbox, run_jobs
 from bot.plan.scope import TouchedStack, changed_paths, touched_stacks
@@ -46,6 +47,7 @@ __all__ = [
     "Resource",
     "ResourceChange",
     "Sandbox",
+    "SandboxPool",
     "StackRef",
     "build_plan",
     "plan_change",
@@ -81,10 +83,12 @@ def plan_change(
     sandbox: Sandbox | None = None,
     cache: PlanCache | None = None,
     estate: EstateFile | None = None,
+    pool: SandboxPool | None = None,
 ) -> PlannedChange:
     """:func:`build_plan`, taking a side's resources from ``cache`` when a verified entry has them and keeping
     what each sandbox run reported there. ``estate`` (the registry's, at the base) is part of every key. The
-    cache is not used for ``Sandbox(mode="none")``: a program outside the sandbox could reach it."""
+    cache is not used for ``Sandbox(mode="none")``: a program outside the sandbox could reach it. With ``pool``,
+    each side that runs takes a warm sandbox of its own from it (:mod:`bot.plan.pool`), used for that side only."""
     repo = _open(repo_path)
     sandbox = sandbox or Sandbox()
     if sandbox.mode != SANDBOX_NAMESPACES:
@@ -92,7 +96,7 @@ def plan_change(
     if cache is not None:
         cache.admit(repo_path)
     try:
-        return _build(repo, base, head, timeout, sandbox, cache, estate)
+        return _build(repo, base, head, timeout, sandbox, cache, estate, pool)
     finally:
         repo.close()  # GitPython keeps `git cat-file` processes per Repo until closed
 
@@ -119,6 +123,7 @@ def _build(
     sandbox: Sandbox,
     cache: PlanCache | None,
     estate: EstateFile | None,
+    pool: SandboxPool | None = None,
 ) -> PlannedChange:
     base_commit = _resolve(repo, base)
     head_commit = _resolve(repo, head)
@@ -140,9 +145,11 @@ def _build(
             if side.resources is None:
                 _export(side, root / side.name)
         # Two refs, two processes: on two cores the base and head batches overlap almost fully.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=2) as threads:
             runs = {
-                side.name: pool.submit(run_jobs, side.jobs, ref=side.ref, timeout=timeout, sandbox=sandbox)
+                side.name: threads.submit(
+                    run_jobs, side.jobs, ref=side.ref, timeout=timeout, sandbox=sandbox, pool=pool
+                )
                 for side in sides
                 if side.resources is None
             }

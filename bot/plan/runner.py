@@ -19,9 +19,11 @@ program as a plain subprocess, for local development only, and verdicts record i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import selectors
+import shutil
 import signal
 import site
 import subprocess
@@ -31,7 +33,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bot
 from bot.errors import EngineError
@@ -40,6 +42,9 @@ from bot.plan.collector import Collector, ProtocolError
 from bot.plan.jail import SETUP_FAILED, JailSpec, Limits
 from bot.plan.model import Resource
 from bot.plan.sandbox import COLLECTOR_FD_VARIABLE
+
+if TYPE_CHECKING:
+    from bot.plan.pool import SandboxPool
 
 SANDBOX_NAMESPACES = "namespaces"
 SANDBOX_NONE = "none"
@@ -148,9 +153,18 @@ class _Run:
 
 
 def run_jobs(
-    jobs: Sequence[Job], *, ref: str, timeout: float, sandbox: Sandbox | None = None
+    jobs: Sequence[Job],
+    *,
+    ref: str,
+    timeout: float,
+    sandbox: Sandbox | None = None,
+    pool: SandboxPool | None = None,
 ) -> dict[tuple[str, str], list[Resource]]:
     """Run ``jobs`` (all at ``ref``) in one sandbox; resources per (project, stack), sorted by URN.
+
+    With ``pool`` (:class:`bot.plan.pool.SandboxPool`), the batch runs in one of its warm sandboxes when one is
+    ready for this ``sandbox``: a jail of the same isolation, started earlier, used for this batch only and then
+    destroyed. Otherwise (no pool, none ready, or it failed to warm up) it runs in a sandbox started now.
 
     Raises :class:`EngineError` naming the project, the stack and the cause when a program raises, imports
     something missing, hits a limit, breaks the collector protocol, or the batch outlives ``timeout`` seconds;
@@ -159,50 +173,104 @@ def run_jobs(
     if not jobs:
         return {}
     sandbox = sandbox or Sandbox()
+    deadline = time.monotonic() + timeout
+    if pool is not None and sandbox.mode == SANDBOX_NAMESPACES:
+        warm = pool.take(sandbox, deadline)
+        if warm is not None:
+            try:
+                tree = os.path.commonpath([str(job.directory) for job in jobs])
+                # The tree arrives now, in the host directory bound read-only into the jail since it started.
+                shutil.copytree(tree, warm.tree, symlinks=True, dirs_exist_ok=True)
+                moved = [dataclasses.replace(j, directory=warm.tree / j.directory.relative_to(tree)) for j in jobs]
+                run, collector = _execute(warm.process, warm.read_fd, warm.pending, moved, deadline, sandbox)
+            finally:
+                pool.done(warm)  # stopped, removed, never handed out again
+            return _results(jobs, ref, timeout, sandbox, collector, run)
+    with tempfile.TemporaryDirectory(prefix="glassbox-jail-") as scratch:
+        program = [sys.executable, "-m", "bot.plan.sandbox"]
+        cwd = str(jobs[0].directory)
+        tree = os.path.commonpath([str(job.directory) for job in jobs])
+        process, read_fd = launch(program, cwd=cwd, tree=tree, scratch=Path(scratch), sandbox=sandbox)
+        try:
+            run, collector = _execute(process, read_fd, b"", jobs, deadline, sandbox)
+        finally:
+            stop(process, read_fd)
+    if pool is not None:
+        pool.fill()  # replace the jails it dropped (idle too long, failed to warm up), now that this run is over
+    return _results(jobs, ref, timeout, sandbox, collector, run)
+
+
+def launch(
+    program: list[str], *, cwd: str, tree: str, scratch: Path, sandbox: Sandbox
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``program`` in a sandbox seeing ``tree`` (read-only) and return the process and the read end of
+    its collector pipe. In the namespaces mode ``scratch`` (an empty directory, kept until the process is
+    gone) receives the jail's root mount point."""
+    read_fd, write_fd = os.pipe()
+    if sandbox.mode == SANDBOX_NAMESPACES:
+        (scratch / "root").mkdir()
+        spec = JailSpec(
+            argv=program,
+            env=sandbox_environment(write_fd),
+            cwd=cwd,
+            binds=_outermost({tree, *interpreter_binds()}),
+            scratch=str(scratch / "root"),
+            collector_fd=write_fd,
+            limits=sandbox.limits,
+        )
+        # The launcher imports only the standard library: run as a script, isolated from any environment.
+        argv, env = [sys.executable, "-I", jail.__file__, spec.dump()], sandbox_environment()
+    else:
+        argv, env = program, sandbox_environment(write_fd)
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            pass_fds=(write_fd,),
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return process, read_fd
+
+
+def stop(process: subprocess.Popen[bytes], read_fd: int) -> None:
+    """Kill a sandbox (every process of it), reap it and close its pipes; once per sandbox."""
+    _kill(process)
+    process.wait()
+    with contextlib.suppress(OSError):
+        os.close(read_fd)
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+def _execute(
+    process: subprocess.Popen[bytes],
+    read_fd: int,
+    pending: bytes,
+    jobs: Sequence[Job],
+    deadline: float,
+    sandbox: Sandbox,
+) -> tuple[_Run, Collector]:
+    """Hand ``jobs`` to a started sandbox and collect what it reports until it ends or ``deadline`` (the caller
+    then stops it). ``pending``: frame bytes already read from its pipe (none from a cold one)."""
     collector = Collector([(job.project, job.stack) for job in jobs])
     payload = json.dumps({"jobs": [job.request() for job in jobs]}).encode("utf-8")
-    read_fd, write_fd = os.pipe()
-    program = [sys.executable, "-m", "bot.plan.sandbox"]
-    cwd = str(jobs[0].directory)
-    with tempfile.TemporaryDirectory(prefix="glassbox-jail-") as scratch:
-        if sandbox.mode == SANDBOX_NAMESPACES:
-            (Path(scratch) / "root").mkdir()
-            tree = os.path.commonpath([str(job.directory) for job in jobs])
-            spec = JailSpec(
-                argv=program,
-                env=sandbox_environment(write_fd),
-                cwd=cwd,
-                binds=_outermost({tree, *interpreter_binds()}),
-                scratch=str(Path(scratch) / "root"),
-                collector_fd=write_fd,
-                limits=sandbox.limits,
-            )
-            # The launcher imports only the standard library: run as a script, isolated from any environment.
-            argv, env = [sys.executable, "-I", jail.__file__, spec.dump()], sandbox_environment()
-        else:
-            argv, env = program, sandbox_environment(write_fd)
-        try:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-                pass_fds=(write_fd,),
-            )
-        finally:
-            os.close(write_fd)
-        try:
-            run = _pump(process, payload, read_fd, collector, time.monotonic() + timeout, sandbox.limits.output_bytes)
-        finally:
-            _kill(process)
-            process.wait()
-            os.close(read_fd)
-            if process.stdout is not None:
-                process.stdout.close()
-    return _results(jobs, ref, timeout, sandbox, collector, run)
+    try:
+        if pending:
+            collector.feed(pending)
+    except ProtocolError as exc:
+        return _Run(protocol_error=str(exc)), collector
+    return _pump(process, payload, read_fd, collector, deadline, sandbox.limits.output_bytes), collector
 
 
 def _pump(
@@ -340,7 +408,8 @@ def _results(
         cause = {
             "SIGXCPU": f"it used its {limits.cpu_seconds} s of CPU time",
             "SIGXFSZ": f"it wrote a file larger than {limits.file_bytes >> 20} MiB",
-            "SIGKILL": f"it was killed (out of memory or {limits.memory_bytes >> 20} MiB address space?)",
+            "SIGKILL": f"it was killed (out of memory, {limits.memory_bytes >> 20} MiB address space "
+            f"or its {limits.cpu_seconds} s of CPU time?)",
         }.get(str(signal_name), "")
         failures.append(
             f"{where}: the program was killed by {quote_untrusted(str(signal_name))}" + (f": {cause}" if cause else "")

@@ -15,6 +15,14 @@ The mock runtime is the documented stand-in for the cloud (``pulumi.runtime.set_
 plugin, no engine, no credentials. glassbox plays the provider (:mod:`bot.plan.mockcloud`). Jobs share one
 interpreter so that ``pulumi_aws`` is imported once per batch; each job runs in a fresh ``contextvars.Context``
 (the SDK keeps its settings, config and root stack in context variables) with its own event loop.
+
+Warm (``python -m bot.plan.sandbox --warm IDLE_SECONDS``, started by :mod:`bot.plan.pool` before any job exists):
+the interpreter first imports what every batch imports (:func:`preload`: the SDK, its mock runtime and the
+``pulumi_aws`` modules programs commonly use; no program, no PR data, nothing that depends on a job), sends one
+``ready`` frame, then waits for its batch on stdin exactly as a cold run reads it. No batch within
+``IDLE_SECONDS``, or stdin closed without one (its parent is gone), and it exits without running anything. The
+``ready`` frame is read by the pool, not the collector, and only tells it the imports are done: nothing is
+trusted on its word.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import contextvars
 import json
 import os
 import runpy
+import select
 import sys
 import threading
 import traceback
@@ -34,6 +43,30 @@ from bot.plan.collector import STACK_TYPE, frame, normalize
 from bot.plan.mockcloud import call_result, mock_id, mock_outputs, urn_type
 
 COLLECTOR_FD_VARIABLE = "GLASSBOX_COLLECTOR_FD"
+WARM_FLAG = "--warm"
+# pulumi_aws loads each submodule on first use (≈10–400 ms each): a warm sandbox loads those programs commonly use.
+PRELOADED_AWS_MODULES = (
+    "s3",
+    "ec2",
+    "iam",
+    "kms",
+    "rds",
+    "cloudwatch",
+    "lambda_",
+    "dynamodb",
+    "sns",
+    "sqs",
+    "ecs",
+    "eks",
+    "lb",
+    "route53",
+    "secretsmanager",
+    "ssm",
+    "acm",
+    "ecr",
+    "efs",
+    "cloudtrail",
+)
 _write_lock = threading.Lock()
 
 
@@ -170,13 +203,52 @@ def _run_job(index: int, job: dict[str, Any]) -> None:
     report(frame("end", job=index, error=error))
 
 
-def main() -> int:
-    request = json.loads(sys.stdin.read())
+def preload() -> None:
+    """Import what every batch imports, before the batch exists: the same modules, from the same read-only
+    site-packages, that the first job would import; nothing here reads a job, the tree or the environment."""
+    import pulumi  # noqa: F401
+    import pulumi_aws
+    from google.protobuf import json_format  # noqa: F401
+    from pulumi.runtime import config, mocks, rpc, stack, sync_await  # noqa: F401
+    from pulumi.runtime.proto import resource_pb2  # noqa: F401
+
+    for name in PRELOADED_AWS_MODULES:
+        # Any attribute access other than the introspection ones (``__dict__``, ``__spec__``...) runs the module.
+        getattr(getattr(pulumi_aws, name), "__all__", None)
+
+
+def run_batch(text: str) -> int:
+    request = json.loads(text)
     for index, job in enumerate(request.get("jobs", [])):
         report(frame("start", job=index))
         contextvars.Context().run(_run_job, index, job)
     return 0
 
 
+def warm(idle_seconds: float) -> int:
+    """Preload, say so, then wait at most ``idle_seconds`` for the one batch this interpreter will run."""
+    preload()
+    report(frame("ready"))
+    readable, _, _ = select.select([sys.stdin], [], [], idle_seconds)
+    if not readable:
+        return 0  # idle for too long: the pool never hands out a sandbox this old
+    text = sys.stdin.read()
+    if not text:
+        return 0  # stdin closed without a batch: the parent is gone
+    return run_batch(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == [WARM_FLAG]:
+        return warm(float(args[1]))
+    return run_batch(sys.stdin.read())
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    status = main()
+    # Every job has ended and said so; tearing down an interpreter holding pulumi_aws takes ≈0.5 s of module
+    # finalisation that nobody waits for: flush the log and leave. PID 1 still reports the exit and leftovers.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

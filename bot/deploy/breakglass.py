@@ -157,34 +157,20 @@ class GrantStore:
         return conn
 
     def insert(self, grant: BreakGlassGrant, envelope: Mapping[str, Any]) -> None:
-        conn = self._connect()
-        try:
-            with conn:
-                conn.execute(
-                    "INSERT INTO grants (grant_id, opened_by, stack, ticket, opened_at, expires_at, envelope) "
-                    "VALUES (?,?,?,?,?,?,?)",
-                    (
-                        grant.grant_id,
-                        grant.opened_by,
-                        grant.stack,
-                        grant.ticket,
-                        grant.opened_at.isoformat(),
-                        grant.expires_at.isoformat(),
-                        canonical_json(dict(envelope)).decode("utf-8"),
-                    ),
-                )
-        finally:
-            conn.close()
+        self._store(grant, envelope, "INSERT")
 
     def remember(self, grant: BreakGlassGrant, envelope: Mapping[str, Any]) -> None:
         """Index a grant presented to this host (a deploy on another machine than the one that opened it); a grant
         already known keeps its row. The envelope is verified when it is used, never because it is stored."""
+        self._store(grant, envelope, "INSERT OR IGNORE")
+
+    def _store(self, grant: BreakGlassGrant, envelope: Mapping[str, Any], verb: str) -> None:
         conn = self._connect()
         try:
             with conn:
                 conn.execute(
-                    "INSERT OR IGNORE INTO grants (grant_id, opened_by, stack, ticket, opened_at, expires_at, "
-                    "envelope) VALUES (?,?,?,?,?,?,?)",
+                    f"{verb} INTO grants (grant_id, opened_by, stack, ticket, opened_at, expires_at, envelope) "
+                    "VALUES (?,?,?,?,?,?,?)",
                     (
                         grant.grant_id,
                         grant.opened_by,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.check.evaluate import CheckRequest, CheckResult, deny_ids, run_check
+from bot.check.services import CheckServices
 from bot.errors import ForgeError
 from bot.forge.model import (
     MAX_ANNOTATION_TITLE_CHARS,
@@ -84,6 +85,7 @@ def check_pull_request(
     store: Path,
     checkov: CheckovWorker | None = None,
     comment: bool = True,
+    services: CheckServices | None = None,
 ) -> CheckResult:
     """What the check workflow does: judge the PR's head, sign and file the verdict, publish ``glassbox/check``.
 
@@ -91,7 +93,7 @@ def check_pull_request(
     ever runs while the key is in this process.
     """
     pr = forge.get_pull_request(pr_number)
-    result = run_check(pr_check_request(forge, pr, repo_path, checkov=checkov))
+    result = run_check(pr_check_request(forge, pr, repo_path, checkov=checkov, services=services))
     attest_and_record(result, signer=signer(), ledger=ledger)
     assert result.attestation is not None
     store_attestation(store, pr.head_sha, result.attestation)

@@ -95,6 +95,7 @@ class Runner:
     api_url: str
     id_token_url: str | None = None
     id_token_request_token: str | None = None
+    temp: str | None = None  # RUNNER_TEMP: the job's scratch directory, emptied after every job
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, *, oidc: bool = False) -> Runner:
@@ -132,6 +133,7 @@ class Runner:
             api_url=env[API_URL],
             id_token_url=env.get(ID_TOKEN_URL) if oidc else None,
             id_token_request_token=env.get(ID_TOKEN_REQUEST_TOKEN) if oidc else None,
+            temp=env.get("RUNNER_TEMP", "").strip() or None,
         )
 
 

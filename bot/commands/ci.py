@@ -51,6 +51,7 @@ from bot.audit.ocsf import OcsfMapper, render
 from bot.audit.siem import load_siem_config
 from bot.check.ci import check_pull_request
 from bot.check.evaluate import deny_reasons
+from bot.check.services import CheckServices
 from bot.commands import _github_actions as gha
 from bot.commands._common import console, keys_dir, ledger_path, styled
 from bot.commands.approvals import render_state
@@ -67,6 +68,10 @@ from bot.forge.settings import resolve_settings
 from bot.forge.trail import publish as publish_trail
 from bot.forge.trail import seed as seed_trail
 from bot.markdown import cell, text
+from bot.plan.cache import DIR_ENV as PLAN_CACHE_DIR_ENV
+from bot.plan.cache import KEY_ENV as PLAN_CACHE_KEY_ENV
+from bot.plan.cache import PlanCache, cache_enabled, external_key
+from bot.plan.cache import max_bytes as plan_cache_max_bytes
 from bot.records import VerdictResult
 from bot.registry import Registry, load_registry
 from bot.trust.anchors import export_tree
@@ -269,7 +274,8 @@ def pull_request(
     event = _pull_event(runner, "pull-request", data)
     forge = _forge(runner)
     ledger = _ledger(forge)
-    job, ci = _check_job(forge, ledger, event, repo_path, out)
+    with CheckServices(plan_cache=_ci_plan_cache(runner)) as services:
+        job, ci = _check_job(forge, ledger, event, repo_path, out, services)
     if ci is not None:  # the key is loaded only now, after the check's sandboxes have exited
         job = _to_trail(forge, ledger, load_signer(keys_dir(None), ci), job, attestations=out / "attestations")
     _finish(runner, job)
@@ -291,7 +297,27 @@ def _ci_identity(repo_path: Path, base_sha: str) -> str:
     return ci
 
 
-def _check_job(forge: Forge, ledger: Ledger, event: _PullEvent, repo_path: Path, out: Path) -> tuple[Job, str | None]:
+def _ci_plan_cache(runner: gha.Runner) -> PlanCache | None:
+    """The plan cache of a check on a runner: only under a MAC key held apart from the directory.
+
+    A hosted runner starts empty and restores the directory from ``actions/cache``, which other runs of the
+    repository can write: a key inside it would verify whatever they wrote. With ``GLASSBOX_PLAN_CACHE_KEY`` (a
+    CI secret) entries verify only when written by a run that held the secret; without it the check plans every
+    side. The directory is ``GLASSBOX_PLAN_CACHE_DIR``, else ``glassbox-plan-cache`` under ``RUNNER_TEMP``."""
+    key = external_key()
+    if key is None or not cache_enabled():
+        return None
+    directory = os.environ.get(PLAN_CACHE_DIR_ENV) or (
+        str(Path(runner.temp) / "glassbox-plan-cache") if runner.temp else None
+    )
+    if directory is None:
+        raise UserError(f"{PLAN_CACHE_KEY_ENV} is set but neither {PLAN_CACHE_DIR_ENV} nor RUNNER_TEMP is")
+    return PlanCache(Path(directory), mac_key=key, max_bytes=plan_cache_max_bytes())
+
+
+def _check_job(
+    forge: Forge, ledger: Ledger, event: _PullEvent, repo_path: Path, out: Path, services: CheckServices | None = None
+) -> tuple[Job, str | None]:
     """The check's job, and the CI identity that signed (None: nothing was judged)."""
     pull = forge.get_pull_request(event.number)
     base = {"pr": str(event.number), "head_sha": event.head_sha, "title": pull.title}
@@ -306,7 +332,13 @@ def _check_job(forge: Forge, ledger: Ledger, event: _PullEvent, repo_path: Path,
     ci = _ci_identity(repo_path, pull.base_sha)
     store = out / "attestations"
     result = check_pull_request(
-        forge, repo_path, event.number, signer=lambda: load_signer(keys_dir(None), ci), ledger=ledger, store=store
+        forge,
+        repo_path,
+        event.number,
+        signer=lambda: load_signer(keys_dir(None), ci),
+        ledger=ledger,
+        store=store,
+        services=services,
     )
     written = {p.name: p for p in result.write(out)}
     verdict = result.verdict

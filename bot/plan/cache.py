@@ -37,9 +37,14 @@ the key, so a host where one ran should delete the directory before sandboxed ch
 differs from the verdict's. A plan is assumed to be a function of its key (the mock cloud is deterministic): a
 program that reads the clock or randomness is frozen at its first run, as deploy's recomputation would show.
 
+**A directory that travels** (CI restores it from ``actions/cache``, which other workflow runs can write) must not
+carry its key: ``GLASSBOX_PLAN_CACHE_KEY`` (a CI secret, 64 hex digits) is then the MAC key, the directory's
+``mac.key`` is never read or made, and an entry written by anyone without the secret is a miss.
+
 ``GLASSBOX_PLAN_CACHE=off`` (or ``--no-plan-cache``) turns it off; ``GLASSBOX_PLAN_CACHE_DIR`` moves it from its
-default under glassbox's state directory (``<user data dir>/glassbox/plan-cache``). Entries are never evicted
-here: each is a few kilobytes per stack, and deleting the directory (or any entry) is always safe.
+default under glassbox's state directory (``<user data dir>/glassbox/plan-cache``). The entries are kept within
+``GLASSBOX_PLAN_CACHE_MAX_MB`` (default 512): on opening and every 64 entries kept, the least recently used go
+(a hit touches its entry). Deleting the directory (or any entry) is always safe.
 """
 
 from __future__ import annotations
@@ -74,6 +79,10 @@ if TYPE_CHECKING:
 
 ENABLE_ENV = "GLASSBOX_PLAN_CACHE"
 DIR_ENV = "GLASSBOX_PLAN_CACHE_DIR"
+KEY_ENV = "GLASSBOX_PLAN_CACHE_KEY"
+MAX_BYTES_ENV = "GLASSBOX_PLAN_CACHE_MAX_MB"
+DEFAULT_MAX_BYTES = 512 << 20
+_PRUNE_EVERY = 64  # entries kept between two looks at the cache's size
 OFF_VALUES = frozenset({"off", "0", "false", "no"})
 SCHEMA = 1
 KEY_FILE = "mac.key"
@@ -104,10 +113,46 @@ def cache_enabled() -> bool:
 
 
 def configured_cache(*, enabled: bool = True) -> PlanCache | None:
-    """The plan cache the environment asks for, or None when it (or ``enabled``, a ``--no-plan-cache``) says off."""
+    """The plan cache the environment asks for, or None when it (or ``enabled``, a ``--no-plan-cache``) says off.
+    ``$GLASSBOX_PLAN_CACHE_KEY`` set: entries are MAC'd under that key, not under the directory's own."""
     if not enabled or not cache_enabled():
         return None
-    return PlanCache(default_cache_dir())
+    return PlanCache(default_cache_dir(), mac_key=external_key(), max_bytes=max_bytes())
+
+
+def external_key() -> bytes | None:
+    """The MAC key ``$GLASSBOX_PLAN_CACHE_KEY`` holds (64 hex digits), or None when it is unset.
+
+    For a cache directory that travels (CI restores it from a shared cache that others can write): a key file
+    inside it would travel with it, and whoever could write the directory could then write entries that verify.
+    A key held apart (a CI secret, never written to the directory) leaves them nothing that verifies."""
+    text = os.environ.get(KEY_ENV)
+    if text is None or not text.strip():
+        return None
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) < KEY_BYTES:
+        raise UserError(
+            f"{KEY_ENV} must be at least {KEY_BYTES} bytes as hex ({2 * KEY_BYTES} hex digits; "
+            f"python -c 'import secrets; print(secrets.token_hex({KEY_BYTES}))' makes one)"
+        )
+    return key
+
+
+def max_bytes() -> int:
+    """The size the cache is pruned to: ``$GLASSBOX_PLAN_CACHE_MAX_MB`` megabytes, else 512 MiB."""
+    text = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    try:
+        megabytes = int(text)
+    except ValueError:
+        megabytes = 0
+    if megabytes < 1:
+        raise UserError(f"{MAX_BYTES_ENV} must be a whole number of megabytes, at least 1 (got {text!r})")
+    return megabytes << 20
 
 
 def modules_digest() -> str:
@@ -146,14 +191,19 @@ class PlanCache:
     """A directory of MAC'd plan entries. Safe to share between threads and processes: entries are written to a
     temporary file and renamed, and the MAC key is created once with a no-clobber link."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, mac_key: bytes | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.directory = Path(os.path.abspath(directory))
         self.hits = 0
         self.misses = 0
         self.rejected = 0
+        self.evicted = 0
+        self.max_bytes = max_bytes
+        self.external_key = mac_key is not None
+        self._puts = 0
         self._lock = threading.Lock()
         self._refuse_visible()
-        self._mac_key = self._open()
+        self._mac_key = self._open(mac_key)
+        self.prune()
 
     # ---------------------------------------------------------------------------------------------- set-up
 
@@ -168,12 +218,14 @@ class PlanCache:
                     f"set {DIR_ENV} to a directory outside it (the default is under the user data directory)"
                 )
 
-    def _open(self) -> bytes:
+    def _open(self, external: bytes | None) -> bytes:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         info = os.lstat(self.directory)
         if not stat.S_ISDIR(info.st_mode):
             raise UserError(f"plan cache {self.directory}: not a directory (a symlink?); set {DIR_ENV} to a directory")
         _private(self.directory, info, "chmod 700")
+        if external is not None:
+            return external  # a key file the directory holds (it may have travelled with it) is never read
         path = self.directory / KEY_FILE
         try:
             return self._read_key(path)
@@ -286,6 +338,8 @@ class PlanCache:
             self._reject(path, str(exc))
             return None
         self._count("hits")
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: pruned last
         return found
 
     def _verify(self, key: str, side: str, raw: bytes, jobs: Sequence[Job]) -> ResultsBySide:
@@ -351,6 +405,38 @@ class PlanCache:
                 raise
         except OSError as exc:
             log.warning("plan cache: could not keep entry %s: %s", path, exc)
+            return
+        with self._lock:
+            self._puts += 1
+            due = self._puts % _PRUNE_EVERY == 0
+        if due:
+            self.prune()
+
+    def prune(self) -> int:
+        """Delete the least recently used entries (by modification time: a hit touches its entry) until the
+        entries take at most :attr:`max_bytes`; the number deleted. Deleting an entry only costs a plan."""
+        found: list[tuple[float, int, Path]] = []
+        total = 0
+        for path in (self.directory / ENTRIES_DIR).glob("??/*.json"):
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            found.append((info.st_mtime, info.st_size, path))
+            total += info.st_size
+        removed = 0
+        for _, size, path in sorted(found):
+            if total <= self.max_bytes:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed += 1
+            total -= size
+        if removed:
+            log.info("plan cache: pruned %d entries to stay within %d MiB", removed, self.max_bytes >> 20)
+            with self._lock:
+                self.evicted += removed
+        return removed
 
     def _reject(self, path: Path, why: str) -> None:
         self._count("rejected")

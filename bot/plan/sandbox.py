@@ -84,14 +84,38 @@ def _last_line(exc: BaseException) -> str:
     return lines[-1].strip() if lines else type(exc).__name__
 
 
+def outputs_struct(state: dict[str, Any]) -> Any:
+    """The mock cloud's outputs as the engine returns them: a protobuf ``Struct``, top-level ``None`` dropped.
+
+    What ``pulumi.runtime.rpc.serialize_properties`` makes of plain JSON values (the state is built from the
+    registration's own JSON object and the mock cloud's strings), without an event loop per registration: it
+    would run one on each registration's executor thread."""
+    from google.protobuf import struct_pb2  # type: ignore[import-untyped]
+
+    proto = struct_pb2.Struct()
+    proto.update({k: v for k, v in state.items() if v is not None})
+    return proto
+
+
+def skip_source_positions() -> None:
+    """Register resources without the SDK's source positions: it walks the whole Python stack for every resource
+    (≈10% of a large program's run) to tell the engine where it was declared, and the collector keeps none of it."""
+    from pulumi.runtime import resource
+    from pulumi.runtime.proto import source_pb2
+
+    resource._get_stack_trace = source_pb2.StackTrace
+
+
 def _run_job(index: int, job: dict[str, Any]) -> None:
     # Imported per job (cached after the first): a module-level import would load Pulumi in the parent too.
-    from google.protobuf import json_format  # type: ignore[import-untyped]
+    from google.protobuf import json_format
     from pulumi.runtime import config as pulumi_config
-    from pulumi.runtime import mocks, rpc
+    from pulumi.runtime import mocks
     from pulumi.runtime.proto import resource_pb2
     from pulumi.runtime.stack import run_pulumi_func
-    from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+    from pulumi.runtime.sync_await import _sync_await
+
+    skip_source_positions()
 
     project: str = job["project"]
     stack: str = job["stack"]
@@ -129,7 +153,6 @@ def _run_job(index: int, job: dict[str, Any]) -> None:
                     # The engine refuses this too; a plan with two resources under one URN could not be diffed.
                     raise ValueError(f"duplicate resource URN {urn}")
                 claimed.add(urn)
-            _ensure_event_loop()  # type: ignore[no-untyped-call]
             raw = json_format.MessageToDict(request.object)
             rid = mock_id(urn, request.type, raw)
             state = mock_outputs(request.type, urn, raw, region)
@@ -146,7 +169,7 @@ def _run_job(index: int, job: dict[str, Any]) -> None:
                     object=raw,
                 )
             )
-            proto = _sync_await(rpc.serialize_properties(state, {}))
+            proto = outputs_struct(state)
             self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, rid, state)
             return resource_pb2.RegisterResourceResponse(urn=urn, id=rid, object=proto)
 

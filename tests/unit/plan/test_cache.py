@@ -200,3 +200,71 @@ def test_a_cache_inside_the_planned_repository_is_refused(estate: Estate) -> Non
             plan_change(estate.path, estate.base, estate.head, cache=PlanCache(inside))
     finally:
         shutil.rmtree(inside, ignore_errors=True)
+
+
+def test_a_key_held_apart_is_used_and_the_directory_key_is_never_read(
+    estate: Estate, populated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # entries made under the directory's own key do not verify under a key held apart, and vice versa
+    shutil.copytree(populated, tmp_path / "cache")
+    secret = os.urandom(cache_module.KEY_BYTES)
+    apart = PlanCache(tmp_path / "cache", mac_key=secret)
+    kwargs: dict[str, object] = {"estate": REGISTERED}
+    assert sources(plan_change(estate.path, estate.base, estate.head, cache=apart, **kwargs)) == {  # type: ignore[arg-type]
+        "base": "miss",
+        "head": "miss",
+    }
+    assert apart.rejected == 2
+    assert sources(plan_change(estate.path, estate.base, estate.head, cache=apart, **kwargs)) == {  # type: ignore[arg-type]
+        "base": "hit",
+        "head": "hit",
+    }
+    own = PlanCache(tmp_path / "cache")
+    assert sources(plan_change(estate.path, estate.base, estate.head, cache=own, **kwargs)) == {  # type: ignore[arg-type]
+        "base": "miss",
+        "head": "miss",
+    }
+    # a fresh directory under a key held apart never gets a key file
+    fresh = PlanCache(tmp_path / "fresh", mac_key=secret)
+    assert not (fresh.directory / cache_module.KEY_FILE).exists()
+    # the environment: 64 hex digits, else an error naming the variable and how to make one
+    monkeypatch.setenv(cache_module.DIR_ENV, str(tmp_path / "env"))
+    monkeypatch.setenv(cache_module.KEY_ENV, secret.hex())
+    configured = cache_module.configured_cache()
+    assert configured is not None and configured.external_key
+    for bad in ("abc", "zz" * 32, (secret[:16]).hex()):
+        monkeypatch.setenv(cache_module.KEY_ENV, bad)
+        with pytest.raises(UserError, match=f"{cache_module.KEY_ENV} must be at least 32 bytes as hex"):
+            cache_module.configured_cache()
+
+
+def test_the_least_recently_used_entries_go_when_the_cache_outgrows_its_size(
+    populated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(populated, tmp_path / "cache")
+    kept = entries(tmp_path / "cache")
+    assert len(kept) == 2
+    sizes = {p: p.stat().st_size for p in kept}
+    older, newer = kept
+    os.utime(older, (1_000_000, 1_000_000))
+    os.utime(newer, (2_000_000, 2_000_000))
+    # room for the larger of the two only: opening the cache prunes the one used least recently
+    cache = PlanCache(tmp_path / "cache", max_bytes=max(sizes.values()))
+    assert entries(cache.directory) == [newer] and cache.evicted == 1
+    # within the limit nothing goes
+    assert cache.prune() == 0 and entries(cache.directory) == [newer]
+    monkeypatch.setenv(cache_module.MAX_BYTES_ENV, "0")
+    with pytest.raises(UserError, match=f"{cache_module.MAX_BYTES_ENV} must be a whole number of megabytes"):
+        cache_module.max_bytes()
+    monkeypatch.setenv(cache_module.MAX_BYTES_ENV, "3")
+    assert cache_module.max_bytes() == 3 << 20
+
+
+def test_a_hit_marks_its_entry_recently_used(estate: Estate, populated: Path, tmp_path: Path) -> None:
+    shutil.copytree(populated, tmp_path / "cache")
+    for path in entries(tmp_path / "cache"):
+        os.utime(path, (1_000_000, 1_000_000))
+    cache = PlanCache(tmp_path / "cache")
+    planned = plan_change(estate.path, estate.base, estate.head, cache=cache, estate=REGISTERED)
+    assert sources(planned) == {"base": "hit", "head": "hit"}
+    assert all(p.stat().st_mtime > 1_000_000 for p in entries(cache.directory))

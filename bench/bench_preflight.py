@@ -11,6 +11,8 @@ retention). The pre-flight is driven as ``glassbox mcp`` runs it: one long-lived
 - ``same change``: the same change asked again (a new request and would-be commit each time): base and head
   plans come from the plan cache after the first call;
 - ``new value``: a different retention each call: the base comes from the cache, the head runs in its sandbox;
+  back to back, and ``paced``: each call made once the sandbox pool has finished warming (untimed; an agent
+  reading one answer and writing the next request gives it that time);
 - ``no plan cache``: the same change with ``--no-plan-cache`` (checkov and the pack still warm): every call plans
   both sides in their sandboxes, as every call did before.
 
@@ -102,10 +104,17 @@ def change(days: int) -> dict[str, Any]:
     return request(changes=[{"path": CONFIG, "content": _dev_network_config(days)}]).model_dump(mode="json")
 
 
-def series(tools: AgentTools, requests: list[dict[str, Any]]) -> tuple[list[float], list[dict[str, float]], Any]:
-    """Seconds per call, the phases of each call, and the last answer."""
+def series(
+    tools: AgentTools, requests: list[dict[str, Any]], *, paced: bool = False
+) -> tuple[list[float], list[dict[str, float]], Any]:
+    """Seconds per call, the phases of each call, and the last answer. ``paced``: before each call (untimed), wait
+    until the server's warm sandboxes have finished warming, as they do while an agent reads an answer and writes
+    its next request; otherwise calls follow each other at once and a call may wait for a jail still importing."""
     seconds, phases, answer = [], [], None
     for req in requests:
+        pool = tools.services.sandbox_pool
+        if paced and pool is not None:
+            pool.wait_warm(30.0)
         spent.clear()
         start = time.perf_counter()
         answer = tools.preflight_change(req)
@@ -198,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 report("same change", *series(tools, [change(14) for _ in range(args.calls)]))
                 report("new value", *series(tools, [change(30 + i) for i in range(1, args.calls + 1)]))
+                paced = [change(60 + i) for i in range(1, args.calls + 1)]
+                report("new value, paced", *series(tools, paced, paced=True))
             finally:
                 tools.close()
             cold = AgentTools(dataclasses.replace(config, plan_cache=False))

@@ -501,7 +501,16 @@ def run_check(request: CheckRequest) -> CheckResult:
 
     with tempfile.TemporaryDirectory(prefix="glassbox-check-") as scratch:
         try:
-            anchors = load_anchors(base, Path(scratch))
+            if request.services is not None:
+                services = request.services
+
+                def load() -> tuple[Anchors, PolicyPack]:
+                    loaded = load_anchors(base, Path(scratch))
+                    return loaded, services.policy_pack(loaded.pack_dir, loaded.pack_digest)
+
+                anchors, pack = services.anchors(base.hexsha, load)
+            else:
+                anchors, pack = load_anchors(base, Path(scratch)), None
             registry = anchors.registry
             registry_digest_value = registry.digest
             versions["id"] = registry.service_identity("ci") or "glassbox-ci"
@@ -553,7 +562,6 @@ def run_check(request: CheckRequest) -> CheckResult:
                 scanning = pool.submit(
                     _checkov_findings, request, anchors.checkov_policy, plan, files_root, raw_files, versions, judge
                 )
-                pack = request.services.policy_pack(anchors.pack_dir, anchors.pack_digest) if request.services else None
                 if judge is not None:
                     rego, tier, reasons, engine_name = judge.rego(pack or anchors.pack_dir, data, rego_findings)
                 else:

@@ -7,6 +7,8 @@ afresh rather than reused:
 
 - a checkov worker per checkov policy (severities and skipped checks, read from each check's base commit), by the
   policy's digest: starting checkov costs seconds, a warm scan tens of milliseconds;
+- the trust anchors (registry, waivers, checkov policy, loaded pack) per base commit id: a commit names its trees,
+  so a session's pre-flights against one main read them once;
 - the policy pack per git tree digest of ``policy-pack/`` at the base (``bot.trust.anchors.policy_pack_digest``);
   the compiled engine is then kept per pack digest by :func:`bot.policy.engines.make_engine`, so a changed pack
   is loaded and compiled again;
@@ -24,8 +26,10 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar, cast
 
 from bot.plan.cache import PlanCache
 from bot.plan.pool import SandboxPool
@@ -35,6 +39,8 @@ from bot.records import digest
 
 _WORKERS_KEPT = 2
 _PACKS_KEPT = 4
+_ANCHORS_KEPT = 4
+T = TypeVar("T")
 
 
 class CheckServices:
@@ -48,6 +54,7 @@ class CheckServices:
         self._python = checkov_python
         self._workers: collections.OrderedDict[str, CheckovWorker] = collections.OrderedDict()
         self._packs: collections.OrderedDict[str, PolicyPack] = collections.OrderedDict()
+        self._anchors: collections.OrderedDict[str, object] = collections.OrderedDict()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -75,6 +82,21 @@ class CheckServices:
         for old in retired:
             old.close()
         return worker
+
+    def anchors(self, base_commit: str, load: Callable[[], T]) -> T:
+        """The trust anchors read from ``base_commit`` (``load()`` the first time): a commit id names its trees,
+        so what was read from it once is what it holds. Every pre-flight of a session judges against one main."""
+        with self._lock:
+            found = self._anchors.get(base_commit)
+            if found is not None:
+                self._anchors.move_to_end(base_commit)
+                return cast(T, found)
+        value = load()
+        with self._lock:
+            self._anchors[base_commit] = value
+            while len(self._anchors) > _ANCHORS_KEPT:
+                self._anchors.popitem(last=False)
+        return value
 
     def policy_pack(self, pack_dir: Path, tree_digest: str) -> PolicyPack:
         """The pack exported at ``pack_dir``, loaded once per git tree digest of the pack at its commit."""

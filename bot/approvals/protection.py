@@ -23,6 +23,9 @@ initialised with (:func:`bot.forge.server.setup.trail_protection`, read here thr
 parser of GitHub's answer): pushes restricted to the service identities, no reviews or checks (those would stop
 the appends), linear history, signed commits, no force pushes, no deletions, admins included.
 
+Before the trail branch exists (classic protection needs the branch) a repository ruleset guards its ref
+(:func:`trail_ruleset`): only the service identities' GitHub Apps may create or move it.
+
 Everything here is pure: ``from_github`` reads GitHub's ``GET .../branches/{branch}/protection`` JSON,
 ``request_body`` builds the ``PUT`` body, ``diff`` compares. Talking to the forge goes through
 :class:`~bot.forge.port.ProtectionPort` (re-exported here), which the GitHub adapter implements; ``apply``
@@ -114,6 +117,41 @@ def desired_trail(registry: Registry) -> BranchProtection:
     want = from_github(TRAIL_BRANCH, trail_protection(registry))
     assert want is not None
     return want
+
+
+TRAIL_RULESET_NAME = "glassbox-trail"
+
+
+def trail_ruleset(registry: Registry) -> dict[str, Any]:
+    """The repository ruleset (``POST /repos/{owner}/{repo}/rulesets``) that guards the audit trail's ref before
+    the branch exists. Classic branch protection (:func:`desired_trail`) needs the branch, which the first
+    publishing job creates; until then anyone with write access could create ``glassbox-trail`` first, with
+    commits of their own. The ruleset names the ref, so it holds from the start: nobody creates, updates or
+    deletes it, nobody force-pushes, every commit is signed and history linear, except the bypass actors, the
+    GitHub App of each service identity the registry gives a ``github_app_id``. A service identity without one
+    (a machine user's token) cannot be named and so cannot write the trail under this ruleset; see
+    :func:`trail_ruleset_unnamed`."""
+    apps = sorted({s.github_app_id for s in registry.teams.service_identities if s.github_app_id is not None})
+    return {
+        "name": TRAIL_RULESET_NAME,
+        "target": "branch",
+        "enforcement": "active",
+        "conditions": {"ref_name": {"include": [f"refs/heads/{TRAIL_BRANCH}"], "exclude": []}},
+        "rules": [
+            {"type": "creation"},
+            {"type": "update", "parameters": {"update_allows_fetch_and_merge": False}},
+            {"type": "deletion"},
+            {"type": "non_fast_forward"},
+            {"type": "required_linear_history"},
+            {"type": "required_signatures"},
+        ],
+        "bypass_actors": [{"actor_id": app, "actor_type": "Integration", "bypass_mode": "always"} for app in apps],
+    }
+
+
+def trail_ruleset_unnamed(registry: Registry) -> list[str]:
+    """The service identities :func:`trail_ruleset` cannot let through (the registry gives them no GitHub App)."""
+    return sorted(s.id for s in registry.teams.service_identities if s.github_app_id is None)
 
 
 def _enabled(data: Mapping[str, Any], key: str) -> bool:

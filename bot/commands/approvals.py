@@ -335,6 +335,14 @@ def protect(
         typer.Option("--live", help="Live protection JSON (GET .../branches/BRANCH/protection) to diff against."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff; change nothing.")] = False,
+    trail_ruleset: Annotated[
+        bool,
+        typer.Option(
+            "--trail-ruleset",
+            help=f"Print the repository ruleset that guards {TRAIL_BRANCH} before it exists (the body of POST "
+            "/repos/ORG/NAME/rulesets) and exit; talks to no forge.",
+        ),
+    ] = False,
     registry: RegistryOption = Path("registry"),
     forge_url: ForgeUrlOption = None,
     repo: RepoOption = None,
@@ -350,6 +358,15 @@ def protect(
     first glassbox job's publish creates it; protect it then, or pass --no-trail).
     """
     reg = load_registry(registry)
+    if trail_ruleset:
+        unnamed = protection.trail_ruleset_unnamed(reg)
+        if unnamed:
+            err_console.print(
+                f"warning: {', '.join(unnamed)} {'has' if len(unnamed) == 1 else 'have'} no github_app_id in the "
+                f"registry, so the ruleset cannot let {'it' if len(unnamed) == 1 else 'them'} write {TRAIL_BRANCH}"
+            )
+        typer.echo(json.dumps(protection.trail_ruleset(reg), indent=2))  # plain JSON: for `gh api --input`
+        return
     want = protection.desired(reg, branch)
     if live is not None:
         data = json.loads(live.read_text(encoding="utf-8"))
@@ -375,8 +392,9 @@ def protect(
             if target.branch != TRAIL_BRANCH or exc.status != 404:
                 raise
             missing = (
-                f"{TRAIL_BRANCH} does not exist yet, so it is not protected: the first glassbox job that publishes "
-                f"(the first PR's check) creates it; run glassbox protect again then"
+                f"{TRAIL_BRANCH} does not exist yet, so branch protection cannot hold it: the first glassbox job "
+                f"that publishes (the first PR's check) creates it; run glassbox protect again then. Until then "
+                f"guard its ref with the ruleset `glassbox protect --trail-ruleset` prints (docs/github-setup.md)"
             )
             results.append({"branch": TRAIL_BRANCH, "exists": False, "in_sync": False, "applied": False})
             shown.append(functools.partial(_say_missing, missing))

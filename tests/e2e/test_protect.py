@@ -19,6 +19,7 @@ from bot.trust.conventions import TRAIL_BRANCH
 from bot.trust.keys import load_signer
 from bot.trust.ledger import Ledger
 from tests.forge_helpers import REPO, ForgeEnv, forge_env
+from tests.unit.forge import openapi
 
 pytestmark = pytest.mark.e2e
 
@@ -228,3 +229,33 @@ def test_required_checks_are_pinned_to_the_apps_the_registry_names(
     code = main([*args, "--dry-run", "--token", forge.tokens[ADMIN], "--output", "json"])
     drift = {c["setting"] for c in json.loads(capsys.readouterr().out)["diff"]["changes"]}
     assert code == 0 and "check_apps" in drift
+
+
+def test_the_trail_ruleset_guards_the_ref_before_the_branch_exists(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    try:
+        openapi.document()
+    except openapi.Unavailable as exc:
+        pytest.fail(f"GitHub's OpenAPI description is needed to check the ruleset's shape: {exc}")
+    registry = tmp_path / "registry"
+    shutil.copytree(REGISTRY, registry)
+    teams = yaml.safe_load((registry / "teams.yaml").read_text())
+    for identity in teams["service_identities"]:
+        if identity["kind"] != "deployer":  # one without an app: it cannot be let through, and is named
+            identity["github_app_id"] = {"ci": 101, "bot": 202}[identity["kind"]]
+    (registry / "teams.yaml").write_text(yaml.safe_dump(teams, sort_keys=False))
+
+    code = main(["protect", "--registry", str(registry), "--trail-ruleset"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    ruleset = json.loads(out)  # plain JSON, for `gh api -X POST repos/ORG/NAME/rulesets --input -`
+    openapi.validate_request("POST", "/repos/{owner}/{repo}/rulesets", ruleset)
+    assert ruleset["conditions"]["ref_name"]["include"] == [f"refs/heads/{TRAIL_BRANCH}"]
+    assert ruleset["enforcement"] == "active"
+    assert {r["type"] for r in ruleset["rules"]} >= {"creation", "update", "deletion", "non_fast_forward"}
+    assert [(a["actor_type"], a["actor_id"]) for a in ruleset["bypass_actors"]] == [
+        ("Integration", 101),
+        ("Integration", 202),
+    ]
+    assert "glassbox-deployer has no github_app_id" in err

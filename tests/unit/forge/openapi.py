@@ -123,3 +123,10 @@ def validate_component(name: str, body: Any) -> None:
     components = document()["components"]
     schema = {**components["schemas"][name], "components": components}
     jsonschema.Draft7Validator(schema).validate(body)
+
+
+def validate_request(method: str, path: str, body: Any) -> None:
+    """Raise jsonschema.ValidationError if ``body`` does not match the documented request body of an operation."""
+    doc = document()
+    schema = doc["paths"][path][method.lower()]["requestBody"]["content"]["application/json"]["schema"]
+    jsonschema.Draft7Validator({**_convert(schema), "components": doc["components"]}).validate(body)

@@ -6,7 +6,7 @@ inputs given with ``--inputs`` (JSON files, e.g. written by
 ``bench/bench_check.py --dump-inputs DIR``), prints per engine:
 
 - ``evaluate``: ``engine.evaluate`` (compiled once, before timing) — the figure the target "Rego over
-  1,000 resources within 50 ms" is about; it includes preparing the input in Python;
+  1,000 resources within 100 ms" is about; it includes preparing the input in Python;
 - regopy's parts: ``prepare`` (normalise + derived index, Python), ``convert`` (the input handed to
   rego-cpp node by node), ``set_input`` (rego-cpp ingesting it) and the queries, one per batch of areas;
 - regorus's parts: ``prepare``, ``set_input`` (JSON text handed over and parsed) and its one ``query``;
@@ -72,7 +72,7 @@ def iam_heavy(count: int) -> list[dict[str, Any]]:
     return out
 
 
-TARGET_MS = 50.0
+TARGET_MS = 100.0  # the default engine on 1,000 resources
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:

@@ -114,6 +114,9 @@ class Team(Record):
     description: str = ""
     members: list[str]
     break_glass: bool = Field(default=False, description="Members may open break-glass grants.")
+    reviews_break_glass: bool = Field(
+        default=False, description="Members may close post-incident reviews of break-glass uses."
+    )
 
 
 class TeamsFile(Record):

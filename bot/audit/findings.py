@@ -20,6 +20,7 @@ class ViolationKind(StrEnum):
     UNAPPROVED = "unapproved"
     ORPHAN_DEPLOY = "orphan-deploy"
     BREAK_GLASS_DEPLOY = "break-glass-deploy"
+    BREAKGLASS_REVIEW_OVERDUE = "breakglass-review-overdue"
     CHAIN_BREAK = "chain-break"
     HISTORY_REWRITTEN = "history-rewritten"
     TRAIL_TAMPERED = "trail-tampered"
@@ -84,9 +85,19 @@ FINDINGS: dict[ViolationKind, FindingKind] = {
             ViolationKind.BREAK_GLASS_DEPLOY,
             "A deploy made under a valid break-glass grant: approvals (and the merge gate) were skipped for an "
             "incident, on the word of a break-glass team member.",
-            "complete the grant's post-incident review (reviews/<grant id>.json in the deploy state): confirm the "
-            "ticket, review the deployed change, keep or revert it",
+            "have a reviewer who did not open the grant confirm the ticket, review the deployed change, keep or revert "
+            "it, and close the post-incident review with `glassbox breakglass close <grant id> --by <reviewer> "
+            "--outcome <kept, reverted or fixed-forward> --summary ...` (on GitHub: with --envelope-out, then hand the "
+            "envelope to the audit workflow's `review` input)",
             fails=False,
+        ),
+        FindingKind(
+            ViolationKind.BREAKGLASS_REVIEW_OVERDUE,
+            "A break-glass use's post-incident review is past its due date and no permitted reviewer (a person in a "
+            "reviews_break_glass team who did not open the grant) has closed it with a signed closure.",
+            "hold the review now: a reviewer confirms the ticket and the deployed change, then closes it with "
+            "`glassbox breakglass close <grant id> ...` (on GitHub: the closure envelope to the audit workflow's "
+            "`review` input); find out why it went past due",
         ),
         FindingKind(
             ViolationKind.CHAIN_BREAK,
@@ -102,8 +113,10 @@ FINDINGS: dict[ViolationKind, FindingKind] = {
         FindingKind(
             ViolationKind.TRAIL_TAMPERED,
             "A commit on the audit trail branch (glassbox-trail) is not signed by a glassbox service identity's "
-            "ledger-signer key, has more than one parent, or changes or deletes what an earlier commit added: the "
-            "trail is append-only and only the service identities advance it.",
+            "ledger-signer key, has more than one parent, or changes or deletes what an earlier commit added, or a "
+            "break-glass object on it does not verify (a grant, a use claim, a review closure not signed by a "
+            "permitted reviewer or closing a use the trail holds no claim for): the trail is append-only and only "
+            "the service identities advance it.",
             "compare the trail with a copy kept elsewhere (a SIEM export's high-water mark, another clone), find "
             "who pushed the commit (the forge's audit log), restore the trail and protect the branch "
             "(`glassbox forge init` does; on GitHub: push restrictions, no force pushes, no deletions)",

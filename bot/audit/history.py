@@ -30,7 +30,12 @@ deploy identity's deploy-signer key and names, by digest, the grant next to it; 
 opener's key, who is in a break_glass team at the registry before the claimed commit, else **trail-tampered**;
 every ``breakglass.use`` claimed on the trail has its claim for the same commit and stack (an offline use, whose
 lock was one host's grant store, has none), no grant is used twice, and none was used outside its validity, else
-**orphan-deploy** (the deploy it excused has no valid grant behind it).
+**orphan-deploy** (the deploy it excused has no valid grant behind it). A review closure on the trail
+(``breakglass/<grant id>.closed.dsse.json``) must verify with the key of the reviewer it names, a person in a
+``reviews_break_glass`` team who did not open the grant, and close a use the trail holds a claim for, else
+**trail-tampered**. Every claimed use whose post-incident review is past its due date at the verify time
+(``VerifyRequest.now``) with no valid closure is **breakglass-review-overdue**; without a trail, the same rule reads
+the deploy state (``reviews/<grant id>.json`` and the closure beside it).
 
 Signatures (the ledger's, in the chain check) are checked against the registry at the trust anchor: the newest
 commit on the branch that came through the governed path (a merge event, and every check above passed), else
@@ -46,6 +51,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,8 +62,9 @@ from bot.audit.findings import FINDINGS
 from bot.audit.findings import ViolationKind as ViolationKind
 from bot.audit.reconstruct import RegistryCache, load_verdict, object_intact, open_repo
 from bot.audit.retention import archive_dir, verify_archive
-from bot.deploy.breakglass import GrantUse, trail_grant_problems
+from bot.deploy.breakglass import BreakGlassAudit, GrantUse, state_breakglass_audit, trail_breakglass_audit
 from bot.deploy.gate import DeployReport
+from bot.deploy.model import ReviewClosure
 from bot.errors import GlassboxError, IntegrityError, UserError
 from bot.records import Outcome, Record, VerdictResult
 from bot.registry import Registry, is_governance_path
@@ -142,6 +149,7 @@ class VerifyRequest:
     branch: str = "main"
     registry_ref: str | None = None  # default: the branch
     trail: str | None = None  # the audit trail's commit these inputs were materialised from (bot.trust.trail)
+    now: datetime | None = None  # the verify time post-incident reviews are due against (default: the clock)
 
 
 @dataclass(frozen=True)
@@ -288,6 +296,8 @@ class _Auditor:
         self.first_parent: set[str] = set()
         self.in_range: set[str] = set()
         self.breakglass_objects: dict[str, bytes] = {}
+        self.closures: dict[str, ReviewClosure] = {}
+        self.now = (req.now or datetime.now(UTC)).astimezone(UTC)
 
     def flag(
         self,
@@ -491,7 +501,15 @@ class _Auditor:
         self.flag(ViolationKind.BREAK_GLASS_DEPLOY, text, commit=sha, seq=d.seq, touched=stack, **grant)
 
     def _trail_review(self, grant_id: str) -> str | None:
-        """The post-incident review the trail holds for ``grant_id``, in words (None: the trail has none)."""
+        """The grant's post-incident review, in words: closed (by whom, when, with which outcome) when a valid closure
+        closes it, else as the trail holds it (None: neither the trail nor the deploy state has one)."""
+        closure = self.closures.get(grant_id)
+        if closure is not None:
+            follow = f", follow-up {closure.follow_up}" if closure.follow_up else ""
+            return (
+                f"post-incident review closed by {closure.closed_by} at {closure.closed_at.isoformat()}: "
+                f"{closure.outcome}{follow}"
+            )
         try:
             path = review_entry(grant_id)
         except IntegrityError:
@@ -506,32 +524,61 @@ class _Auditor:
             return f"post-incident review {path} on {TRAIL_BRANCH} is unreadable"
 
     def _registry_before(self, sha: str | None, fallback: Registry) -> Registry:
-        """The registry a deploy of ``sha`` trusted (its first parent's); ``fallback`` for an unknown commit."""
+        """The registry a deploy of ``sha`` trusted (its first parent's); ``fallback`` (the trust anchor's) for None
+        or an unknown commit."""
+        if sha is None:
+            return fallback
         try:
             commit = self.repo.commit(str(sha))
         except (git.BadName, ValueError):
             return fallback
         return self.registries.at(commit.parents[0] if commit.parents else commit)
 
-    def check_trail_breakglass(self, facts: LedgerFacts, fallback: Registry) -> None:
-        """The trail's break-glass grants, use claims and reviews against the ledger's ``breakglass.use`` events."""
-        assert self.req.trail is not None
-        uses = [
+    def _uses(self, facts: LedgerFacts) -> list[GrantUse]:
+        return [
             GrantUse(
                 seq=u.seq,
                 grant_id=str(u.details.get("grant_id") or ""),
                 commit=str(u.commit),
                 stack=u.stack,
                 claimed=bool(u.details.get("claim")),
+                review_due=_when(u.details.get("review_due")),
             )
             for found in facts.breakglass.values()
             for u in found
         ]
-        for problem in trail_grant_problems(
-            self.breakglass_objects, uses, lambda sha: self._registry_before(sha, fallback)
-        ):
-            kind = ViolationKind.TRAIL_TAMPERED if problem.tampered else ViolationKind.ORPHAN_DEPLOY
-            touched = TRAIL_BRANCH if problem.tampered else f"grant {problem.grant_id}"
+
+    def check_trail_breakglass(self, facts: LedgerFacts, fallback: Registry) -> None:
+        """The trail's break-glass grants, use claims, reviews and closures against the ledger's uses."""
+        assert self.req.trail is not None
+        found = trail_breakglass_audit(
+            self.breakglass_objects,
+            self._uses(facts),
+            lambda sha: self._registry_before(sha, fallback),
+            now=self.now,
+        )
+        self._flag_breakglass(found)
+
+    def check_state_reviews(self, facts: LedgerFacts, fallback: Registry) -> None:
+        """Without a trail: each use's review in the deploy state, closed by a valid closure or not yet due."""
+        assert self.req.deploy_state is not None
+        found = state_breakglass_audit(
+            self.req.deploy_state,
+            self._uses(facts),
+            lambda sha: self._registry_before(sha, fallback),
+            now=self.now,
+        )
+        self._flag_breakglass(found)
+
+    def _flag_breakglass(self, found: BreakGlassAudit) -> None:
+        self.closures = dict(found.closures)
+        for problem in found.problems:
+            if problem.tampered:
+                kind, touched = ViolationKind.TRAIL_TAMPERED, TRAIL_BRANCH
+            elif problem.overdue:
+                kind, touched = ViolationKind.BREAKGLASS_REVIEW_OVERDUE, f"grant {problem.grant_id}"
+            else:
+                kind, touched = ViolationKind.ORPHAN_DEPLOY, f"grant {problem.grant_id}"
             self.flag(
                 kind,
                 problem.message,
@@ -568,6 +615,8 @@ class _Auditor:
         if self.req.trail is not None:
             self.breakglass_objects = breakglass_objects(self.req.repo, self.req.trail)
             self.check_trail_breakglass(facts, self.registries.at(anchor))
+        elif self.req.deploy_state is not None:
+            self.check_state_reviews(facts, self.registries.at(anchor))
         for m in facts.merge_events:
             merged = str(m.commit)
             if merged not in self.reachable:
@@ -601,6 +650,15 @@ class _Auditor:
         )
 
 
+def _when(value: Any) -> datetime | None:
+    """An ISO time from an event's details, or None."""
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when.astimezone(UTC) if when.tzinfo else None
+
+
 def verify_history(req: VerifyRequest) -> HistoryReport:
     """Check the protected branch's history, the ledger chain and the deploys against each other."""
     return _Auditor(req).run()
@@ -620,9 +678,11 @@ def trail_inputs(repo: Path) -> Iterator[TrailView]:
         yield materialise(repo, commit, Path(scratch))
 
 
-def verify_from_trail(repo: Path, *, branch: str = "main", since: str | None = None) -> HistoryReport:
+def verify_from_trail(
+    repo: Path, *, branch: str = "main", since: str | None = None, now: datetime | None = None
+) -> HistoryReport:
     """`audit verify` with nothing but a clone: the ledger, attestations and deploy records are the audit trail's,
-    and the trail's own history is checked."""
+    and the trail's own history is checked (post-incident reviews are due against ``now``, default the clock)."""
     with trail_inputs(repo) as view:
         return verify_history(
             VerifyRequest(
@@ -633,5 +693,6 @@ def verify_from_trail(repo: Path, *, branch: str = "main", since: str | None = N
                 since=since,
                 branch=branch,
                 trail=view.commit,
+                now=now,
             )
         )

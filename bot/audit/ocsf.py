@@ -70,6 +70,7 @@ _API_ACTIVITY_IDS = {
     "credential.refuse": 1,
     "breakglass.open": 1,
     "breakglass.use": 3,
+    "breakglass.review": 3,  # closes the post-incident review a use opened
     "breakglass.refuse": 1,
 }
 _ACTIVITY_NAMES = {1: "Create", 2: "Read", 3: "Update", 4: "Delete", 99: "Other"}
@@ -93,6 +94,8 @@ _DETAIL_KEYS: dict[str, tuple[str, ...]] = {
         "alert_id",
         "review_due",
         "run_id",
+        "closed_by",
+        "review_outcome",
     ),
     "ledger": ("torn_bytes",),
     "audit": ("first_seq", "last_seq", "count", "segment", "segment_sha256", "last_digest"),

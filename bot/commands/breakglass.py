@@ -1,4 +1,5 @@
-"""`glassbox breakglass open|list`: open a signed, single-use, expiring grant; list open and past grants.
+"""`glassbox breakglass open|list|close`: open a signed, single-use, expiring grant; list open and past grants;
+close the post-incident review a grant's use opened.
 
 Opening is for people in a ``break_glass: true`` team only; the grant is signed with the person's own key
 and recorded in the ledger. Deploy consumes a grant (once) and raises a high-severity alert for it.
@@ -6,11 +7,17 @@ and recorded in the ledger. Deploy consumes a grant (once) and raises a high-sev
 ``open --envelope-out FILE`` writes the signed envelope as one line of JSON: what the responder hands to the
 deploy workflow's ``workflow_dispatch`` (input ``grant``, with the ``commit`` to deploy; docs/github-setup.md).
 The deploy verifies it again and claims it on the audit trail, so a grant works once on any runner.
+
+Closing is for people in a ``reviews_break_glass: true`` team who did not open the grant; the closure is signed
+with the reviewer's own key. The grant and its review come from the deploy state (closed there too when it holds
+the review) or from the audit trail in a clone (``--repo``). ``close --envelope-out FILE`` writes the signed
+closure as one line of JSON: the audit workflow's ``review`` input, which appends it to the audit trail.
 """
 
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +39,8 @@ from bot.commands._common import (
 from bot.deploy.breakglass import (
     DEFAULT_MAX_GRANT_TTL,
     GrantStore,
+    close_review,
+    closure_bytes,
     format_ttl,
     grant_bytes,
     list_grants,
@@ -41,8 +50,10 @@ from bot.deploy.breakglass import (
 from bot.deploy.model import GrantStatus
 from bot.deploy.state import STATE_ENV, default_state_dir
 from bot.registry import load_registry
-from bot.trust.keys import load_signer
+from bot.trust.conventions import TRAIL_BRANCH
+from bot.trust.keys import load_signer, load_signer_file
 from bot.trust.ledger import Ledger
+from bot.trust.trail import breakglass_objects, trail_ref
 
 MAX_TTL_ENV = "GLASSBOX_BREAKGLASS_MAX_TTL"
 
@@ -154,3 +165,81 @@ def list_(state: StateOption = None, output: OutputOption = OutputFormat.TEXT) -
         console.print(table)
 
     emit(rows, output, render)
+
+
+class ReviewOutcomeChoice(StrEnum):
+    KEPT = "kept"
+    REVERTED = "reverted"
+    FIXED_FORWARD = "fixed-forward"
+
+
+@group.command("close")
+def close(
+    grant_id: Annotated[str, typer.Argument(help="The grant whose post-incident review to close.")],
+    identity: Annotated[
+        str, typer.Option("--by", help="Who closes it (a person in a reviews_break_glass team, not the opener).")
+    ],
+    outcome: Annotated[ReviewOutcomeChoice, typer.Option("--outcome", help="What became of the deployed change.")],
+    summary: Annotated[str, typer.Option("--summary", help="What the review found and decided (up to 4000 chars).")],
+    follow_up: Annotated[
+        str | None, typer.Option("--follow-up", help="The follow-up: a PR URL, a commit, a ticket (up to 500 chars).")
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="Your private key file. Default: <--keys dir>/<--by>.key.", show_default=False),
+    ] = None,
+    keys: KeysOption = None,
+    registry: RegistryOption = Path("registry"),
+    ledger: LedgerOption = None,
+    state: StateOption = None,
+    repo: Annotated[
+        Path,
+        typer.Option("--repo", help=f"A clone whose {TRAIL_BRANCH} (or origin/{TRAIL_BRANCH}) holds the grant."),
+    ] = Path("."),
+    envelope_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--envelope-out",
+            help="Write the signed closure envelope here (one line of JSON): the audit workflow's `review` input.",
+        ),
+    ] = None,
+    output: OutputOption = OutputFormat.TEXT,
+) -> None:
+    """Close a break-glass use's post-incident review, signed with your key (refused unless you may review it)."""
+    path = ledger_path(ledger)
+    assert path is not None
+    reg = load_registry(registry)
+    signer = load_signer_file(key, identity) if key is not None else load_signer(keys_dir(keys), identity)
+    head = trail_ref(repo) if repo.is_dir() else None
+    closed = close_review(
+        reg,
+        signer,
+        grant_id,
+        outcome=outcome.value,
+        summary=summary,
+        follow_up=follow_up,
+        ledger=Ledger(path),
+        state_dir=_state(state),
+        trail=breakglass_objects(repo, head) if head is not None else None,
+    )
+    line = closure_bytes(closed.envelope)
+    if envelope_out is not None:
+        envelope_out.parent.mkdir(parents=True, exist_ok=True)
+        envelope_out.write_bytes(line)
+    grant, closure = closed.grant, closed.closure
+
+    def render(console: Console) -> None:
+        console.print(styled("[bold green]post-incident review closed[/] {}", grant.grant_id))
+        console.print(f"  stack {grant.stack}  ticket {grant.ticket}  opened by {grant.opened_by}")
+        console.print(f"  closed by {closure.closed_by} at {closure.closed_at.isoformat()}: {closure.outcome}")
+        if closure.follow_up:
+            console.print(styled("  follow-up {}", closure.follow_up))
+        if closed.review_path is not None:
+            console.print(styled("  recorded in {}", closed.review_path))
+        if envelope_out is not None:
+            console.print(styled("  envelope written to {} (the audit workflow's `review` input)", envelope_out))
+        else:
+            console.print("  envelope (the audit workflow's `review` input):")
+            console.print(line.decode("utf-8").rstrip("\n"), soft_wrap=True, markup=False, highlight=False)
+
+    emit(closed, output, render)

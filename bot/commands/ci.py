@@ -13,7 +13,9 @@ repository, then does that event's whole job through the library functions the o
   ``workflow_dispatch`` of the deploy workflow: the break-glass deploy of the ``commit`` input under the grant
   envelope in the ``grant`` input (read from the event payload, never from a script), claimed on the audit trail
   before anything is applied so a grant works once across runners (``bot.deploy.breakglass``);
-- ``ci schedule`` — ``schedule`` and ``workflow_dispatch``: audit verify and the OCSF export.
+- ``ci schedule`` — ``schedule`` and ``workflow_dispatch``: audit verify and the OCSF export; with
+  ``--record-review``, ``workflow_dispatch`` of the audit workflow: the post-incident review closure in the ``review``
+  input (read from the event payload, never from a script) verified and appended to the audit trail.
 
 **Why one subcommand per job, not one ``ci run`` that dispatches on the event.** The same event starts jobs that
 hold different keys: a ``pull_request`` runs the check (the CI identity's key) and then the approvals gate (the
@@ -48,6 +50,7 @@ from rich.console import Console
 from bot.approvals.service import evaluate_pr, merge_pr
 from bot.audit.history import HistoryReport, VerifyRequest, trail_inputs, verify_history
 from bot.audit.ocsf import OcsfMapper, render
+from bot.audit.reconstruct import RegistryCache, open_repo
 from bot.audit.siem import load_siem_config
 from bot.check.ci import check_pull_request
 from bot.check.evaluate import deny_reasons
@@ -57,7 +60,13 @@ from bot.commands._common import console, keys_dir, ledger_path, styled
 from bot.commands.approvals import render_state
 from bot.commands.deploy import ApplierOption, AttestationsOption, attestation_store
 from bot.deploy.applier import ApplierKind, StackEnv, resolve_applier_kind
-from bot.deploy.breakglass import BreakGlassRefused, read_presented_grant
+from bot.deploy.breakglass import (
+    BreakGlassRefused,
+    RecordedClosure,
+    append_closure,
+    read_presented_closure,
+    read_presented_grant,
+)
 from bot.deploy.events import EventSink
 from bot.deploy.gate import DeployContext, DeployReport, deploy
 from bot.deploy.state import STATE_ENV, default_state_dir
@@ -72,7 +81,7 @@ from bot.plan.cache import DIR_ENV as PLAN_CACHE_DIR_ENV
 from bot.plan.cache import KEY_ENV as PLAN_CACHE_KEY_ENV
 from bot.plan.cache import PlanCache, cache_enabled, external_key
 from bot.plan.cache import max_bytes as plan_cache_max_bytes
-from bot.records import VerdictResult
+from bot.records import ActorKind, VerdictResult
 from bot.registry import Registry, load_registry
 from bot.trust.anchors import export_tree
 from bot.trust.attestations import statement, stored_verdict
@@ -719,12 +728,34 @@ def schedule(
     siem_config: Annotated[Path, typer.Option("--siem-config", help="SIEM detection settings.")] = Path(
         "registry/siem.yaml"
     ),
+    record_review: Annotated[
+        bool,
+        typer.Option(
+            "--record-review",
+            help="Instead of verifying: append the review closure in the dispatch's `review` input to the audit trail.",
+        ),
+    ] = False,
+    identity: Annotated[
+        str, typer.Option("--as", help="With --record-review: the service identity that appends it (its key signs).")
+    ] = "glassbox-bot",
 ) -> None:
     """Verify the whole history against the ledger (audit verify), then export the ledger as OCSF.
 
     Outputs: result (verified or violations), findings, violations, events (ledger), exported (OCSF records), ocsf.
-    Exit 1 on a failing finding; the export is written either way."""
+    Exit 1 on a failing finding; the export is written either way.
+
+    With --record-review (a ``workflow_dispatch`` of the audit workflow on the protected branch): the closure envelope
+    ``glassbox breakglass close --envelope-out`` wrote, in the ``review`` input, is read from the event payload
+    (bounded, strict JSON, the DSSE shape, the closure's schema), verified (the reviewer's own key, a person in a
+    reviews_break_glass team at the registry of the branch or of the deploy, not the grant's opener; the trail holds
+    a verified use claim of that grant) and appended to the trail as ``breakglass/<grant id>.closed.dsse.json`` in
+    one commit signed by --as. Nothing is verified or exported then: the audit job runs after it. Outputs: result
+    (recorded or refused), grant_id, closed_by, outcome, trail. Exit 1 on a refusal (each recorded as
+    ``breakglass.refuse``) or when the trail could not be appended."""
     runner, data = _start("schedule")
+    if record_review:
+        _record_review(runner, data, repo_path, branch, identity)
+        return
     event = gha.parse_payload(gha.ScheduledEvent, data, runner.event_name)
     _this_repository(runner, event.repository.full_name if event.repository else None, "repository")
     path = ledger_path(None, required=False)
@@ -753,6 +784,101 @@ def schedule(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(render(o, "ocsf") + "\n" for o in mapped), encoding="utf-8")
     _finish(runner, _audit_job(report, len(events), len(mapped), out))
+
+
+class ReviewInputs(gha.Payload):
+    """The audit workflow's ``workflow_dispatch`` input: the review closure envelope (JSON text). Only length-capped
+    here; :func:`~bot.deploy.breakglass.read_presented_closure` bounds and checks it, and records a refusal."""
+
+    review: str = Field(max_length=gha.MAX_EVENT_BYTES)
+
+
+class ReviewDispatch(gha.Payload):
+    ref: gha.RefName
+    inputs: ReviewInputs
+    repository: gha.RepositoryRef
+
+
+def _record_review(runner: gha.Runner, data: Mapping[str, Any], repo_path: Path, branch: str, identity: str) -> None:
+    """``ci schedule --record-review``: the closure in the dispatch's ``review`` input, verified, onto the trail."""
+    if runner.event_name != "workflow_dispatch":
+        raise UserError(
+            f"{gha.EVENT_NAME} is {gha.quoted(runner.event_name)}: --record-review records the closure a "
+            "workflow_dispatch of the audit workflow carries in its `review` input"
+        )
+    dispatch = gha.parse_payload(ReviewDispatch, data, runner.event_name)
+    _this_repository(runner, dispatch.repository.full_name, "repository")
+    if dispatch.ref != runner.ref:
+        raise UserError(
+            f"the event payload dispatches {gha.quoted(dispatch.ref)}, but {gha.REF} is {gha.quoted(runner.ref)}"
+        )
+    if dispatch.ref != f"refs/heads/{branch}":
+        raise UserError(
+            f"a dispatch on {gha.quoted(dispatch.ref)}: a review closure is recorded only by the workflow of "
+            f"refs/heads/{branch}"
+        )
+    repo = open_repo(repo_path)
+    try:
+        tip = repo.commit(f"refs/heads/{branch}")
+    except (git.BadName, ValueError):
+        raise UserError(f"--branch {branch!r} is not a branch of {repo_path}") from None
+    registries = RegistryCache(repo)
+
+    def registry_for(sha: str | None) -> Registry:
+        """The branch's registry (None), or the one a deploy of ``sha`` trusted (its first parent's)."""
+        if sha is None:
+            return registries.at(tip)
+        try:
+            commit = repo.commit(sha)
+        except (git.BadName, ValueError):
+            return registries.at(tip)
+        return registries.at(commit.parents[0] if commit.parents else commit)
+
+    kind = registry_for(None).identity_kind(identity)
+    if kind is None or kind in ("human", "agent"):
+        raise UserError(f"--as {identity!r} is not a service identity of the registry (teams.yaml service_identities)")
+    forge = _forge(runner)
+    ledger = _ledger(forge)
+    signer = load_signer(keys_dir(None), identity)
+    sink = EventSink(ledger, signer, kind=ActorKind(kind))
+    recorded: RecordedClosure | None = None
+    failure: GlassboxError | None = None
+    try:
+        _, envelope = read_presented_closure(dispatch.inputs.review, sink=sink)
+        recorded = append_closure(forge, signer, envelope, registry_for, sink=sink)
+    except BreakGlassRefused as exc:
+        failure = exc
+    _finish(runner, _to_trail(forge, ledger, signer, _closure_job(recorded, failure)))
+
+
+def _closure_job(recorded: RecordedClosure | None, failure: GlassboxError | None) -> Job:
+    closure = recorded.closure if recorded else None
+    outputs = {
+        "result": "recorded" if failure is None else "refused",
+        "grant_id": closure.grant_id if closure else "",
+        "closed_by": closure.closed_by if closure else "",
+        "outcome": closure.outcome if closure else "",
+        "trail": recorded.trail if recorded else "",
+    }
+    if recorded is not None and closure is not None:
+        lines = [f"### glassbox break-glass review: closed `{cell(closure.grant_id)}`", ""]
+        lines.append(
+            f"Ticket `{cell(recorded.ticket)}`, stack `{cell(recorded.stack)}`: closed by `{cell(closure.closed_by)}` "
+            f"at {closure.closed_at.isoformat()}, outcome **{closure.outcome}**"
+        )
+        if closure.follow_up:
+            lines.append(f"Follow-up: {cell(closure.follow_up)}")
+        lines.append(f"Recorded on {TRAIL_BRANCH} as `{cell(recorded.entry)}`")
+    else:
+        lines = ["### glassbox break-glass review: refused", ""]
+    if failure is not None:
+        lines += ["", *(f"- {cell(line.strip())}" for line in failure.lines())]
+
+    def show(c: Console) -> None:
+        for line in lines:
+            c.print(line)
+
+    return Job(outputs, "\n".join(lines) + "\n", show, failure)
 
 
 def _verified_and_mapped(request: VerifyRequest, siem_config: Path) -> tuple[HistoryReport, list[Any], list[Any]]:

@@ -3,7 +3,8 @@
 - :mod:`bot.deploy.broker` mints and verifies short-lived credentials scoped to one stack (I10);
 - :mod:`bot.deploy.applier` applies a stack's planned resources (simulated locally, or Pulumi Automation
   API where the ``pulumi`` CLI exists), serialised per stack and safe across a crash;
-- :mod:`bot.deploy.breakglass` opens and consumes signed, single-use, expiring break-glass grants;
+- :mod:`bot.deploy.breakglass` opens and consumes signed, single-use, expiring break-glass grants, and closes the
+  post-incident review each use opens;
 - :mod:`bot.deploy.model` holds their records and :mod:`bot.deploy.state` the state directory layout.
 """
 
@@ -20,6 +21,7 @@ from bot.deploy.applier import (
 from bot.deploy.breakglass import (
     BreakGlassRefused,
     GrantStore,
+    close_review,
     list_grants,
     open_grant,
     parse_ttl,
@@ -41,6 +43,7 @@ from bot.deploy.model import (
     Deployment,
     IssuedCredential,
     PostIncidentReview,
+    ReviewClosure,
 )
 from bot.deploy.state import StackRef, default_state_dir
 
@@ -60,8 +63,10 @@ __all__ = [
     "PostIncidentReview",
     "PulumiAutomationApplier",
     "ReplayStore",
+    "ReviewClosure",
     "StackBusy",
     "StackRef",
+    "close_review",
     "credential_token",
     "default_state_dir",
     "deploy_trust",

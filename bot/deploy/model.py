@@ -18,6 +18,7 @@ from bot.records import Record, UtcDateTime
 CREDENTIAL_PAYLOAD_TYPE = "application/vnd.glassbox.deploy-credential.v1+json"
 GRANT_PAYLOAD_TYPE = "application/vnd.glassbox.breakglass-grant.v1+json"
 CLAIM_PAYLOAD_TYPE = "application/vnd.glassbox.breakglass-claim.v1+json"
+CLOSURE_PAYLOAD_TYPE = "application/vnd.glassbox.breakglass-review-closure.v1+json"
 
 _SHA40 = r"^[0-9a-f]{40}$"
 
@@ -197,8 +198,16 @@ class GrantRow(Record):
     used_commit: str | None = None
 
 
+ReviewOutcome = Literal["kept", "reverted", "fixed-forward"]
+"""What became of a change deployed under break-glass: kept as deployed, reverted, or fixed by a governed change."""
+
+
 class PostIncidentReview(Record):
-    """The review task a break-glass use opens; written to ``reviews/<grant_id>.json``."""
+    """The review task a break-glass use opens; written to ``reviews/<grant_id>.json``.
+
+    Closing it (``glassbox breakglass close``) rewrites the file with ``status: closed`` and who closed it, when, and
+    with which outcome; the reviewer's signed :class:`ReviewClosure` beside it (``reviews/<grant_id>.closed.dsse.json``)
+    is what a verifier trusts, never these fields."""
 
     schema_version: Literal[1] = 1
     grant_id: str
@@ -219,6 +228,42 @@ class PostIncidentReview(Record):
             "Which follow-up PR brings the change back under the governed path?",
         ]
     )
+    closed_by: str | None = None
+    closed_at: UtcDateTime | None = None
+    outcome: ReviewOutcome | None = None
+    follow_up: str | None = None
+
+
+class ReviewClosure(Record):
+    """The signed claims that close one break-glass use's post-incident review.
+
+    Signed with the reviewer's own key: a person in a ``reviews_break_glass`` team who did not open the grant. On the
+    audit trail it is ``breakglass/<grant id>.closed.dsse.json``; in the deploy state
+    ``reviews/<grant id>.closed.dsse.json``."""
+
+    schema_version: Literal[1] = 1
+    grant_id: str = Field(min_length=1)
+    closed_by: str = Field(
+        min_length=1, description="The reviewer (a reviews_break_glass team member, not the opener)."
+    )
+    closed_at: UtcDateTime
+    outcome: ReviewOutcome
+    summary: str = Field(min_length=1, max_length=4000, description="What the review found and decided.")
+    follow_up: str | None = Field(
+        default=None, min_length=1, max_length=500, description="The follow-up: a PR URL, a commit, a ticket."
+    )
+
+
+class ClosedReview(Record):
+    """A closed review: the signed closure envelope (authoritative), its decoded claims and the grant (display only),
+    and the deploy state's review as rewritten (None: the deploy state did not hold it, the envelope goes to the trail).
+    """
+
+    grant: BreakGlassGrant
+    closure: ReviewClosure
+    envelope: dict[str, Any]
+    review: PostIncidentReview | None = None
+    review_path: str | None = None
 
 
 class BreakGlassAlert(Record):

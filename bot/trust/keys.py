@@ -107,13 +107,21 @@ def generate_key(keys_dir: Path, identity: str, *, overwrite: bool = False) -> S
 
 def load_signer(keys_dir: Path, identity: str) -> Signer:
     private_path, _ = key_paths(keys_dir, identity)
-    try:
-        data = private_path.read_bytes()
-    except FileNotFoundError:
+    if not private_path.exists():
         raise UserError(
             f"no key for identity {identity!r} in {keys_dir}; create one with "
             f"`glassbox keys init --identity {identity} --keys {keys_dir}`"
-        ) from None
+        )
+    return load_signer_file(private_path, identity)
+
+
+def load_signer_file(private_path: Path, identity: str) -> Signer:
+    """The private key in ``private_path`` (OpenSSH ed25519, mode 0600), bound to ``identity``."""
+    _check_identity(identity)
+    try:
+        data = private_path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{private_path}: no such key file") from None
     if private_path.stat().st_mode & 0o077:
         raise UserError(f"{private_path}: private key is readable by others; run chmod 600 on it")
     try:

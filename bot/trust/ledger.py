@@ -111,11 +111,11 @@ class LedgerReport:
 ACTIONS_BY_KIND: Mapping[ActorKind, frozenset[str]] = {
     ActorKind.AGENT: frozenset({"propose"}),
     ActorKind.CI: frozenset({"check"}),
-    ActorKind.BOT: frozenset({"approvals", "merge", "audit.archive"}),
+    ActorKind.BOT: frozenset({"approvals", "merge", "audit.archive", "breakglass.review", "breakglass.refuse"}),
     ActorKind.DEPLOYER: frozenset(
         {"deploy", "credential.mint", "credential.refuse", "breakglass.use", "breakglass.refuse"}
     ),
-    ActorKind.HUMAN: frozenset({"breakglass.open", "breakglass.refuse", "audit.archive"}),
+    ActorKind.HUMAN: frozenset({"breakglass.open", "breakglass.review", "breakglass.refuse", "audit.archive"}),
 }
 """The actions each kind of identity may record. Every writer may record ``ledger.recover`` (moving a torn
 tail aside happens on whichever append comes next)."""

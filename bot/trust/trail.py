@@ -10,6 +10,7 @@ restricted to the service identities) holds, in an append-only tree:
 - ``breakglass/<grant id>.used.json``: the grant's one use, a claim signed by the deploy identity (naming the commit,
   the stack and the grant's digest), appended *before* it applies; ``breakglass/<grant id>.review.json``: the
   post-incident review that use opened (all three in one commit: ``bot.deploy.breakglass`` explains the lock);
+  ``breakglass/<grant id>.closed.dsse.json``: the closure of that review, signed by the reviewer who closed it;
 - ``high-water.json``: the signed high-water mark of the last event (the one file a commit may rewrite).
 
 Every trail commit is SSH-signed (namespace ``git``) by the service identity that appended it, with its
@@ -81,6 +82,10 @@ def review_entry(grant_id: str) -> str:
     return f"{BREAKGLASS_DIR}/{grant_name(grant_id)}.review.json"
 
 
+def closure_entry(grant_id: str) -> str:
+    return f"{BREAKGLASS_DIR}/{grant_name(grant_id)}.closed.dsse.json"
+
+
 def breakglass_objects(repo: Path, commit: str) -> dict[str, bytes]:
     """path → bytes of every file under ``breakglass/`` in the trail's tree at ``commit`` (unverified)."""
     files = {p: sha for p, sha in _tree_files(repo, commit).items() if p.startswith(f"{BREAKGLASS_DIR}/")}
@@ -107,7 +112,7 @@ class TrailView:
     events: int = 0
     attestations: int = 0
     deployments: int = 0
-    breakglass: int = 0  # files under breakglass/: grants, their use claims and post-incident reviews
+    breakglass: int = 0  # files under breakglass/: grants, their use claims, post-incident reviews and closures
     ledger_name: str = LEDGER_FILE  # the name the high-water mark was signed for
 
     @property

@@ -180,3 +180,110 @@ def _trail_ledger(flow: Flow, head: str) -> list[bytes]:
 
     with tempfile.TemporaryDirectory() as scratch:
         return materialise(flow.bare, head, Path(scratch)).ledger.read_bytes().splitlines()
+
+
+def reviewer_clone(flow: Flow, tmp: Path, who: str) -> Path:
+    """A reviewer's clone of the repository: main and origin/glassbox-trail, as `git clone` gives them."""
+    import git
+
+    clone = tmp / f"{who}-clone"
+    if clone.exists():
+        git.Repo(clone).remote("origin").fetch()
+    else:
+        git.Repo.clone_from(flow.bare, clone, no_checkout=True)
+    return clone
+
+
+def close_on_laptop(
+    flow: Flow,
+    tmp: Path,
+    grant_id: str,
+    who: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    outcome: str = "fixed-forward",
+) -> tuple[int, str]:
+    """``glassbox breakglass close ... --envelope-out`` as docs/github-setup.md says, in ``who``'s clone: (exit code,
+    the closure envelope written, or "" when refused)."""
+    laptop = tmp / f"{who}-laptop"
+    out = laptop / "closure.json"
+    for name in ("GLASSBOX_LEDGER", "GLASSBOX_KEYS", "GLASSBOX_DEPLOY_STATE"):
+        monkeypatch.delenv(name, raising=False)
+    code = main(
+        [
+            *("breakglass", "close", grant_id, "--by", who, "--key", str(flow.keys / f"{who}.key")),
+            *("--outcome", outcome, "--summary", "flow logs rotated; the retention fix merged as PR #2"),
+            *("--follow-up", "https://github.com/acme/infra/pull/2"),
+            *("--registry", str(flow.registry.root), "--repo", str(reviewer_clone(flow, tmp, who))),
+            *("--ledger", str(laptop / "ledger.jsonl"), "--state", str(laptop / "state")),
+            *("--envelope-out", str(out)),
+        ]
+    )
+    capsys.readouterr()
+    return code, out.read_text(encoding="utf-8") if code == 0 else ""
+
+
+def review_payload(review: Any) -> dict[str, Any]:
+    """The audit workflow's ``workflow_dispatch`` event with the closure envelope in its ``review`` input."""
+    return webhook(
+        "workflow_dispatch",
+        repository__full_name=REPO,
+        ref="refs/heads/main",
+        workflow=".github/workflows/glassbox-audit.yml",
+        inputs={"review": review},
+    )
+
+
+def run_record_review(
+    flow: Flow,
+    tmp: Path,
+    name: str,
+    payload: dict[str, Any] | bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    event: str = "workflow_dispatch",
+) -> tuple[Result, Ledger]:
+    """One run of glassbox-audit.yml's record-review job on a fresh runner ``name``, with the bot's key and token."""
+    runner = tmp / "runner" / name
+    ledger = Ledger(runner / "ledger" / "ledger.jsonl")
+    job = Job(
+        root=runner / "files",
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+        repository=REPO,
+        api_url=flow.url,
+        env={
+            "GLASSBOX_TOKEN": flow.tokens["glassbox-bot"],
+            "GLASSBOX_KEYS": str(flow.keys),
+            "GLASSBOX_LEDGER": str(ledger.path),
+        },
+    )
+    result = job.run(
+        event,
+        payload,
+        *("ci", "schedule", "--record-review", "--repo-path", str(flow.bare)),
+        sha=flow.main_head().hexsha,
+        ref="refs/heads/main",
+    )
+    return result, ledger
+
+
+def assert_review_refused(flow: Flow, result: Result, ledger: Ledger, grant_id: str, code: str) -> Any:
+    """A refused record-review dispatch: exit 1, outputs say refused, one ``breakglass.refuse`` with ``code`` (by the
+    bot, on the trail too), and no closure of ``grant_id`` on the trail. The refusal event."""
+    from bot.trust.trail import closure_entry
+
+    assert result.code == 1, result.out + result.err
+    assert result.outputs["result"] == "refused" and result.outputs["grant_id"] == ""
+    event = refusal(ledger)
+    assert event.outcome is Outcome.DENY and event.details["code"] == code, event.details
+    assert event.actor.id == "glassbox-bot" and event.details["stage"] in ("present-review", "record-review")
+    assert not [e for e in own_events(ledger) if e.action == "breakglass.review"]
+    assert closure_entry(grant_id) not in trail_breakglass(flow), "nothing closed on the trail"
+    head = trail_ref(flow.bare)
+    assert head is not None
+    seen = [json.loads(line) for line in _trail_ledger(flow, head)]
+    assert any(e["action"] == "breakglass.refuse" and e["digest"] == event.digest for e in seen), "the audit event"
+    return event

@@ -7,9 +7,9 @@ import pytest
 import typer
 
 from bot.commands import breakglass
-from bot.deploy.breakglass import BreakGlassRefused, GrantStore, list_grants
+from bot.deploy.breakglass import BreakGlassRefused, GrantStore, list_grants, use_grant
 from bot.errors import UserError
-from tests.unit.deploy.conftest import STACK, DeployEnv
+from tests.unit.deploy.conftest import COMMIT, STACK, DeployEnv
 
 
 def _app() -> typer.Typer:
@@ -98,3 +98,36 @@ def test_open_writes_the_envelope_the_deploy_workflow_takes(
     _run(env, "open", "--ticket", "INC-4", "--reason", "x", "--stack", STACK, "--as", "carol")
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith('{"payload"')]
     assert len(printed) == 1 and json.loads(printed[0])["payloadType"].endswith("breakglass-grant.v1+json")
+
+
+def test_close_signs_the_closure_writes_the_envelope_and_closes_the_state_review(
+    env: DeployEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(env, "open", "--ticket", "INC-1", "--reason", "outage", "--stack", STACK, "--as", "carol", "-o", "json")
+    gid = json.loads(capsys.readouterr().out)["grant"]["grant_id"]
+    use_grant(
+        gid, STACK, COMMIT, registry=env.registry, store=GrantStore.under(env.state), sink=env.sink, state_dir=env.state
+    )
+    out = env.tmp / "closure.json"
+
+    def close(who: str, *more: str) -> None:
+        _app()(
+            args=[
+                *("breakglass", "close", gid, "--by", who, "--key", str(env.tmp / "keys" / f"{who}.key")),
+                *("--outcome", "kept", "--summary", "capacity restored, change kept"),
+                *("--registry", str(env.registry.root), "--ledger", str(env.ledger.path), "--state", str(env.state)),
+                *("--repo", str(env.tmp), *more),
+            ],
+            standalone_mode=False,
+        )
+
+    with pytest.raises(BreakGlassRefused, match="may not close break-glass reviews"):
+        close("carol")
+    close("alice", "--envelope-out", str(out), "-o", "json")
+    closed = json.loads(capsys.readouterr().out)
+    assert closed["closure"]["closed_by"] == "alice" and closed["review"]["status"] == "closed"
+    line = out.read_text(encoding="utf-8")
+    assert line.endswith("\n") and "\n" not in line[:-1] and json.loads(line) == closed["envelope"]
+    assert (env.state / "reviews" / f"{gid}.closed.dsse.json").read_text(encoding="utf-8") == line
+    with pytest.raises(BreakGlassRefused, match="already closed"):
+        close("alice")

@@ -523,17 +523,6 @@ class _Auditor:
         except (ValueError, KeyError, TypeError):
             return f"post-incident review {path} on {TRAIL_BRANCH} is unreadable"
 
-    def _registry_before(self, sha: str | None, fallback: Registry) -> Registry:
-        """The registry a deploy of ``sha`` trusted (its first parent's); ``fallback`` (the trust anchor's) for None
-        or an unknown commit."""
-        if sha is None:
-            return fallback
-        try:
-            commit = self.repo.commit(str(sha))
-        except (git.BadName, ValueError):
-            return fallback
-        return self.registries.at(commit.parents[0] if commit.parents else commit)
-
     def _uses(self, facts: LedgerFacts) -> list[GrantUse]:
         return [
             GrantUse(
@@ -554,7 +543,7 @@ class _Auditor:
         found = trail_breakglass_audit(
             self.breakglass_objects,
             self._uses(facts),
-            lambda sha: self._registry_before(sha, fallback),
+            lambda sha: self.registries.before(sha, fallback),
             now=self.now,
         )
         self._flag_breakglass(found)
@@ -565,7 +554,7 @@ class _Auditor:
         found = state_breakglass_audit(
             self.req.deploy_state,
             self._uses(facts),
-            lambda sha: self._registry_before(sha, fallback),
+            lambda sha: self.registries.before(sha, fallback),
             now=self.now,
         )
         self._flag_breakglass(found)

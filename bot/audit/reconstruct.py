@@ -148,6 +148,17 @@ class RegistryCache:
                 self._by_tree[tree] = load_registry(export_tree(commit, REGISTRY_DIR, Path(scratch)))
         return self._by_tree[tree]
 
+    def before(self, sha: str | None, fallback: Registry) -> Registry:
+        """The registry a deploy of ``sha`` trusted (its first parent's); ``fallback`` for None or an unknown
+        commit."""
+        if sha is None:
+            return fallback
+        try:
+            commit = self.repo.commit(str(sha))
+        except (git.BadName, ValueError):
+            return fallback
+        return self.at(commit.parents[0] if commit.parents else commit)
+
 
 @dataclass
 class EventVerifier:

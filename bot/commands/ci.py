@@ -559,20 +559,27 @@ class _DeployTarget:
     grant: str | None = None  # the envelope as given (workflow_dispatch), not yet read
 
 
+def _protected_dispatch(runner: gha.Runner, ref: str, repository: str, branch: str, what: str) -> None:
+    """A ``workflow_dispatch`` that may act: for this repository, on the ref the runner ran, and that ref the
+    protected branch (a dispatch on another branch runs that branch's workflow file, which a PR can write)."""
+    _this_repository(runner, repository, "repository")
+    if ref != runner.ref:
+        raise UserError(f"the event payload dispatches {gha.quoted(ref)}, but {gha.REF} is {gha.quoted(runner.ref)}")
+    if ref != f"refs/heads/{branch}":
+        raise UserError(f"a dispatch on {gha.quoted(ref)}: {what} refs/heads/{branch}")
+
+
 def _deploy_target(runner: gha.Runner, data: Mapping[str, Any], branch: str) -> _DeployTarget:
     """What this deploy job deploys: the pushed commit, or (workflow_dispatch) the commit and grant it was given."""
     if runner.event_name == "workflow_dispatch":
         dispatch = gha.parse_payload(BreakGlassDispatch, data, runner.event_name)
-        _this_repository(runner, dispatch.repository.full_name, "repository")
-        if dispatch.ref != runner.ref:
-            raise UserError(
-                f"the event payload dispatches {gha.quoted(dispatch.ref)}, but {gha.REF} is {gha.quoted(runner.ref)}"
-            )
-        if dispatch.ref != f"refs/heads/{branch}":
-            raise UserError(
-                f"a dispatch on {gha.quoted(dispatch.ref)}: the break-glass deploy runs only the workflow of "
-                f"refs/heads/{branch}"
-            )
+        _protected_dispatch(
+            runner,
+            dispatch.ref,
+            dispatch.repository.full_name,
+            branch,
+            "the break-glass deploy runs only the workflow of",
+        )
         return _DeployTarget(dispatch.inputs.commit, dispatch.inputs.grant)
     event = gha.parse_payload(gha.PushEvent, data, runner.event_name)
     _this_repository(runner, event.repository.full_name, "repository")
@@ -807,16 +814,13 @@ def _record_review(runner: gha.Runner, data: Mapping[str, Any], repo_path: Path,
             "workflow_dispatch of the audit workflow carries in its `review` input"
         )
     dispatch = gha.parse_payload(ReviewDispatch, data, runner.event_name)
-    _this_repository(runner, dispatch.repository.full_name, "repository")
-    if dispatch.ref != runner.ref:
-        raise UserError(
-            f"the event payload dispatches {gha.quoted(dispatch.ref)}, but {gha.REF} is {gha.quoted(runner.ref)}"
-        )
-    if dispatch.ref != f"refs/heads/{branch}":
-        raise UserError(
-            f"a dispatch on {gha.quoted(dispatch.ref)}: a review closure is recorded only by the workflow of "
-            f"refs/heads/{branch}"
-        )
+    _protected_dispatch(
+        runner,
+        dispatch.ref,
+        dispatch.repository.full_name,
+        branch,
+        "a review closure is recorded only by the workflow of",
+    )
     repo = open_repo(repo_path)
     try:
         tip = repo.commit(f"refs/heads/{branch}")
@@ -826,13 +830,7 @@ def _record_review(runner: gha.Runner, data: Mapping[str, Any], repo_path: Path,
 
     def registry_for(sha: str | None) -> Registry:
         """The branch's registry (None), or the one a deploy of ``sha`` trusted (its first parent's)."""
-        if sha is None:
-            return registries.at(tip)
-        try:
-            commit = repo.commit(sha)
-        except (git.BadName, ValueError):
-            return registries.at(tip)
-        return registries.at(commit.parents[0] if commit.parents else commit)
+        return registries.before(sha, registries.at(tip))
 
     kind = registry_for(None).identity_kind(identity)
     if kind is None or kind in ("human", "agent"):

@@ -149,6 +149,17 @@ def person_trust(registry: Registry, identity: str) -> dict[str, bytes]:
     return trusted_keys((k.keyid, k.public_key) for k in registry.keys_for(identity))
 
 
+def untrusted_key(registry: Registry, signer: Signer, what: str) -> str | None:
+    """Why ``what`` signed by ``signer`` would never verify (its key is not one the registry trusts for the
+    signer's identity), or None."""
+    if signer.keyid in person_trust(registry, signer.identity):
+        return None
+    return (
+        f"key {signer.keyid} is not a trusted key of {signer.identity!r} in {registry.root}/trust.yaml; "
+        f"a {what} signed with it would never verify"
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # the grants store
 
@@ -308,12 +319,9 @@ def open_grant(
             "not-break-glass",
             f"{identity!r} may not open break-glass grants: only members of a break_glass team ({teams}) may",
         )
-    if signer.keyid not in person_trust(registry, identity):
-        raise refuse(
-            "untrusted-key",
-            f"key {signer.keyid} is not a trusted key of {identity!r} in {registry.root}/trust.yaml; "
-            "a grant signed with it would never verify",
-        )
+    untrusted = untrusted_key(registry, signer, "grant")
+    if untrusted:
+        raise refuse("untrusted-key", untrusted)
     if ttl > max_ttl:
         raise refuse(
             "ttl-over-max",
@@ -808,12 +816,9 @@ def close_review(
             "not-reviewer",
             f"{identity!r} may not close break-glass reviews: only people in a reviews_break_glass team ({teams}) may",
         )
-    if signer.keyid not in person_trust(registry, identity):
-        raise refuse(
-            "untrusted-key",
-            f"key {signer.keyid} is not a trusted key of {identity!r} in {registry.root}/trust.yaml; "
-            "a closure signed with it would never verify",
-        )
+    untrusted = untrusted_key(registry, signer, "closure")
+    if untrusted:
+        raise refuse("untrusted-key", untrusted)
     envelope: Any = None
     if state_dir is not None and grants_db(state_dir).exists():
         envelope = GrantStore.under(state_dir).envelope(grant_id)

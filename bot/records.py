@@ -14,7 +14,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -458,7 +458,12 @@ class AuditEvent(Record):
 
     def body(self) -> dict[str, Any]:
         """What the digest covers: everything but the digest and the signature."""
-        return self.model_dump(mode="json", exclude={"digest", "signature"})
+        return self.body_of(self.model_dump(mode="json"))
+
+    @staticmethod
+    def body_of(dumped: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`body` of an event's ``model_dump(mode="json")``, for a caller that needs both."""
+        return {k: v for k, v in dumped.items() if k not in ("digest", "signature")}
 
     def computed_digest(self) -> str:
         return digest(self.body())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import subprocess
@@ -147,10 +148,16 @@ def sign_bytes(signer: Signer, payload_type: str, payload: bytes) -> str:
     return base64.b64encode(signer.sign(pae(payload_type, payload))).decode("ascii")
 
 
+@functools.lru_cache(maxsize=256)
+def _public_key(public_raw: bytes) -> Ed25519PublicKey:
+    """The key object of raw public bytes, made once per key (a ledger check verifies one line after another)."""
+    return Ed25519PublicKey.from_public_bytes(public_raw)
+
+
 def verify_bytes(public_raw: bytes, payload_type: str, payload: bytes, sig_b64: str) -> bool:
     try:
         sig = base64.b64decode(sig_b64, validate=True)
-        Ed25519PublicKey.from_public_bytes(public_raw).verify(sig, pae(payload_type, payload))
+        _public_key(public_raw).verify(sig, pae(payload_type, payload))
     except (InvalidSignature, ValueError, binascii.Error):
         return False
     return True

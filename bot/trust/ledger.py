@@ -876,10 +876,11 @@ def _check_content(
     stored: bytes,
 ) -> None:
     """What a line proves on its own: canonical form, digest, a signature by a trusted key bound to the actor."""
-    if stored.rstrip(b"\n") != canonical_json(event):
+    dumped = event.model_dump(mode="json")  # once: the canonical line and the signed body are both made of it
+    if stored.rstrip(b"\n") != canonical_json(dumped):
         # a duplicate key, reordered keys, extra spaces: what a reader parses need not be what was signed
         problems.append((line_no, event.seq, "noncanonical", "the stored line is not the event's canonical form"))
-    payload = canonical_json(event.body())
+    payload = canonical_json(AuditEvent.body_of(dumped))
     if digest_bytes(payload) != event.digest:
         problems.append((line_no, event.seq, "edited", "content does not match its digest (edited)"))
     raw = trusted.get(event.signature.keyid)

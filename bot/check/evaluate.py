@@ -545,6 +545,7 @@ def run_check(request: CheckRequest) -> CheckResult:
                 cache=plan_cache,
                 estate=registry.estate,
                 pool=request.services.sandbox_pool if request.services is not None else None,
+                write_behind=True,  # settled below, once the plan is judged
             )
             plan, plan_sources = planned.plan, planned.sources
             data = policy_input(plan, paths, governance, evidence, author, request, head, registry, now)
@@ -569,6 +570,8 @@ def run_check(request: CheckRequest) -> CheckResult:
                 versions["rego"] = engine_name
                 findings += rego
                 findings += scanning.result()
+            if plan_cache is not None:
+                plan_cache.settle()  # the entries this plan made are on disk before the check reports
             versions["evaluation"] = judge.describe(len(plan.resources)) if judge is not None else "full"
             findings, waiver_notes = apply_waivers(findings, anchors.waivers, now)
             reasons += waiver_notes

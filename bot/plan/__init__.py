@@ -84,11 +84,14 @@ def plan_change(
     cache: PlanCache | None = None,
     estate: EstateFile | None = None,
     pool: SandboxPool | None = None,
+    write_behind: bool = False,
 ) -> PlannedChange:
     """:func:`build_plan`, taking a side's resources from ``cache`` when a verified entry has them and keeping
     what each sandbox run reported there. ``estate`` (the registry's, at the base) is part of every key. The
     cache is not used for ``Sandbox(mode="none")``: a program outside the sandbox could reach it. With ``pool``,
-    each side that runs takes a warm sandbox of its own from it (:mod:`bot.plan.pool`), used for that side only."""
+    each side that runs takes a warm sandbox of its own from it (:mod:`bot.plan.pool`), used for that side only.
+    With ``write_behind``, what a run reported is written to ``cache`` while the caller goes on
+    (:meth:`PlanCache.put_soon`; every read of the cache waits for it, and the caller settles it when done)."""
     repo = _open(repo_path)
     sandbox = sandbox or Sandbox()
     if sandbox.mode != SANDBOX_NAMESPACES:
@@ -96,7 +99,7 @@ def plan_change(
     if cache is not None:
         cache.admit(repo_path)
     try:
-        return _build(repo, base, head, timeout, sandbox, cache, estate, pool)
+        return _build(repo, base, head, timeout, sandbox, cache, estate, pool, write_behind)
     finally:
         repo.close()  # GitPython keeps `git cat-file` processes per Repo until closed
 
@@ -124,6 +127,7 @@ def _build(
     cache: PlanCache | None,
     estate: EstateFile | None,
     pool: SandboxPool | None = None,
+    write_behind: bool = False,
 ) -> PlannedChange:
     base_commit = _resolve(repo, base)
     head_commit = _resolve(repo, head)
@@ -168,7 +172,8 @@ def _build(
             if side.resources is None:
                 side.resources = runs[side.name].result()
                 if cache is not None and side.key is not None:
-                    cache.put(side.key, side.name, side.jobs, side.resources)
+                    keep = cache.put_soon if write_behind else cache.put
+                    keep(side.key, side.name, side.jobs, side.resources)
                 else:
                     status = "off"
             sources += [PlanSource(project=j.project, stack=j.stack, side=side.name, cache=status) for j in side.jobs]

@@ -62,6 +62,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,6 +202,8 @@ class PlanCache:
         self.external_key = mac_key is not None
         self._puts = 0
         self._lock = threading.Lock()
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
         self._refuse_visible()
         self._mac_key = self._open(mac_key)
         self.prune()
@@ -323,6 +326,7 @@ class PlanCache:
     def get(self, key: str, side: str, jobs: Sequence[Job]) -> ResultsBySide | None:
         """The verified resources of the entry under ``key`` (``jobs`` at ``side``), or None (a miss). An entry
         that exists but does not verify is logged, counted in :attr:`rejected` and treated as a miss."""
+        self.settle()
         path = self._path(key)
         try:
             raw = _read_entry(path)
@@ -374,6 +378,30 @@ class PlanCache:
             out[(job.project, job.stack)] = resources
         return out
 
+    def put_soon(self, key: str, side: str, jobs: Sequence[Job], results: ResultsBySide) -> None:
+        """:meth:`put`, on a writer thread of this cache: the check that planned goes on while its entry is
+        written. Every read (:meth:`get`, :meth:`prune`) first waits for the writes begun before it, and so
+        does the interpreter's exit."""
+        snapshot = {k: list(v) for k, v in results.items()}  # the caller's dict may change; the models do not
+        with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glassbox-plan-cache")
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(self._writer.submit(self._put_logged, key, side, list(jobs), snapshot))
+
+    def _put_logged(self, key: str, side: str, jobs: Sequence[Job], results: ResultsBySide) -> None:
+        try:
+            self.put(key, side, jobs, results)
+        except Exception:  # an entry not kept only costs a plan; the check it belongs to has its verdict already
+            log.exception("plan cache: could not keep entry %s", key)
+
+    def settle(self) -> None:
+        """Wait for the entries :meth:`put_soon` is still writing."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
     def put(self, key: str, side: str, jobs: Sequence[Job], results: ResultsBySide) -> None:
         """Keep ``results`` (what the sandbox run of ``jobs`` at ``side`` reported) under ``key``; a failure to
         write is logged."""
@@ -410,11 +438,15 @@ class PlanCache:
             self._puts += 1
             due = self._puts % _PRUNE_EVERY == 0
         if due:
-            self.prune()
+            self._prune()  # not prune(): this may run on the writer thread, which settle() waits for
 
     def prune(self) -> int:
         """Delete the least recently used entries (by modification time: a hit touches its entry) until the
         entries take at most :attr:`max_bytes`; the number deleted. Deleting an entry only costs a plan."""
+        self.settle()
+        return self._prune()
+
+    def _prune(self) -> int:
         found: list[tuple[float, int, Path]] = []
         total = 0
         for path in (self.directory / ENTRIES_DIR).glob("??/*.json"):

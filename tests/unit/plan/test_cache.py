@@ -268,3 +268,42 @@ def test_a_hit_marks_its_entry_recently_used(estate: Estate, populated: Path, tm
     planned = plan_change(estate.path, estate.base, estate.head, cache=cache, estate=REGISTERED)
     assert sources(planned) == {"base": "hit", "head": "hit"}
     assert all(p.stat().st_mtime > 1_000_000 for p in entries(cache.directory))
+
+
+def test_an_entry_written_behind_is_on_disk_for_the_next_read(
+    estate: Estate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = PlanCache(tmp_path / "cache")
+    writing = cache_module.threading.Event()
+    put = cache.put
+
+    def slow_put(*args: object) -> None:
+        writing.wait(30)  # the writer is held until the plan has been handed back
+        put(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cache, "put", slow_put)
+    first = plan_change(estate.path, estate.base, estate.head, cache=cache, write_behind=True)
+    assert sources(first) == {"base": "miss", "head": "miss"}
+    assert entries(cache.directory) == []  # the plan came back before its entries were written
+    writing.set()
+    # a read waits for the writes begun before it: the same change is served from the cache, whole
+    again = plan_change(estate.path, estate.base, estate.head, cache=cache, write_behind=True)
+    assert sources(again) == {"base": "hit", "head": "hit"} and again.plan == first.plan
+    assert len(entries(cache.directory)) == 2 and cache.rejected == 0
+
+
+def test_a_failed_write_behind_costs_a_plan_and_nothing_else(
+    estate: Estate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = PlanCache(tmp_path / "cache")
+
+    def broken_put(*args: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(cache, "put", broken_put)
+    first = plan_change(estate.path, estate.base, estate.head, cache=cache, write_behind=True)
+    cache.settle()
+    assert "could not keep entry" in caplog.text and "disk on fire" in caplog.text
+    monkeypatch.undo()
+    again = plan_change(estate.path, estate.base, estate.head, cache=cache)
+    assert sources(again) == {"base": "miss", "head": "miss"} and again.plan == first.plan

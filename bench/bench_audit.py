@@ -280,6 +280,8 @@ def measuring(parts: dict[str, tuple[float, Any]]) -> Iterator[None]:
             started = time.perf_counter()
             result = fn(*args, **kwargs)
             parts[name] = (time.perf_counter() - started, result)
+            if name == "chain":  # the Ledger audit verify opened, which says how many processes it used
+                parts["workers"] = (0.0, args[0].last_verify_workers)
             return result
 
         return wrapper
@@ -369,7 +371,7 @@ def main() -> int:
                 )
             chain_seconds, parallel = parts["chain"]
             print(
-                f"audit verify, ledger chain in {flow.ledger.last_verify_workers} processes (Ledger.verify default: "
+                f"audit verify, ledger chain in {parts['workers'][1]} processes (Ledger.verify default: "
                 f"parse, sequence, chain, digest, signature): {chain_seconds:,.1f} s for {parallel.events:,} events "
                 f"({parallel.events / chain_seconds:,.0f}/s, ok: {parallel.ok})"
             )

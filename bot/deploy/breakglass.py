@@ -265,6 +265,26 @@ class GrantStore:
         return out
 
 
+def _verified_grant(
+    envelope: Any, grant_id: str, registry: Registry, refuse: Callable[[str, str], BreakGlassRefused]
+) -> BreakGlassGrant:
+    """The grant ``envelope`` holds, signed by the person it names as its opener and stored under its own id;
+    anything else is refused as ``forged``."""
+    # who the grant claims to be from decides which keys may have signed it; the signature then proves it
+    try:
+        claimed = _unverified_payload(envelope)
+        opener = str(claimed.get("opened_by", "")) if isinstance(claimed, Mapping) else ""
+        payload, _ = verify_json_envelope(envelope, person_trust(registry, opener), payload_type=GRANT_PAYLOAD_TYPE)
+        grant = BreakGlassGrant.model_validate(payload)
+    except IntegrityError as exc:
+        raise refuse("forged", f"grant {grant_id} does not verify: {exc.message}") from None
+    except ValidationError as exc:
+        raise refuse("forged", f"grant {grant_id} is malformed: {exc.error_count()} problem(s)") from None
+    if grant.grant_id != grant_id:
+        raise refuse("forged", f"grant stored as {grant_id} is signed as {grant.grant_id}")
+    return grant
+
+
 def _unverified_payload(envelope: Mapping[str, Any]) -> Any:
     try:
         return json.loads(base64.b64decode(str(envelope["payload"]), validate=True))
@@ -557,18 +577,7 @@ def use_grant(
         envelope = store.envelope(grant_id)
     if envelope is None:
         raise refuse("unknown", f"no break-glass grant {grant_id}")
-    # who the grant claims to be from decides which keys may have signed it; the signature then proves it
-    try:
-        claimed = _unverified_payload(envelope)
-        opener = str(claimed.get("opened_by", "")) if isinstance(claimed, Mapping) else ""
-        payload, _ = verify_json_envelope(envelope, person_trust(registry, opener), payload_type=GRANT_PAYLOAD_TYPE)
-        grant = BreakGlassGrant.model_validate(payload)
-    except IntegrityError as exc:
-        raise refuse("forged", f"grant {grant_id} does not verify: {exc.message}") from None
-    except ValidationError as exc:
-        raise refuse("forged", f"grant {grant_id} is malformed: {exc.error_count()} problem(s)") from None
-    if grant.grant_id != grant_id:
-        raise refuse("forged", f"grant stored as {grant_id} is signed as {grant.grant_id}")
+    grant = _verified_grant(envelope, grant_id, registry, refuse)
     if not may_break_glass(registry, grant.opened_by):
         raise refuse("not-break-glass", f"{grant.opened_by!r} is no longer in a break_glass team")
     if when < grant.opened_at:
@@ -830,18 +839,7 @@ def close_review(
     if envelope is None:
         where = " or ".join([*([str(state_dir)] if state_dir else []), *([TRAIL_BRANCH] if trail is not None else [])])
         raise refuse("unknown", f"no break-glass grant {grant_id} in {where or 'the deploy state'}")
-    try:
-        claimed = _unverified_payload(envelope)
-        opener = str(claimed.get("opened_by", "")) if isinstance(claimed, Mapping) else ""
-        payload, _ = verify_json_envelope(envelope, person_trust(registry, opener), payload_type=GRANT_PAYLOAD_TYPE)
-        found = BreakGlassGrant.model_validate(payload)
-    except IntegrityError as exc:
-        raise refuse("forged", f"grant {grant_id} does not verify: {exc.message}") from None
-    except ValidationError as exc:
-        raise refuse("forged", f"grant {grant_id} is malformed: {exc.error_count()} problem(s)") from None
-    if found.grant_id != grant_id:
-        raise refuse("forged", f"grant stored as {grant_id} is signed as {found.grant_id}")
-    grant = found
+    grant = _verified_grant(envelope, grant_id, registry, refuse)
     if identity == grant.opened_by:
         raise refuse(
             "self-review",

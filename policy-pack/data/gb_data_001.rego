@@ -25,7 +25,7 @@ public_group(uri) if contains(uri, "acs.amazonaws.com/groups/global/Authenticate
 
 deny_results(doc) := {result |
 	some r in util.resources_of_types(doc, s3.bucket_types | s3.acl_types)
-	acl := util.input_value(r, "acl", "private")
+	acl := object.get(object.get(r, "inputs", {}), "acl", "private")
 	acl in s3.public_acls
 	result := {"msg": util.msg([r.type, " ", r.name, " sets the public ACL ", acl]), "resource": util.resource_ref(r), "acl": acl}
 } | {result |

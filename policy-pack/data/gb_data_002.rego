@@ -22,7 +22,7 @@ import data.glassbox.lib.util
 
 deny_results(doc) := {result |
 	some r in util.resources_of_types(doc, s3.bucket_types | s3.policy_types)
-	pol := util.input_value(r, "policy", null)
+	pol := object.get(object.get(r, "inputs", {}), "policy", null)
 	not is_null(pol)
 	some stmt in iam.statements(pol)
 	iam.allow(stmt)

@@ -26,7 +26,7 @@ unencrypted(doc) := unencrypted_among(s3.unreferenced(doc, s3.sse_types))
 # deny and warn.
 unencrypted_among(buckets) := [b |
 	some b in buckets
-	is_null(util.input_value(b, "serverSideEncryptionConfiguration", null))
+	is_null(object.get(object.get(b, "inputs", {}), "serverSideEncryptionConfiguration", null))
 ]
 
 deny_results(doc) := data004_deny_from(unencrypted(doc))

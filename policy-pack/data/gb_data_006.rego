@@ -22,7 +22,7 @@ types_006 := {"aws:rds/instance:Instance", "aws:rds/clusterInstance:ClusterInsta
 
 deny_results(doc) := {result |
 	some r in util.resources_of_types(doc, types_006)
-	util.input_value(r, "publiclyAccessible", false) == true
+	object.get(object.get(r, "inputs", {}), "publiclyAccessible", false) == true
 	result := {"msg": util.msg([r.type, " ", r.name, " is publicly accessible"]), "resource": util.resource_ref(r)}
 }
 

@@ -22,8 +22,9 @@ types_007 := {"aws:rds/instance:Instance", "aws:rds/cluster:Cluster"}
 
 deny_results(doc) := {result |
 	some r in util.resources_of_types(doc, types_007)
-	util.input_value(r, "storageEncrypted", false) != true
-	is_null(util.input_value(r, "replicateSourceDb", null))
+	inputs := object.get(r, "inputs", {})
+	object.get(inputs, "storageEncrypted", false) != true
+	is_null(object.get(inputs, "replicateSourceDb", null))
 	result := {"msg": util.msg([r.type, " ", r.name, " does not encrypt its storage"]), "resource": util.resource_ref(r)}
 }
 

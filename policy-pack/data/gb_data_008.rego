@@ -24,7 +24,7 @@ minimum_days := 7
 deny_results(doc) := {result |
 	some r in util.resources_of_types(doc, types_008)
 	util.is_prod(r.environment)
-	is_null(util.input_value(r, "replicateSourceDb", null))
+	is_null(object.get(object.get(r, "inputs", {}), "replicateSourceDb", null))
 	days := util.input_value(r, "backupRetentionPeriod", 0)
 	days < minimum_days
 	result := {

@@ -23,7 +23,7 @@ types_009 := {"aws:rds/instance:Instance", "aws:rds/cluster:Cluster"}
 deny_results(doc) := {result |
 	some r in util.resources_of_types(doc, types_009)
 	util.is_prod(r.environment)
-	util.input_value(r, "deletionProtection", false) != true
+	object.get(object.get(r, "inputs", {}), "deletionProtection", false) != true
 	result := {"msg": util.msg([r.type, " ", r.name, " in ", r.environment, " has no deletion protection"]), "resource": util.resource_ref(r)}
 }
 

@@ -24,7 +24,7 @@ symmetric(k) if {
 
 deny_results(doc) := {result |
 	some k in util.resources_of_type(doc, "aws:kms/key:Key")
-	util.input_value(k, "enableKeyRotation", false) != true # first: most keys rotate, and stop here
+	object.get(object.get(k, "inputs", {}), "enableKeyRotation", false) != true # first: most keys rotate, and stop here
 	symmetric(k)
 	result := {"msg": util.msg(["KMS key ", k.name, " does not rotate"]), "resource": util.resource_ref(k)}
 }

@@ -39,7 +39,7 @@ identity_policy_types := {
 identity_docs(doc) := array.concat(
 	[{"resource": r, "field": "policy", "doc": d} |
 		some r in util.resources_of_types(doc, identity_policy_types)
-		d := util.input_value(r, "policy", null)
+		d := object.get(object.get(r, "inputs", {}), "policy", null)
 		not is_null(d)
 	],
 	[{"resource": r, "field": util.msg(["inlinePolicies[", i, "]"]), "doc": d} |

@@ -34,7 +34,7 @@ public_acls := {"public-read", "public-read-write", "authenticated-read"}
 buckets(doc) := util.resources_of_types(doc, bucket_types)
 
 # The names a companion resource may use to point at a bucket.
-bucket_keys(b) := {k | some k in [b.name, util.input_value(b, "bucket", null)]; is_string(k)}
+bucket_keys(b) := {k | some k in [b.name, object.get(object.get(b, "inputs", {}), "bucket", null)]; is_string(k)}
 
 # concat, not sprintf: rego-cpp 1.5.2 sprintf("%v") quoted some string values inside keys.
 scope_key(r, k) := concat("|", [object.get(r, "project", ""), object.get(r, "stack", ""), k])
@@ -48,7 +48,7 @@ companions_at(doc, k) := object.get(doc.index.bucket_companions, k, [])
 # and companions_at are written out inline: this runs per bucket, and each function call costs regorus
 # about as much as the lookup itself (a key listed twice only repeats a type).
 companion_types(doc, b) := [t |
-	some k in [b.name, util.input_value(b, "bucket", null)]
+	some k in [b.name, object.get(object.get(b, "inputs", {}), "bucket", null)]
 	is_string(k)
 	some i in object.get(doc.index.bucket_companions, concat("|", [object.get(b, "project", ""), object.get(b, "stack", ""), k]), [])
 	t := doc.plan.resources[i].type

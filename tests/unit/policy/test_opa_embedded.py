@@ -123,3 +123,58 @@ def test_a_planted_disagreement_fails_closed_with_both_answers(tmp_path: Path, o
 def test_cross_checking_an_engine_against_itself_is_refused(opa: EmbeddedOpaEngine) -> None:
     with pytest.raises(EngineError, match="against itself"):
         CrossCheckedEngine(opa, opa)
+
+
+# Every input the pack reads with a plain lookup in a per-resource loop, where a null and an absent key must give
+# the same result, on a resource the rule inspects; with the rule the resource is denied by either way (or None).
+NULL_AS_ABSENT = [
+    ("aws:s3/bucket:Bucket", "acl", {"bucket": "acme-logs"}, None),
+    ("aws:s3/bucket:Bucket", "policy", {"bucket": "acme-logs"}, None),
+    ("aws:s3/bucket:Bucket", "serverSideEncryptionConfiguration", {"bucket": "acme-logs"}, "GB-DATA-004"),
+    ("aws:s3/bucket:Bucket", "bucket", {"acl": "private"}, "GB-DATA-004"),
+    ("aws:s3/bucketPolicy:BucketPolicy", "policy", {"bucket": "acme-logs"}, None),
+    ("aws:iam/rolePolicy:RolePolicy", "policy", {"role": "app"}, None),
+    ("aws:rds/instance:Instance", "publiclyAccessible", {"storageEncrypted": True, "backupRetentionPeriod": 7}, None),
+    ("aws:rds/instance:Instance", "storageEncrypted", {"backupRetentionPeriod": 7}, "GB-DATA-007"),
+    (
+        "aws:rds/instance:Instance",
+        "replicateSourceDb",
+        {"storageEncrypted": False, "backupRetentionPeriod": 1},
+        "GB-DATA-008",
+    ),
+    (
+        "aws:rds/instance:Instance",
+        "deletionProtection",
+        {"storageEncrypted": True, "backupRetentionPeriod": 7},
+        "GB-DATA-009",
+    ),
+    ("aws:kms/key:Key", "enableKeyRotation", {"description": "app"}, "GB-DATA-010"),
+    ("aws:ec2/securityGroup:SecurityGroup", "ingress", {"name": "web"}, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("type_", "key", "others", "denied_by"),
+    NULL_AS_ABSENT,
+    ids=[f"{t.split(':')[1]}.{k}" for t, k, _, _ in NULL_AS_ABSENT],
+)
+def test_an_input_given_as_null_is_judged_as_an_absent_one(
+    type_: str,
+    key: str,
+    others: dict[str, Any],
+    denied_by: str | None,
+    opa: EmbeddedOpaEngine,
+    regopy: RegopyEngine,
+    regorus: RegorusEngine,
+) -> None:
+    absent = policy_input([resource(type_, "subject", others)])
+    null = policy_input([resource(type_, "subject", {**others, key: None})])
+    for engine in (opa, regopy, regorus):
+        judged_absent, judged_null = engine.evaluate(absent), engine.evaluate(null)
+        assert (judged_null.results, judged_null.tier, judged_null.reasons) == (
+            judged_absent.results,
+            judged_absent.tier,
+            judged_absent.reasons,
+        ), (engine.name, key)
+        if denied_by is not None:
+            assert denied_by in {r.rule_id for r in judged_null.denies}, (engine.name, key)

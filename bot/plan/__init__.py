@@ -15,7 +15,7 @@ changes), ``terraform`` (Terraform-plan JSON for checkov).
 from __future__ import annotations
 
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -141,23 +141,24 @@ def _build(
             _Side("base", base_commit, base_projects, _jobs(touched, base_projects, base_commit, root / "base")),
             _Side("head", head_commit, head_projects, _jobs(touched, head_projects, head_commit, root / "head")),
         ]
-        # Look-ups and exports read git here, in one thread: a GitPython Repo is not safe to share.
-        for side in sides:
-            if cache is not None and side.jobs:
-                side.key = cache.key(side.name, side.commit, side.jobs, sandbox=sandbox, timeout=timeout, estate=estate)
-                side.resources = cache.get(side.key, side.name, side.jobs)
-            if side.resources is None:
-                _export(side, root / side.name)
-        # Two refs, two processes: on two cores the base and head batches overlap almost fully.
+        # Two refs, two processes: on two cores the base and head batches overlap almost fully. Each side's run
+        # starts as soon as its look-up missed and its tree is exported, the head's first: the base is the side
+        # the cache usually holds, and reading and verifying its entry overlaps the head's run. Look-ups and
+        # exports read git here, in one thread: a GitPython Repo is not safe to share.
+        runs: dict[Side, Future[dict[tuple[str, str], list[Resource]]]] = {}
         with ThreadPoolExecutor(max_workers=2) as threads:
-            runs = {
-                side.name: threads.submit(
-                    run_jobs, side.jobs, ref=side.ref, timeout=timeout, sandbox=sandbox, pool=pool
-                )
-                for side in sides
-                if side.resources is None
-            }
-            failures = [run.exception() for run in runs.values()]
+            for side in reversed(sides):
+                if cache is not None and side.jobs:
+                    side.key = cache.key(
+                        side.name, side.commit, side.jobs, sandbox=sandbox, timeout=timeout, estate=estate
+                    )
+                    side.resources = cache.get(side.key, side.name, side.jobs)
+                if side.resources is None:
+                    _export(side, root / side.name)
+                    runs[side.name] = threads.submit(
+                        run_jobs, side.jobs, ref=side.ref, timeout=timeout, sandbox=sandbox, pool=pool
+                    )
+            failures = [runs[side.name].exception() for side in sides if side.name in runs]
         engine_errors = [e for e in failures if isinstance(e, EngineError)]
         other = [e for e in failures if e is not None and not isinstance(e, EngineError)]
         if other:

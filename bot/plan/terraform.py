@@ -17,6 +17,7 @@ created, an id or ARN reference is left out of ``values`` (it is unknown until a
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -118,6 +119,7 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _ADDRESS_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few hundred property names, over and over; bounded for any others
 def snake(name: str) -> str:
     return _CAMEL.sub("_", name).lower()
 

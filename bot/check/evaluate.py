@@ -545,7 +545,7 @@ def run_check(request: CheckRequest) -> CheckResult:
                 cache=plan_cache,
                 estate=registry.estate,
                 pool=request.services.sandbox_pool if request.services is not None else None,
-                write_behind=True,  # settled below, once the plan is judged
+                write_behind=True,  # released once the verdict is made (below)
             )
             plan, plan_sources = planned.plan, planned.sources
             data = policy_input(plan, paths, governance, evidence, author, request, head, registry, now)
@@ -570,8 +570,6 @@ def run_check(request: CheckRequest) -> CheckResult:
                 versions["rego"] = engine_name
                 findings += rego
                 findings += scanning.result()
-            if plan_cache is not None:
-                plan_cache.settle()  # the entries this plan made are on disk before the check reports
             versions["evaluation"] = judge.describe(len(plan.resources)) if judge is not None else "full"
             findings, waiver_notes = apply_waivers(findings, anchors.waivers, now)
             reasons += waiver_notes
@@ -619,6 +617,10 @@ def run_check(request: CheckRequest) -> CheckResult:
         plan_sources=plan_sources,
         time_verified=now,
     )
+    if plan_cache is not None:
+        # The entries this plan made are written now, behind the report: the next read of the cache waits for
+        # them, and so does this process's exit.
+        plan_cache.release()
     changes = [c.model_dump(mode="json") for c in plan.changes] if plan else []
     return CheckResult(verdict, plan, evidence.record, sarif(verdict), summary_markdown(verdict, changes))
 

@@ -90,8 +90,8 @@ def plan_change(
     what each sandbox run reported there. ``estate`` (the registry's, at the base) is part of every key. The
     cache is not used for ``Sandbox(mode="none")``: a program outside the sandbox could reach it. With ``pool``,
     each side that runs takes a warm sandbox of its own from it (:mod:`bot.plan.pool`), used for that side only.
-    With ``write_behind``, what a run reported is written to ``cache`` while the caller goes on
-    (:meth:`PlanCache.put_soon`; every read of the cache waits for it, and the caller settles it when done)."""
+    With ``write_behind``, what a run reported is kept for ``cache`` to write once the caller releases it
+    (:meth:`PlanCache.put_soon`, :meth:`PlanCache.release`; every read of the cache releases and waits for it)."""
     repo = _open(repo_path)
     sandbox = sandbox or Sandbox()
     if sandbox.mode != SANDBOX_NAMESPACES:

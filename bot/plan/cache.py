@@ -204,6 +204,7 @@ class PlanCache:
         self._lock = threading.Lock()
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
+        self._held: list[tuple[str, str, list[Job], ResultsBySide]] = []
         self._refuse_visible()
         self._mac_key = self._open(mac_key)
         self.prune()
@@ -379,15 +380,24 @@ class PlanCache:
         return out
 
     def put_soon(self, key: str, side: str, jobs: Sequence[Job], results: ResultsBySide) -> None:
-        """:meth:`put`, on a writer thread of this cache: the check that planned goes on while its entry is
-        written. Every read (:meth:`get`, :meth:`prune`) first waits for the writes begun before it, and so
-        does the interpreter's exit."""
+        """:meth:`put`, later and on a writer thread of this cache. The entry waits for :meth:`release` (the check
+        that planned releases it once it has judged the plan, so that writing it takes none of the check's time),
+        then is written while the caller goes on. Every read (:meth:`get`, :meth:`prune`) first releases and
+        waits for the entries put before it, and the interpreter's exit waits for those released."""
         snapshot = {k: list(v) for k, v in results.items()}  # the caller's dict may change; the models do not
         with self._lock:
+            self._held.append((key, side, list(jobs), snapshot))
+
+    def release(self) -> None:
+        """Start writing the entries :meth:`put_soon` holds; returns at once."""
+        with self._lock:
+            held, self._held = self._held, []
+            if not held:
+                return
             if self._writer is None:
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glassbox-plan-cache")
             self._pending = [f for f in self._pending if not f.done()]
-            self._pending.append(self._writer.submit(self._put_logged, key, side, list(jobs), snapshot))
+            self._pending += [self._writer.submit(self._put_logged, *entry) for entry in held]
 
     def _put_logged(self, key: str, side: str, jobs: Sequence[Job], results: ResultsBySide) -> None:
         try:
@@ -396,7 +406,8 @@ class PlanCache:
             log.exception("plan cache: could not keep entry %s", key)
 
     def settle(self) -> None:
-        """Wait for the entries :meth:`put_soon` is still writing."""
+        """Release the entries :meth:`put_soon` holds and wait until every one is written (or failed)."""
+        self.release()
         with self._lock:
             pending, self._pending = self._pending, []
         for future in pending:

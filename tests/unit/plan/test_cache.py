@@ -7,6 +7,7 @@ import dataclasses
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -307,3 +308,37 @@ def test_a_failed_write_behind_costs_a_plan_and_nothing_else(
     monkeypatch.undo()
     again = plan_change(estate.path, estate.base, estate.head, cache=cache)
     assert sources(again) == {"base": "miss", "head": "miss"} and again.plan == first.plan
+
+
+def test_an_entry_put_soon_waits_for_its_release_and_is_written_behind_it(estate: Estate, tmp_path: Path) -> None:
+    cache = PlanCache(tmp_path / "cache")
+    first = plan_change(estate.path, estate.base, estate.head, cache=cache, write_behind=True)
+    assert entries(cache.directory) == []  # held: the check that planned is still judging
+    cache.release()  # the verdict is made: the writes start, and the caller does not wait for them
+    cache.settle()
+    assert len(entries(cache.directory)) == 2
+    again = plan_change(estate.path, estate.base, estate.head, cache=cache)
+    assert sources(again) == {"base": "hit", "head": "hit"} and again.plan == first.plan
+
+
+def test_a_released_entry_is_on_disk_when_the_process_exits_at_once(estate: Estate, tmp_path: Path) -> None:
+    # as `glassbox ci pull-request` ends right after its verdict: the interpreter's exit waits for the write
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from bot.plan import plan_change\n"
+        "from bot.plan.cache import PlanCache\n"
+        "cache = PlanCache(Path(sys.argv[1]))\n"
+        "plan_change(Path(sys.argv[2]), sys.argv[3], sys.argv[4], cache=cache, write_behind=True)\n"
+        "cache.release()\n"
+    )
+    cache_dir = tmp_path / "cache"
+    subprocess.run(
+        [sys.executable, "-c", script, str(cache_dir), str(estate.path), estate.base, estate.head],
+        check=True,
+        cwd=Path(__file__).resolve().parents[3],
+        timeout=300,
+    )
+    assert len(entries(cache_dir)) == 2
+    again = plan_change(estate.path, estate.base, estate.head, cache=PlanCache(cache_dir))
+    assert sources(again) == {"base": "hit", "head": "hit"}

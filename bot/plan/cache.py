@@ -27,7 +27,8 @@ path the jail binds, :func:`bot.plan.runner.visible_paths`) or when it lies insi
 (``mac.key``, 32 random bytes), over its canonical body, which names its own key and stacks: a truncated,
 corrupt, edited, renamed or swapped entry, a symlink, or one written under another directory's key fails
 verification and is a miss (logged as a warning), never a plan. Entries are written to a temporary file and
-renamed into place. Whoever can read ``mac.key`` can write entries that verify: that is this uid outside the
+renamed into place. A process keeps the last few entries it verified (:data:`VERIFIED_IN_MEMORY`) and answers
+them from memory, so that a long-lived one reads and checks the base of every change against one main once. Whoever can read ``mac.key`` can write entries that verify: that is this uid outside the
 sandbox, which could as well change glassbox itself. The only way PR code runs as that uid outside the sandbox is
 ``--sandbox=none`` (development only): such a run never reads or keeps entries, but its program could have read
 the key, so a host where one ran should delete the directory before sandboxed checks trust it again.
@@ -61,6 +62,7 @@ import stat
 import sys
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
@@ -188,6 +190,11 @@ def _estate_entry(estate: EstateFile | None, job: Job) -> dict[str, Any] | None:
     }
 
 
+# Entries a long-lived process (glassbox mcp, a pre-flight) keeps once it has read and verified them: the base of
+# every change an agent tries against one main is read from disk and checked once, not on every call.
+VERIFIED_IN_MEMORY = 8
+
+
 class PlanCache:
     """A directory of MAC'd plan entries. Safe to share between threads and processes: entries are written to a
     temporary file and renamed, and the MAC key is created once with a no-clobber link."""
@@ -205,6 +212,7 @@ class PlanCache:
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
         self._held: list[tuple[str, str, list[Job], ResultsBySide]] = []
+        self._verified: OrderedDict[str, ResultsBySide] = OrderedDict()
         self._refuse_visible()
         self._mac_key = self._open(mac_key)
         self.prune()
@@ -329,6 +337,17 @@ class PlanCache:
         that exists but does not verify is logged, counted in :attr:`rejected` and treated as a miss."""
         self.settle()
         path = self._path(key)
+        with self._lock:
+            known = self._verified.get(key)
+            if known is not None:
+                self._verified.move_to_end(key)
+        if known is not None:
+            # Verified by this process when it was first read; its key names every input, so it is still the
+            # entry (the file may have been pruned or replaced since: the copy held here is the one verified).
+            self._count("hits")
+            with contextlib.suppress(OSError):
+                os.utime(path)
+            return {k: list(v) for k, v in known.items()}
         try:
             raw = _read_entry(path)
         except FileNotFoundError:
@@ -345,6 +364,10 @@ class PlanCache:
         self._count("hits")
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: pruned last
+        with self._lock:
+            self._verified[key] = {k: list(v) for k, v in found.items()}
+            while len(self._verified) > VERIFIED_IN_MEMORY:
+                self._verified.popitem(last=False)
         return found
 
     def _verify(self, key: str, side: str, raw: bytes, jobs: Sequence[Job]) -> ResultsBySide:

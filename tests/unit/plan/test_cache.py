@@ -342,3 +342,20 @@ def test_a_released_entry_is_on_disk_when_the_process_exits_at_once(estate: Esta
     assert len(entries(cache_dir)) == 2
     again = plan_change(estate.path, estate.base, estate.head, cache=PlanCache(cache_dir))
     assert sources(again) == {"base": "hit", "head": "hit"}
+
+
+def test_an_entry_verified_once_is_answered_from_memory_and_a_later_edit_changes_nothing(
+    estate: Estate, tmp_path: Path
+) -> None:
+    cache = PlanCache(tmp_path / "cache")
+    first = plan_change(estate.path, estate.base, estate.head, cache=cache)
+    verified = plan_change(estate.path, estate.base, estate.head, cache=cache)
+    assert sources(verified) == {"base": "hit", "head": "hit"}
+    for path in entries(cache.directory):  # edited on disk after this process verified them
+        path.write_text(path.read_text().replace('"protect":false', '"protect":true'))
+    again = plan_change(estate.path, estate.base, estate.head, cache=cache)
+    assert sources(again) == {"base": "hit", "head": "hit"} and again.plan == first.plan and cache.rejected == 0
+    fresh = PlanCache(tmp_path / "cache")  # another process reads the edited entries: rejected, planned again
+    replanned = plan_change(estate.path, estate.base, estate.head, cache=fresh)
+    assert sources(replanned) == {"base": "miss", "head": "miss"} and fresh.rejected == 2
+    assert replanned.plan == first.plan

@@ -88,7 +88,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import ValidationError
 
 from bot.check.policy_input import NoEvidence, build_policy_input
-from bot.plan.model import Plan
+from bot.plan.model import Plan, Resource
 from bot.plan.terraform import TERRAFORM_TYPES, address_map, to_terraform_plan
 from bot.policy.checkov import CheckovFinding, CheckovReport, CheckovWorker, Severity
 from bot.policy.engines.results import PolicyResult
@@ -121,6 +121,7 @@ _BASE_AUTHOR = "glassbox-base-estate"
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Record)
+_T = TypeVar("_T")
 RegoAnswer = tuple[list[Finding], RiskTier, list[str], str]
 RegoEvaluate = Callable[[Any, dict[str, Any]], RegoAnswer]
 
@@ -574,27 +575,41 @@ class Proportional:
             changes=[],
             digest=None,
         )
-        # a neutral document: the base estate alone, no change, no PR facts (only ESTATE_RULES can answer)
-        document = build_policy_input(
-            plan=base,
-            changed_paths=[],
-            governance_paths=[],
-            evidence=NoEvidence(),
-            author_id=_BASE_AUTHOR,
-            author_is_agent=False,
-            pr_number=None,
-            base_ref="",
-            head_sha=self.plan.base_commit,
-            registry=self.registry,
-            now=_EPOCH,
+        built: list[dict[str, Any]] = []
+
+        def document() -> dict[str, Any]:
+            # a neutral document: the base estate alone, no change, no PR facts (only ESTATE_RULES can answer)
+            if not built:
+                built.append(
+                    build_policy_input(
+                        plan=base,
+                        changed_paths=[],
+                        governance_paths=[],
+                        evidence=NoEvidence(),
+                        author_id=_BASE_AUTHOR,
+                        author_is_agent=False,
+                        pr_number=None,
+                        base_ref="",
+                        head_sha=self.plan.base_commit,
+                        registry=self.registry,
+                        now=_EPOCH,
+                    )
+                )
+            return built[0]
+
+        key = base_fact(
+            self.plan.base_resources,
+            ("rego key", engine.name, self.registry.digest, self.plan.base_commit),
+            lambda: digest(
+                {"kind": "rego", "engine": engine.name, "policy": REVIEWED_POLICY, "input": digest(document())}
+            ),
         )
-        key = digest({"kind": "rego", "engine": engine.name, "policy": REVIEWED_POLICY, "input": digest(document)})
         cached = self.cache.get(key, PolicyResult)
         if cached is not None:
             return cached
         if not worth_warming:
             raise Doubt("nothing is cached for the base, and the closure is most of the estate")
-        results = engine.evaluate(document).results
+        results = engine.evaluate(document()).results
         stray = sorted({r.rule_id for r in results} - ESTATE_RULES)
         if stray:
             raise Doubt(f"rules other than the estate's answered about the base estate alone: {', '.join(stray)}")
@@ -616,13 +631,14 @@ class Proportional:
 
     def _checkov(self, worker: CheckovWorker, document: dict[str, Any]) -> CheckovReport:
         relations = self.relations
+        base_resources = self.plan.base_resources
         selection = select(relations, checkov_reach(worker))
         head_urns = address_map(self.plan.resources)
         head_addresses = {urn: address for address, urn in head_urns.items()}
         evaluated = frozenset(head_addresses[u] for u in selection.evaluated if u in head_addresses)
         if len(evaluated) == len(head_addresses):
             raise Doubt("the closure is the whole estate")
-        base_document = to_terraform_plan(self.plan.base_resources)
+        base_document = base_fact(base_resources, ("terraform",), lambda: to_terraform_plan(base_resources))
         types = {r["type"] for d in (document, base_document) for r in d["planned_values"]["root_module"]["resources"]}
         if reads_like_an_address(document, types) or reads_like_an_address(base_document, types):
             raise Doubt("an attribute value reads like a Terraform address, which checkov would join on")
@@ -631,7 +647,7 @@ class Proportional:
                 "kind": "checkov",
                 "checkov": worker.version(),
                 "policy": digest(worker.policy),
-                "plan": digest(base_document),
+                "plan": base_fact(base_resources, ("terraform digest",), lambda: digest(base_document)),
             }
         )
         failures = self.cache.get(key, CheckovFailure)
@@ -675,6 +691,41 @@ class Proportional:
             resource_count=len(head_addresses),
             skipped_checks=report.skipped_checks,
         )
+
+
+# What the closure derives from a base estate alone (its rendering, the digests that key its cached results), kept
+# for the last few bases a process judged: a long-lived pre-flight judges every change an agent tries against one
+# main, and its plan cache hands back that base's very Resource objects each time (bot.plan.cache).
+BASE_FACTS_KEPT = 4
+_base_facts: collections.OrderedDict[tuple[int, ...], tuple[list[Resource], dict[tuple[str, ...], Any]]] = (
+    collections.OrderedDict()
+)
+_base_facts_lock = threading.Lock()
+
+
+def base_fact(resources: Sequence[Resource], name: tuple[str, ...], make: Callable[[], _T]) -> _T:
+    """``make()``, a function of the base ``resources`` and of what ``name`` spells out, worked out once per base.
+
+    A base is known by the identity of its Resource objects (frozen records), not by their content: comparing
+    content would cost what is saved. The objects are held here while their base is kept, so no other object can
+    take one's identity meanwhile; a base built afresh (planned again, read by another cache) is another base.
+    What is returned is shared: callers only read it."""
+    ids = tuple(map(id, resources))
+    with _base_facts_lock:
+        held = _base_facts.get(ids)
+        if held is not None:
+            _base_facts.move_to_end(ids)
+            if name in held[1]:
+                return held[1][name]  # type: ignore[no-any-return]
+    value = make()
+    with _base_facts_lock:
+        held = _base_facts.get(ids)
+        if held is None:
+            held = _base_facts[ids] = (list(resources), {})
+            while len(_base_facts) > BASE_FACTS_KEPT:
+                _base_facts.popitem(last=False)
+        held[1][name] = value
+    return value
 
 
 def _worth(selection: Selection, relations: Relations) -> bool:

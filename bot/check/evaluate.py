@@ -619,7 +619,7 @@ def run_check(request: CheckRequest) -> CheckResult:
     )
     if plan_cache is not None:
         # The entries this plan made are written now, behind the report: the next read of the cache waits for
-        # them, and so does this process's exit.
+        # them, and so do closing the services (CheckServices.close) and this process's exit.
         plan_cache.release()
     changes = [c.model_dump(mode="json") for c in plan.changes] if plan else []
     return CheckResult(verdict, plan, evidence.record, sarif(verdict), summary_markdown(verdict, changes))

@@ -119,7 +119,7 @@ class CheckServices:
             return sum(w.starts for w in self._workers.values())
 
     def close(self) -> None:
-        """Stop every worker and warm sandbox; safe to call twice."""
+        """Stop every worker and warm sandbox and wait for the plan cache's writes; safe to call twice."""
         with self._lock:
             self._closed = True
             workers = list(self._workers.values())
@@ -129,3 +129,5 @@ class CheckServices:
             worker.close()
         if self.sandbox_pool is not None:
             self.sandbox_pool.close()
+        if self.plan_cache is not None:
+            self.plan_cache.settle()  # the entries the checks made, written behind their reports, are on disk

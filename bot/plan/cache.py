@@ -28,7 +28,8 @@ path the jail binds, :func:`bot.plan.runner.visible_paths`) or when it lies insi
 corrupt, edited, renamed or swapped entry, a symlink, or one written under another directory's key fails
 verification and is a miss (logged as a warning), never a plan. Entries are written to a temporary file and
 renamed into place. A process keeps the last few entries it verified (:data:`VERIFIED_IN_MEMORY`) and answers
-them from memory, so that a long-lived one reads and checks the base of every change against one main once. Whoever can read ``mac.key`` can write entries that verify: that is this uid outside the
+them from memory, so that a long-lived one reads and checks the base of every change against one main once.
+Whoever can read ``mac.key`` can write entries that verify: that is this uid outside the
 sandbox, which could as well change glassbox itself. The only way PR code runs as that uid outside the sandbox is
 ``--sandbox=none`` (development only): such a run never reads or keeps entries, but its program could have read
 the key, so a host where one ran should delete the directory before sandboxed checks trust it again.

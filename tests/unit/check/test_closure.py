@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from bot.check.closure import (
+    BASE_FACTS_KEPT,
     CACHE_DIR_ENV,
     Doubt,
     Proportional,
     ResultCache,
+    base_fact,
     longest_chain,
     reach_of,
 )
@@ -151,3 +153,41 @@ def test_a_cache_directory_others_may_write_or_inside_the_repository_is_left_out
     monkeypatch.setenv(CACHE_DIR_ENV, str(private))
     assert ResultCache.configured(repository).directory == private
     assert os.stat(private).st_mode & 0o777 == 0o700
+
+
+def _buckets(tag: str) -> list[Resource]:
+    return [
+        Resource(
+            urn=f"urn:pulumi:prod::app::aws:s3/bucket:Bucket::b{i}",
+            project="app",
+            stack="prod",
+            environment="prod",
+            type="aws:s3/bucket:Bucket",
+            name=f"b{i}",
+            inputs={"bucket": f"acme-{tag}-{i}"},
+        )
+        for i in range(3)
+    ]
+
+
+def test_a_base_fact_is_worked_out_once_per_base_and_never_lent_to_another() -> None:
+    made: list[str] = []
+
+    def fact(tag: str, resources: list[Resource]) -> str:
+        def work_out() -> str:
+            made.append(tag)
+            return f"about {tag}"
+
+        return base_fact(resources, ("test fact",), work_out)
+
+    base = _buckets("main")
+    assert fact("main", base) == "about main"
+    assert fact("main", list(base)) == "about main"  # the same records, another list: known
+    assert made == ["main"]
+    twin = _buckets("main")  # equal content, other records (planned again): another base, worked out afresh
+    assert fact("twin", twin) == "about twin"
+    assert fact("main", base) == "about main"
+    for n in range(BASE_FACTS_KEPT):  # later bases push the first out: it is worked out again, not guessed
+        fact(f"later-{n}", _buckets(f"later-{n}"))
+    assert fact("main", base) == "about main"
+    assert made == ["main", "twin", *[f"later-{n}" for n in range(BASE_FACTS_KEPT)], "main"]

@@ -60,3 +60,14 @@ def write(repo: git.Repo, relative: str, text: str) -> None:
     target = Path(repo.working_dir) / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
+
+
+def one_program(path: Path, program: str) -> tuple[str, str]:
+    """A fresh repository at ``path`` whose second commit adds project ``app`` (stack ``dev``, eu-central-1)
+    running ``program``: (first commit, second commit)."""
+    repo = infra_repo(path, projects=())
+    before = repo.head.commit.hexsha
+    write(repo, "infra/app/Pulumi.yaml", "name: app\nruntime: python\n")
+    write(repo, "infra/app/Pulumi.dev.yaml", "config:\n  aws:region: eu-central-1\n")
+    write(repo, "infra/app/__main__.py", program)
+    return before, commit_all(repo, "app")

@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -575,28 +576,23 @@ class Proportional:
             changes=[],
             digest=None,
         )
-        built: list[dict[str, Any]] = []
-
-        def document() -> dict[str, Any]:
-            # a neutral document: the base estate alone, no change, no PR facts (only ESTATE_RULES can answer)
-            if not built:
-                built.append(
-                    build_policy_input(
-                        plan=base,
-                        changed_paths=[],
-                        governance_paths=[],
-                        evidence=NoEvidence(),
-                        author_id=_BASE_AUTHOR,
-                        author_is_agent=False,
-                        pr_number=None,
-                        base_ref="",
-                        head_sha=self.plan.base_commit,
-                        registry=self.registry,
-                        now=_EPOCH,
-                    )
-                )
-            return built[0]
-
+        # a neutral document: the base estate alone, no change, no PR facts (only ESTATE_RULES can answer); built
+        # only when its digest or its evaluation is wanted, once
+        document = functools.cache(
+            lambda: build_policy_input(
+                plan=base,
+                changed_paths=[],
+                governance_paths=[],
+                evidence=NoEvidence(),
+                author_id=_BASE_AUTHOR,
+                author_is_agent=False,
+                pr_number=None,
+                base_ref="",
+                head_sha=self.plan.base_commit,
+                registry=self.registry,
+                now=_EPOCH,
+            )
+        )
         key = base_fact(
             self.plan.base_resources,
             ("rego key", engine.name, self.registry.digest, self.plan.base_commit),

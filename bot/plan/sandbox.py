@@ -129,8 +129,8 @@ class SdkCallsInline(concurrent.futures.ThreadPoolExecutor):
 
     The SDK hands every monitor call (register, read, invoke, outputs, features) to ``run_in_executor`` wrapped by
     its ``wrap_with_context``, because a real monitor is a gRPC server that blocks. The monitor here is this
-    process's own mock: each call returns at once, and a thread hop per registration (the work queued, the GIL
-    handed over and back) was about a fifth of a 1,000-resource run. Those calls, and only those, run in line, so
+    process's own mock: each call returns at once, and the thread hop per registration (the work queued, the GIL
+    handed over and back) is all it would cost. Those calls, and only those, run in line, so
     their order is the order the SDK issued them. Anything else a program sends to the default executor runs on
     a worker thread as before: a program whose own work waits on the loop still finishes. A call that raises gives
     its future the exception, as a worker would.

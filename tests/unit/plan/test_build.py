@@ -11,7 +11,7 @@ import pytest
 from bot.errors import EngineError, UserError
 from bot.plan import Plan, build_plan
 from bot.records import ChangeAction
-from tests.plan_helpers import append, commit_all, edit, infra_repo, write
+from tests.plan_helpers import append, commit_all, edit, infra_repo, one_program, write
 
 
 @dataclass(frozen=True)
@@ -237,12 +237,7 @@ aws.ec2.Subnet("a", vpc_id="vpc-1", cidr_block="10.0.0.0/24", availability_zone=
 
 
 def test_components_providers_and_invokes(tmp_path: Path) -> None:
-    repo = infra_repo(tmp_path, projects=())
-    before = repo.head.commit.hexsha
-    write(repo, "infra/app/Pulumi.yaml", "name: app\nruntime: python\n")
-    write(repo, "infra/app/Pulumi.dev.yaml", "config:\n  aws:region: eu-central-1\n")
-    write(repo, "infra/app/__main__.py", COMPONENT_PROGRAM)
-    after = commit_all(repo, "app")
+    before, after = one_program(tmp_path, COMPONENT_PROGRAM)
 
     plan = build_plan(tmp_path, before, after)
 

@@ -15,7 +15,7 @@ from pulumi.runtime._context import wrap_with_context
 
 from bot.plan import build_plan
 from bot.plan.sandbox import SdkCallsInline
-from tests.plan_helpers import commit_all, infra_repo, write
+from tests.plan_helpers import one_program
 
 
 def test_an_sdk_monitor_call_runs_on_the_callers_thread() -> None:
@@ -66,12 +66,7 @@ aws.s3.Bucket("logs", bucket=pulumi.Output.from_input(asyncio.ensure_future(buck
 
 
 def test_a_program_whose_own_executor_work_waits_on_the_loop_still_plans(tmp_path: Path) -> None:
-    repo = infra_repo(tmp_path, projects=())
-    before = repo.head.commit.hexsha
-    write(repo, "infra/app/Pulumi.yaml", "name: app\nruntime: python\n")
-    write(repo, "infra/app/Pulumi.dev.yaml", "config:\n  aws:region: eu-central-1\n")
-    write(repo, "infra/app/__main__.py", WAITS_ON_THE_LOOP)
-    after = commit_all(repo, "app")
+    before, after = one_program(tmp_path, WAITS_ON_THE_LOOP)
 
     plan = build_plan(tmp_path, before, after, timeout=60)
 

@@ -16,11 +16,18 @@ retention). The pre-flight is driven as ``glassbox mcp`` runs it: one long-lived
 - ``no plan cache``: the same change with ``--no-plan-cache`` (checkov and the pack still warm): every call plans
   both sides in their sandboxes, as every call did before.
 
+Then ``touched-N`` (``--touched``, N = 1000 by default, 0 skips it): the same server on another forge whose main adds
+``bench/bench_check.py``'s generated estate of N resources as project ``bench`` (stack ``prod``, registered in
+``estate.yaml``) and an agent ``estate-agent`` scoped to its stack config. Each call is another five-resource change
+(the app log group's retention, a rule's description, the bucket's and the role's tags, a permission of the role's
+policy, of one unit: ``bench:touched`` in ``infra/bench/Pulumi.prod.yaml``), made once the warm sandboxes are warm
+(paced, as above); the first call also plans the base, the figure is the median of the later calls.
+
 Then the CI check of the same change, ``glassbox check --no-attest`` in a fresh process each time (as a CI job
 runs it): with an empty plan cache, with the cache the first run filled, and with ``--no-plan-cache``.
 
-Run: ``.venv/bin/python bench/bench_preflight.py [--calls 7] [--ci-repeat 3]``. A bench, not a test: it prints and
-asserts nothing; the exit code is 0 unless a step fails outright.
+Run: ``.venv/bin/python bench/bench_preflight.py [--calls 7] [--ci-repeat 3] [--touched 1000]``. A bench, not a
+test: it prints and asserts nothing; the exit code is 0 unless a step fails outright.
 """
 
 from __future__ import annotations
@@ -41,9 +48,12 @@ from pathlib import Path
 from typing import Any
 
 import git
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from bench_check import PREFLIGHT_UNITS, PROGRAM, _config  # noqa: E402
 
 import bot.check.evaluate as evaluate  # noqa: E402
 import bot.check.preflight as preflight  # noqa: E402
@@ -121,6 +131,8 @@ def series(
         seconds.append(time.perf_counter() - start)
         if answer.get("outcome") not in ("would_pass", "would_fail"):
             raise SystemExit(f"pre-flight did not judge: {answer}")
+        if not answer.get("plan_sources"):
+            raise SystemExit(f"pre-flight planned nothing: {answer.get('reasons')}")
         split = dict(spent)
         split["clone + commit"] = split.pop("preflight", 0.0) - split.get("check", 0.0)
         split["rest"] = seconds[-1] - split["clone + commit"] - split.get("check", 0.0) - split.get("scope", 0.0)
@@ -132,7 +144,8 @@ def sources(answer: dict[str, Any]) -> str:
     return ", ".join(f"{s['side']} {s['cache']}" for s in answer.get("plan_sources", []))
 
 
-def report(name: str, seconds: list[float], phases: list[dict[str, float]], answer: dict[str, Any]) -> None:
+def report(name: str, seconds: list[float], phases: list[dict[str, float]], answer: dict[str, Any]) -> float:
+    """Print a series; its later calls' median."""
     later = seconds[1:]
     median = statistics.median(later) if later else float("nan")
     print(
@@ -150,6 +163,98 @@ def report(name: str, seconds: list[float], phases: list[dict[str, float]], answ
             f"check {ms('check')} (anchors {ms('anchors')}, plan {ms('plan')}, rego {ms('rego')} beside checkov "
             f"{ms('checkov')}), rest {ms('rest')}"
         )
+    return median
+
+
+TOUCHED_AGENT = "estate-agent"
+TOUCHED_CONFIG = "infra/bench/Pulumi.prod.yaml"
+
+
+def touched_source(tmp: Path, count: int) -> Path:
+    """The sample estate plus the generated ``count``-resource project ``bench`` (stack ``prod``) and an agent whose
+    scope is that stack's config."""
+    src = governed_source(tmp)
+    project = src / "infra" / "bench"
+    project.mkdir(parents=True)
+    (project / "Pulumi.yaml").write_text("name: bench\nruntime:\n  name: python\n", encoding="utf-8")
+    (project / "__main__.py").write_text(PROGRAM, encoding="utf-8")
+    (src / TOUCHED_CONFIG).write_text(_config(count, 0, 30, "cc-1001"), encoding="utf-8")
+    estate_file = src / "registry" / "estate.yaml"
+    estate = yaml.safe_load(estate_file.read_text(encoding="utf-8"))
+    estate["projects"].append(
+        {
+            "name": "bench",
+            "directory": "infra/bench",
+            "owners": ["team:platform"],
+            "stacks": [{"name": "prod", "environment": "prod"}],
+        }
+    )
+    estate_file.write_text(yaml.safe_dump(estate, sort_keys=False), encoding="utf-8")
+    agents_file = src / "registry" / "agents.yaml"
+    agents = yaml.safe_load(agents_file.read_text(encoding="utf-8"))
+    template = next(a for a in agents["agents"] if a["id"] == AGENT)
+    agents["agents"].append(
+        template
+        | {
+            "id": TOUCHED_AGENT,
+            "display_name": "Estate agent (bench)",
+            "scope": {
+                "paths": [TOUCHED_CONFIG],
+                "projects": ["bench"],
+                "stacks": ["prod"],
+                "resource_types": ["aws:*"],
+                "max_risk": "critical",
+            },
+            "budgets": {"changes_per_day": 1000, "open_prs": 5},
+        }
+    )
+    agents_file.write_text(yaml.safe_dump(agents, sort_keys=False), encoding="utf-8")
+    return src
+
+
+def touched_change(count: int, unit: int) -> dict[str, Any]:
+    """Five resources of unit ``unit`` change, as the request declares."""
+    t = f"t{unit}"
+    changed = [
+        ("aws:cloudwatch/logGroup:LogGroup", f"app-{t}"),
+        ("aws:ec2/securityGroupRule:SecurityGroupRule", f"db-from-app-{t}"),
+        ("aws:s3/bucket:Bucket", f"data-{t}"),
+        ("aws:iam/role:Role", f"app-{t}"),
+        ("aws:iam/policy:Policy", f"app-{t}"),
+    ]
+    return request(
+        agent_id=TOUCHED_AGENT,
+        intent=f"Revise unit {unit} of the bench estate",
+        changes=[{"path": TOUCHED_CONFIG, "content": _config(count, 0, 30, "cc-1001", unit)}],
+        expected_changes=[
+            {"project": "bench", "stack": "prod", "type": kind, "name": name, "action": "update"}
+            for kind, name in changed
+        ],
+    ).model_dump(mode="json")
+
+
+def touched_series(tmp: Path, count: int, calls: int) -> float:
+    """``calls`` pre-flights of five-resource changes in a ``count``-resource estate, through AgentTools."""
+    data = tmp / "forge-touched"
+    init_forge(data, REPO, touched_source(tmp / "touched", count))
+    url, stop = start_forge(data, log=io.StringIO())
+    try:
+        config = ServerConfig(
+            agent_id=TOUCHED_AGENT,
+            keys=data / "keys",
+            ledger=tmp / "ledger-touched.jsonl",
+            base_repo=repo_path(data, REPO),
+            forge=ForgeSettings(url=url, repo=REPO, token=load_tokens(data)[TOUCHED_AGENT]),
+        )
+        units = [2, *PREFLIGHT_UNITS][:calls]
+        print(f"\ntouched-{count}: MCP pre-flight of five-resource changes ({TOUCHED_CONFIG}), units {units}")
+        tools = AgentTools(config)
+        try:
+            return report(f"touched-{count}", *series(tools, [touched_change(count, u) for u in units], paced=True))
+        finally:
+            tools.close()
+    finally:
+        stop()
 
 
 def ci_clone(bare: Path, into: Path) -> Path:
@@ -182,10 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=7, help="pre-flight calls per series (the first is 'first')")
     parser.add_argument("--ci-repeat", type=int, default=3, help="CI checks per cache state (median)")
+    parser.add_argument("--touched", type=int, default=1000, help="resources in the touched-N estate (0: skip it)")
     args = parser.parse_args(argv)
-    print(f"command: .venv/bin/python bench/bench_preflight.py --calls {args.calls} --ci-repeat {args.ci_repeat}")
+    print(
+        f"command: .venv/bin/python bench/bench_preflight.py --calls {args.calls} --ci-repeat {args.ci_repeat} "
+        f"--touched {args.touched}"
+    )
     print(f"cpus {os.cpu_count()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     instrument()
+    medians: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="glassbox-bench-preflight-") as scratch:
         tmp = Path(scratch)
         src = governed_source(tmp)
@@ -205,10 +315,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nMCP pre-flight (AgentTools.preflight_change in one process), {CONFIG} flow-log retention")
             tools = AgentTools(config)
             try:
-                report("same change", *series(tools, [change(14) for _ in range(args.calls)]))
+                medians["same change"] = report("same change", *series(tools, [change(14) for _ in range(args.calls)]))
                 report("new value", *series(tools, [change(30 + i) for i in range(1, args.calls + 1)]))
                 paced = [change(60 + i) for i in range(1, args.calls + 1)]
-                report("new value, paced", *series(tools, paced, paced=True))
+                medians["new value, paced"] = report("new value, paced", *series(tools, paced, paced=True))
             finally:
                 tools.close()
             cold = AgentTools(dataclasses.replace(config, plan_cache=False))
@@ -233,6 +343,21 @@ def main(argv: list[str] | None = None) -> int:
                 )
         finally:
             stop()
+        if args.touched:
+            os.environ[DIR_ENV] = str(tmp / "plan-cache-touched")
+            medians[f"touched-{args.touched}"] = touched_series(tmp, args.touched, args.calls)
+    print("\ntargets (MCP pre-flight, second and later calls, median)")
+    for name in ("same change", "new value, paced"):
+        print(
+            f"  one-line config change on the sample estate ({name}) within 0.5 s: {medians[name]:.2f} s  "
+            f"{'PASS' if medians[name] <= 0.5 else 'MISS'}"
+        )
+    if args.touched:
+        value = medians[f"touched-{args.touched}"]
+        print(
+            f"  five-resource change in touched-{args.touched} within 1.5 s: {value:.2f} s  "
+            f"{'PASS' if value <= 1.5 else 'MISS'}"
+        )
     return 0
 
 

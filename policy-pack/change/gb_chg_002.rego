@@ -20,8 +20,8 @@ import rego.v1
 import data.glassbox.lib.manifest
 import data.glassbox.lib.util
 
-# Keys are lib.manifest's mf_key: a change whose key is undefined (a non-string field) counts as
-# undeclared (safe), and such a manifest entry as absent.
+# Keys are lib.manifest's mf_key, the five fields compared as an array: a change whose key is undefined (a
+# missing field) counts as undeclared (safe), and such a manifest entry as absent.
 applies(doc) if {
 	util.is_agent_pr(doc)
 	util.evidence_present(doc)

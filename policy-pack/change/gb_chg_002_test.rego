@@ -35,3 +35,21 @@ test_edge_declared_update_became_replace if {
 test_edge_human_pr_not_checked if {
 	count(rule.deny_results(f.human_input([f.change("aws:s3/bucket:Bucket", "b", "delete", "dev")]))) == 0
 }
+
+# A "|" inside a field never lets a declared entry stand for another change (keys are arrays, not joined text).
+test_edge_separator_in_a_field_declares_nothing_else if {
+	c := f.change("aws:s3/bucket:Bucket", "x|y", "delete", "dev")
+	lookalike := object.union(expected(c), {"type": "aws:s3/bucket:Bucket|x", "name": "y"})
+	inp := f.with_evidence(f.agent_input([c]), {"expected_changes": [lookalike]})
+	some d in rule.deny_results(inp)
+	d.action == "delete"
+}
+
+# A change missing a key field is undeclared even when every other key matches one for one.
+test_edge_change_without_a_name_is_undeclared if {
+	c := f.change("aws:s3/bucket:Bucket", "b", "delete", "dev")
+	unnamed := object.remove(f.change("aws:s3/bucket:Bucket", "c", "delete", "dev"), {"name"})
+	inp := f.with_evidence(f.agent_input([c, unnamed]), {"expected_changes": [expected(c)]})
+	count(rule.undeclared(inp)) == 1
+	rule.undeclared(inp)[0] == unnamed
+}

@@ -20,3 +20,11 @@ test_warn_declared_not_planned if {
 test_edge_no_manifest if {
 	count(rule.warn_results(f.agent_input([]))) == 0
 }
+
+# The lookalike entry of GB-CHG-002's separator test is reported as not planned.
+test_edge_separator_in_a_field_is_not_planned if {
+	c := f.change("aws:s3/bucket:Bucket", "x|y", "delete", "dev")
+	lookalike := {"project": "app", "stack": "dev", "type": "aws:s3/bucket:Bucket|x", "name": "y", "action": "delete"}
+	inp := f.with_evidence(f.agent_input([c]), {"expected_changes": [lookalike]})
+	count(rule.warn_results(inp)) == 1
+}

@@ -2,7 +2,7 @@
 # title: Intent manifest keys
 # description: >-
 #   The planned changes and the declared expected_changes of an agent PR as sorted key lists
-#   ("project|stack|type|name|action"), shared by GB-CHG-002 and GB-CHG-003. The input's lists are
+#   ([project, stack, type, name, action]), shared by GB-CHG-002 and GB-CHG-003. The input's lists are
 #   complete rules, so one query of the change area builds each list once (rego-cpp 1.5.2 memoises
 #   complete rules, not function calls).
 package glassbox.lib.manifest
@@ -11,24 +11,41 @@ import rego.v1
 
 import data.glassbox.lib.util
 
-# concat fails on a non-string field, leaving the key undefined: such a change then counts as
-# undeclared (safe), and such a manifest entry as absent.
-mf_key(x) := concat("|", [x.project, x.stack, x.type, x.name, x.action])
+# A change's or a manifest entry's key: its five fields as an array, compared value by value. No separator
+# is involved, so no two different rows share a key however their fields are spelt (a key joined with "|" let
+# a declared type "T|x" named "y" stand for an undeclared change of type T named "x|y"). A missing field
+# leaves the key undefined: such a change then counts as undeclared (safe), and such an entry as absent.
+mf_key(x) := [x.project, x.stack, x.type, x.name, x.action]
 
-# mf_key written out inline: these run once per change, and a function call costs regorus about as much
-# as the concat itself.
-mf_declared(doc) := sort([concat("|", [e.project, e.stack, e.type, e.name, e.action]) |
-	some e in util.as_list(object.get(doc.evidence, "expected_changes", []))
-])
+# mf_key written out inline: these run once per row, and building the array costs OPA a fraction of what
+# joining the five strings did.
+mf_declared(doc) := sort([[e.project, e.stack, e.type, e.name, e.action] | some e in mf_expected(doc)])
 
-mf_planned(doc) := sort([concat("|", [c.project, c.stack, c.type, c.name, c.action]) | some c in util.changes(doc)])
+mf_planned(doc) := sort([[c.project, c.stack, c.type, c.name, c.action] | some c in util.changes(doc)])
 
-# Changes whose key is not declared. Fast path: when the sorted lists are equal nothing is undeclared;
-# rego-cpp 1.5.2 scans on every membership test, so the join runs only when they differ.
-mf_undeclared(changes, ps, ds) := [c | ps != ds; some c in changes; not mf_key(c) in ds]
+# Rows whose key is not among the other side's keys. Fast path: when the sorted lists are equal and every row
+# of this side has a key, nothing is left over; rego-cpp 1.5.2 scans on every membership test, so the join
+# (over a set of keys, built once) runs only when they differ.
+mf_undeclared(changes, ps, ds) := mf_left_over(changes, ps, ds)
 
 # Manifest entries whose key is not planned (same fast path).
-mf_unplanned(expected, ps, ds) := [e | ps != ds; some e in expected; not mf_key(e) in ps]
+mf_unplanned(expected, ps, ds) := mf_left_over(expected, ds, ps)
+
+mf_left_over(rows, own, other) := [x |
+	not mf_settled(rows, own, other)
+	keys := {k | some k in other}
+	some x in rows
+	not mf_known(x, keys)
+]
+
+# A rule of its own, so that a row without a key is not known: OPA hoists a call out of `not f(x) in s`, which
+# then fails with the call instead of holding.
+mf_known(x, keys) if mf_key(x) in keys
+
+mf_settled(rows, own, other) if {
+	own == other
+	count(own) == count(rows)
+}
 
 mf_expected(doc) := util.as_list(object.get(doc.evidence, "expected_changes", []))
 

@@ -9,9 +9,9 @@ rule that reads a field the input never has: every object here is closed (``addi
 in-process OPA library does not process METADATA annotations, so that check runs with the ``opa`` executable.
 
 Provenance (I12): each stack's, resource's and change's ``environment`` comes from the registry's estate at the
-base commit (``environment_source`` says so); the head's own label is carried beside it as
-``environment_in_head``, for reading only. Free text (rationale prose, PR body, commit messages) never enters the
-input (I8): the evidence appears as structured fields and digests.
+base commit. The stack says so once, for all its rows (``environment_source``), and carries the head's own label
+beside it as ``environment_in_head``, for reading only. Free text (rationale prose, PR body, commit messages) never
+enters the input (I8): the evidence appears as structured fields and digests.
 """
 
 from __future__ import annotations
@@ -37,31 +37,31 @@ NO_PLAN = "sha256:" + "0" * 64
 UNREGISTERED = "unregistered stack: treated as prod"
 
 
-class Anchored(Record):
-    """A stack's environment class with its provenance."""
+ANCHORED = "From the registry's estate at the base commit; unregistered → prod."
 
-    environment: str = Field(description="From the registry's estate at the base commit; unregistered → prod.")
+
+class StackInput(Record):
+    """A touched stack: its environment class with the provenance every resource and change of it shares."""
+
+    project: str
+    stack: str
+    environment: str = Field(description=ANCHORED)
     environment_source: Literal["registry", "unregistered stack: treated as prod"]
     environment_in_head: str | None = Field(
         default=None, description="The label the head's own stack config claims; for reading only, never a control."
     )
 
 
-class StackInput(Anchored):
-    project: str
-    stack: str
+class ResourceInput(Resource):
+    """A resource of a touched stack at head; its environment's provenance is its stack's."""
+
+    environment: str = Field(description=ANCHORED)
 
 
-class ResourceInput(Resource, Anchored):
-    """A resource of a touched stack at head."""
+class ChangeInput(ResourceChange):
+    """One planned change (create, update, delete, replace) with both sides' inputs; provenance as its stack's."""
 
-    environment: str = Field(description="From the registry's estate at the base commit; unregistered → prod.")
-
-
-class ChangeInput(ResourceChange, Anchored):
-    """One planned change (create, update, delete, replace) with both sides' inputs."""
-
-    environment: str = Field(description="From the registry's estate at the base commit; unregistered → prod.")
+    environment: str = Field(description=ANCHORED)
 
 
 class PlanInput(Record):
@@ -172,6 +172,14 @@ def _anchored(registry: Registry, project: str, stack: str, in_head: str | None)
     return {"environment": environment, "environment_source": source, "environment_in_head": in_head}
 
 
+def _row_environments(registry: Registry, plan: Plan | None) -> dict[tuple[str, str], dict[str, str]]:
+    """Each stack's anchored ``environment`` for its resources and changes, looked up once per stack."""
+    if plan is None:
+        return {}
+    stacks = {(r.project, r.stack) for r in plan.resources} | {(c.project, c.stack) for c in plan.changes}
+    return {(p, s): {"environment": anchored_environment(registry, p, s)[0]} for p, s in stacks}
+
+
 def evidence_input(record: EvidenceRecord | None, digest_verified: bool) -> EvidenceInput | NoEvidence:
     if record is None:
         return NoEvidence()
@@ -239,15 +247,15 @@ def build_policy_input(
         registry=RegistryInput(agent=agent, governance_paths=list(GOVERNANCE_PATHS)),
         now=now.astimezone(UTC).isoformat(),
     ).model_dump(mode="json", exclude={"index"})
+    anchored = _row_environments(registry, plan)
     doc["plan"]["resources"] = [
-        r.model_dump(mode="json") | _anchored(registry, r.project, r.stack, r.environment)
-        for r in (plan.resources if plan else [])
+        r.model_dump(mode="json") | anchored[r.project, r.stack] for r in (plan.resources if plan else [])
     ]
     # both sides as the plan holds them (JSON already): no copy of every input of every change
     doc["changes"] = [
         c.model_dump(mode="json", exclude={"before", "after"})
         | {"before": c.before, "after": c.after}
-        | _anchored(registry, c.project, c.stack, c.environment)
+        | anchored[c.project, c.stack]
         for c in (plan.changes if plan else [])
     ]
     return doc

@@ -29,8 +29,6 @@ def resource(
         "protect": False,
         "dependencies": [],
         "inputs": inputs,
-        "environment_source": "registry",
-        "environment_in_head": env,
     }
 
 
@@ -47,8 +45,6 @@ def change(res: dict[str, Any], action: str = "create", changed: list[dict[str, 
         "changed": changed or [],
         "before": None if action == "create" else res["inputs"],
         "after": None if action == "delete" else res["inputs"],
-        "environment_source": res.get("environment_source", "registry"),
-        "environment_in_head": res.get("environment_in_head", res["environment"]),
     }
 
 

@@ -75,6 +75,7 @@ import bot.check.evaluate as check_module  # noqa: E402
 from bot.check.ci import attest_and_record  # noqa: E402
 from bot.check.evaluate import CheckRequest, CheckResult, run_check  # noqa: E402
 from bot.check.services import CheckServices  # noqa: E402
+from bot.entry import describe_go_gc, start_with_go_gc  # noqa: E402
 from bot.plan.cache import PlanCache  # noqa: E402
 from bot.plan.terraform import to_terraform_plan  # noqa: E402
 from bot.policy.checkov import CheckovWorker, checkov_python, load_policy, worker_environment  # noqa: E402
@@ -458,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         f"cpus {os.cpu_count()}, checkov python {checkov_python()}, the check's rego engine {make_engine(pack).name}"
         f"; Rego-only figures: {engine.name} and {fast.name if fast else 'regorus (not installed)'}"
     )
+    print(describe_go_gc())
 
     # The policy input each check built, captured on its way into the Rego engine.
     captured: list[dict[str, Any]] = []
@@ -624,4 +626,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    start_with_go_gc()  # as the glassbox command starts: the embedded OPA's Go collector target (bot/entry.py)
     raise SystemExit(main())

@@ -58,6 +58,7 @@ from bench_check import PREFLIGHT_UNITS, PROGRAM, _config  # noqa: E402
 import bot.check.evaluate as evaluate  # noqa: E402
 import bot.check.preflight as preflight  # noqa: E402
 import bot.mcp_server as mcp_server  # noqa: E402
+from bot.entry import describe_go_gc, start_with_go_gc  # noqa: E402
 from bot.forge.server import init_forge, load_tokens, start_forge  # noqa: E402
 from bot.forge.server.app import repo_path  # noqa: E402
 from bot.forge.settings import ForgeSettings  # noqa: E402
@@ -294,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         f"--touched {args.touched}"
     )
     print(f"cpus {os.cpu_count()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(describe_go_gc())
     instrument()
     medians: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="glassbox-bench-preflight-") as scratch:
@@ -368,4 +370,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    start_with_go_gc()  # as the glassbox command starts: the embedded OPA's Go collector target (bot/entry.py)
     raise SystemExit(main())

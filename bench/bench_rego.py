@@ -17,7 +17,9 @@ inputs given with ``--inputs`` (JSON files, e.g. written by
 
 Run: ``.venv/bin/python bench/bench_rego.py [--sizes 10,100,1000] [--iam-policies 250] [--repeat 5]
 [--engines opa,regopy,regorus] [--inputs DIR] [--baseline 7ef044e05155febdafe7c9b66f8e78327c318b87]``.
-Figures are min / median of ``--repeat`` runs. A bench, not a test: it asserts nothing.
+Figures are min / median of ``--repeat`` runs. The bench starts itself as the ``glassbox`` command does, with
+the embedded OPA's Go collector at ``GOGC=200`` unless ``GOGC`` is set (``bot/entry.py``), and prints the
+setting and its own peak memory. A bench, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from resource import RUSAGE_SELF, getrusage
 from typing import Any
 
 import git
@@ -37,6 +40,7 @@ import git
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bot.entry import describe_go_gc, start_with_go_gc  # noqa: E402
 from bot.policy.engines.input import prepare_input  # noqa: E402
 from bot.policy.engines.opa_embedded import EmbeddedOpaEngine  # noqa: E402
 from bot.policy.engines.regopy import RegopyEngine, rego_input  # noqa: E402
@@ -156,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             doc = json.loads(file.read_text(encoding="utf-8"))
             docs.append((file.stem, doc, len(doc["plan"]["resources"])))
 
+    print(describe_go_gc())
     with tempfile.TemporaryDirectory(prefix="glassbox-bench-rego-") as tmp:
         pack = load_pack(REPO_ROOT / "policy-pack")
         wanted = [e for e in args.engines.split(",") if e]
@@ -204,8 +209,10 @@ def main(argv: list[str] | None = None) -> int:
                 for label, other in evaluations[1:]:
                     same = first.model_copy(update=neutral) == other.model_copy(update=neutral)
                     print(f"    {label} identical to {first_label}: {'yes' if same else 'NO'}")
+    print(f"\nmax RSS of this process: {getrusage(RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 
 
 if __name__ == "__main__":
+    start_with_go_gc()  # as the glassbox command starts: the embedded OPA's Go collector target (bot/entry.py)
     raise SystemExit(main())

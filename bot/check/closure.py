@@ -104,7 +104,7 @@ OFF_VALUES = frozenset({"off", "0", "false", "no"})
 # The digest of every policy module (lib included, tests not) of the pack whose rules were read for this module:
 # which results are per resource of `plan.resources` (ESTATE_RULES), which joins they make (the companion join,
 # REGO_REACH), and that nothing else reads `plan.resources`. Any other pack is evaluated in full.
-REVIEWED_POLICY = "sha256:1fcadbd5f72937dfdfd3c85b3a8d0f768dedc06fedc0d48c12042762df1e6b2e"
+REVIEWED_POLICY = "sha256:c58dc374395f37830ff310ea275266567a8343b5478c265fe35321ca69e70ffd"
 # Rules whose results are each about one resource of plan.resources (its URN is the result's resource) and read
 # that resource alone, or, for buckets, also the companions that name it.
 ESTATE_RULES = frozenset(

@@ -20,8 +20,8 @@ import rego.v1
 import data.glassbox.lib.manifest
 import data.glassbox.lib.util
 
-# Keys are lib.manifest's mf_key, the five fields compared as an array: a change whose key is undefined (a
-# missing field) counts as undeclared (safe), and such a manifest entry as absent.
+# Keys are lib.manifest's mf_key: a change whose key is undefined (a missing or non-string field, or a "|" in
+# one) counts as undeclared (safe), and such a manifest entry as not planned (GB-CHG-003).
 applies(doc) if {
 	util.is_agent_pr(doc)
 	util.evidence_present(doc)

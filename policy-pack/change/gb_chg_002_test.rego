@@ -36,7 +36,7 @@ test_edge_human_pr_not_checked if {
 	count(rule.deny_results(f.human_input([f.change("aws:s3/bucket:Bucket", "b", "delete", "dev")]))) == 0
 }
 
-# A "|" inside a field never lets a declared entry stand for another change (keys are arrays, not joined text).
+# A "|" inside a field never lets a declared entry stand for another change whose fields join to the same text.
 test_edge_separator_in_a_field_declares_nothing_else if {
 	c := f.change("aws:s3/bucket:Bucket", "x|y", "delete", "dev")
 	lookalike := object.union(expected(c), {"type": "aws:s3/bucket:Bucket|x", "name": "y"})
@@ -52,4 +52,11 @@ test_edge_change_without_a_name_is_undeclared if {
 	inp := f.with_evidence(f.agent_input([c, unnamed]), {"expected_changes": [expected(c)]})
 	count(rule.undeclared(inp)) == 1
 	rule.undeclared(inp)[0] == unnamed
+}
+
+# A resource whose own name holds "|" cannot be declared: its delete is denied for a reviewer to judge.
+test_edge_name_holding_the_separator_is_undeclared if {
+	c := f.change("aws:s3/bucket:Bucket", "x|y", "delete", "dev")
+	inp := f.with_evidence(f.agent_input([c]), {"expected_changes": [expected(c)]})
+	count(rule.deny_results(inp)) == 1
 }

@@ -2,10 +2,11 @@
 
 GB-CHG-002 denies an undeclared delete or replace on an agent PR; GB-CHG-003 warns about a declared change the
 plan does not make. Both compare each change's (project, stack, type, name, action) with the entries of the
-agent's ``expected_changes``. When that tuple was compared as one string joined with ``|``, an agent whose
-program names a resource ``x|y`` could declare the type ``<type>|x`` and the name ``y``: a declaration of a
-resource that does not exist, matching the real delete letter for letter. Neither rule fired, and the
-reviewer read a manifest that did not describe the change. The pack now compares the five fields as a tuple.
+agent's ``expected_changes``, as one text joined with ``|``. An agent whose program names a resource ``x|y``
+could declare the type ``<type>|x`` and the name ``y``: a declaration of a resource that does not exist, whose
+text matched the real delete letter for letter. Neither rule fired, and the reviewer read a manifest that did
+not describe the change. Now a row whose fields hold ``|`` has no key: such a change is undeclared and such an
+entry not planned, whatever it is matched with.
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ def test_a_lookalike_entry_does_not_declare_a_delete_whose_name_holds_the_separa
 
 
 @pytest.mark.parametrize("engine_name", ["opa", "regopy", "regorus"])
-def test_the_honest_entry_still_declares_it(engine_name: str) -> None:
+def test_a_name_holding_the_separator_cannot_be_declared_at_all(engine_name: str) -> None:
     honest = {"project": "app", "stack": "dev", "type": BUCKET, "name": "x|y", "action": "delete"}
-    assert _findings(engine_name, [honest]) == {}
+    assert _findings(engine_name, [honest]) == {
+        "GB-CHG-002 deny": [f"undeclared delete of {BUCKET} x|y in app/dev"],
+        "GB-CHG-003 warn": [f"declared delete of {BUCKET} x|y in app/dev is not in the plan"],
+    }
+
+
+@pytest.mark.parametrize("engine_name", ["opa", "regopy", "regorus"])
+def test_an_ordinary_name_is_declared_as_before(engine_name: str) -> None:
+    entry = {"project": "app", "stack": "dev", "type": BUCKET, "name": "logs", "action": "delete"}
+    assert _findings(engine_name, [entry], name="logs") == {}

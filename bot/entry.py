@@ -4,8 +4,8 @@ The default Rego engine is OPA's Go evaluator in process (``libopabridge.so``, `
 Its Go runtime reads ``GOGC`` once, when the library loads, and only from the environment the process was started
 with: it reads the block that follows ``argv``, which ``os.environ`` never changes. Every evaluation turns the
 policy input into OPA's values (about a megabyte and 80,000 values for 1,000 resources) and drops them; at Go's
-default of 100 the collector runs several times per evaluation, and ``GOGC=200`` takes about a fifth off an
-evaluation of 1,000 resources for some 35-50 MB more peak memory (``bench/bench_rego.py`` prints both).
+default of 100 the collector runs several times per evaluation, and ``GOGC=200`` takes a tenth to a fifth off an
+evaluation of 1,000 resources for 30-50 MB more peak memory (``bench/bench_rego.py`` prints both).
 
 So, before anything else is imported, the command starts itself once more, the same interpreter with the same
 arguments, with ``GOGC`` set to :data:`GO_GC_PERCENT`. A ``GOGC`` already in the environment (any value, ``off``

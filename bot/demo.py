@@ -291,7 +291,7 @@ def run_demo(source: Path, root: Path, say: Say) -> list[Scenario]:
             world, "branch protection restored after the incident", "  an administrator restores protection: {}"
         )
         scenarios += _direct_push(world)
-        scenarios += _audit(world, next(s.correlation_id for s in scenarios if s.correlation_id))
+        scenarios += _audit(world, first_correlation_id(scenarios))
         report = world.ledger.verify(world.ledger_keys())
         scenarios.append(
             Scenario(
@@ -470,6 +470,11 @@ def _direct_push(world: DemoWorld) -> list[Scenario]:
         _refusal(s, exc, "refused")
         world.say(f"  refused: {exc.reasons[0]}")
     return [s]
+
+
+def first_correlation_id(scenarios: list[Scenario]) -> str | None:
+    """The first decision the demo made (the one its audit scenario shows, and the command's hint names)."""
+    return next((s.correlation_id for s in scenarios if s.correlation_id), None)
 
 
 def _audit(world: DemoWorld, correlation_id: str | None) -> list[Scenario]:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.commands._common import OutputFormat, OutputOption, console, emit, styled
-from bot.demo import run_demo
+from bot.demo import first_correlation_id, run_demo
 from bot.errors import Denied, UserError
 
 
@@ -58,10 +58,9 @@ def demo(
             table.add_row(s.name, s.expected, styled("[" + mark + "]{}[/]", s.actual), s.correlation_id or "-")
         c.print(table)
         c.print(f"finished in {elapsed:.0f} s; summary in {workdir}/summary.json, ledger in {workdir}/ledger.jsonl")
-        c.print(
-            f"try: {_glassbox_command()} ledger show --ledger {workdir}/ledger.jsonl "
-            f"--correlation-id {scenarios[0].correlation_id}"
-        )
+        first = first_correlation_id(scenarios)
+        if first:
+            c.print(f"try: {_glassbox_command()} ledger show --ledger {workdir}/ledger.jsonl --correlation-id {first}")
 
     emit(data, output, render)
     wrong = [s for s in scenarios if s.actual != s.expected]
